@@ -1,0 +1,176 @@
+"""The Keyring: the only holder of key material in the broker (DESIGN.md §3, invariants 5, 6)."""
+
+from __future__ import annotations
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from keys import fields, pseudonyms
+from keys.datakeys import DataKey, WrappedHeader, WrappedKey
+from keys.errors import DecryptionError, DevelopmentKeyringError
+from keys.fields import EncryptedValue, FieldContext
+from keys.idnumbers import normalise_national_id
+from keys.keyring_document import check_key_name
+from keys.providers import KeyProvider, Purpose, RootKey
+from keys.pseudonyms import PseudonymKey
+from keys.signing import signing_key_from_seed
+from keys.suites import Suite
+
+DEFAULT_CACHE_SIZE = 4096
+
+
+class Keyring:
+    """Data keys, field encryption, pseudonyms and the audit signing key, over one provider.
+
+    Unwrapped data keys are cached (bounded, first-in first-out, keyed by the wrapped bytes) so
+    a pull does not re-unwrap and rebuild cipher objects per field; `forget` drops one at
+    erasure. Pseudonym keys are resolved once per purpose, agreement and version; after
+    rotating a purpose key in this process call `refresh()` (another process: restart).
+    """
+
+    def __init__(
+        self,
+        provider: KeyProvider,
+        suite: Suite = Suite.INTL,
+        *,
+        production: bool = False,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+    ) -> None:
+        if production and provider.is_development:
+            raise DevelopmentKeyringError(
+                "this keyring was generated for development; production mode refuses it"
+            )
+        self.provider = provider
+        self.suite = suite
+        self._audit_key_name = provider.audit_key_name
+        # plain dicts: single operations are atomic under the GIL, so no lock on the hot path
+        self._cache: dict[bytes, DataKey] = {}
+        self._cache_size = cache_size
+        # keyed by (purpose value, scope, version): str keys hash in C, Enum members do not
+        self._pseudonym_keys: dict[tuple[str, str, int | None], PseudonymKey] = {}
+        self._case_keys: dict[tuple[str, int | None], PseudonymKey] = {}
+
+    @property
+    def is_development(self) -> bool:
+        return self.provider.is_development
+
+    # -- data keys ------------------------------------------------------------------------
+    def current_root(self) -> RootKey:
+        return self.provider.root_key(self.suite)
+
+    def new_data_key(self, version: int = 1) -> tuple[DataKey, WrappedKey]:
+        key = DataKey.generate(self.suite, version)
+        return key, self.wrap(key)
+
+    def wrap(self, key: DataKey, root: RootKey | None = None) -> WrappedKey:
+        root = root or self.current_root()
+        header = WrappedHeader(
+            root.suite, root.key_id, root.version, key.suite, key.key_id, key.version
+        )
+        header_bytes = header.to_bytes()
+        return WrappedKey(header_bytes + root.wrap(key.material(), header_bytes))
+
+    def unwrap(self, wrapped: WrappedKey) -> DataKey:
+        cached = self._cache.get(wrapped.data)
+        if cached is not None:
+            return cached
+        key = self._unwrap_uncached(wrapped)
+        cache = self._cache
+        if len(cache) >= self._cache_size:
+            cache.pop(next(iter(cache), b""), None)
+        cache[wrapped.data] = key
+        return key
+
+    def _unwrap_uncached(self, wrapped: WrappedKey) -> DataKey:
+        h = wrapped.header
+        root = self.provider.root_key(h.kek_suite, h.kek_id, h.kek_version)
+        material = root.unwrap(wrapped.blob, wrapped.header_bytes)
+        try:
+            return DataKey(h.data_key_id, h.data_key_version, h.data_suite, material)
+        except Exception:
+            raise DecryptionError() from None
+
+    def rewrap(self, wrapped: WrappedKey) -> WrappedKey:
+        """The same data key wrapped under the current root key (root-key rotation)."""
+        return self.wrap(self._unwrap_uncached(wrapped))
+
+    def needs_rewrap(self, wrapped: WrappedKey) -> bool:
+        root = self.current_root()
+        h = wrapped.header
+        return (h.kek_id, h.kek_version, h.kek_suite) != (root.key_id, root.version, root.suite)
+
+    def forget(self, wrapped: WrappedKey) -> None:
+        """Drop an unwrapped key from memory (crypto-shredding, rotation)."""
+        self._cache.pop(wrapped.data, None)
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
+
+    def refresh(self) -> None:
+        """Forget every cached key, so the provider's current versions are read again."""
+        self._cache.clear()
+        self._pseudonym_keys.clear()
+        self._case_keys.clear()
+
+    # -- fields ---------------------------------------------------------------------------
+    def encrypt_field(
+        self, data_key: DataKey, plaintext: str, context: FieldContext
+    ) -> EncryptedValue:
+        return fields.encrypt(data_key, plaintext, context)
+
+    # The hot path of a pull: bound straight to the cipher function, no extra call layer.
+    decrypt_field = staticmethod(fields.decrypt)
+
+    # Several columns of one row at once (a pull): row framing computed once per row.
+    #   decrypt_row(data_key, table, row_id, {column: EncryptedValue}) -> {column: plaintext}
+    decrypt_row = staticmethod(fields.decrypt_row)
+
+    # -- pseudonyms -----------------------------------------------------------------------
+    def _key(self, purpose: Purpose, scope: str, version: int | None) -> PseudonymKey:
+        key = self._pseudonym_keys.get((purpose.value, scope, version))
+        if key is None:
+            secret = self.provider.secret(purpose, version)
+            if purpose is Purpose.CASE_PSEUDONYM:
+                key = pseudonyms.agreement_key(self.suite, secret.material, scope)
+            else:
+                label = b"exchange/" + purpose.value.encode("ascii") + b"/v1"
+                key = pseudonyms.purpose_key(self.suite, secret.material, label)
+            self._pseudonym_keys[(purpose.value, scope, version)] = key
+        return key
+
+    def case_key(self, agreement_id: str, version: int | None = None) -> PseudonymKey:
+        """The agreement's HMAC key object; hold it across a page to skip the lookups."""
+        key = self._case_keys.get((agreement_id, version))
+        if key is None:
+            key = self._key(Purpose.CASE_PSEUDONYM, agreement_id, version)
+            self._case_keys[(agreement_id, version)] = key
+        return key
+
+    def case_reference(
+        self, agreement_id: str, resident_id: str, version: int | None = None
+    ) -> str:
+        key = self._case_keys.get((agreement_id, version)) or self.case_key(agreement_id, version)
+        return pseudonyms.encode_reference(key.digest(resident_id))
+
+    def blind_index(self, national_id: str, version: int | None = None) -> str:
+        key = self._key(Purpose.BLIND_INDEX, "", version)
+        return pseudonyms.blind_index(key, normalise_national_id(national_id))
+
+    def audit_pseudonym(self, resident_id: str, version: int | None = None) -> str:
+        key = self._key(Purpose.AUDIT_PSEUDONYM, "", version)
+        return pseudonyms.audit_pseudonym(key, resident_id)
+
+    # -- audit signing --------------------------------------------------------------------
+    def audit_signing_key(self, version: int | None = None) -> Ed25519PrivateKey:
+        return signing_key_from_seed(self.provider.secret(Purpose.AUDIT_SIGNING, version).material)
+
+    @property
+    def audit_key_name(self) -> str:
+        return self._audit_key_name
+
+    @audit_key_name.setter
+    def audit_key_name(self, name: str) -> None:
+        check_key_name(name)
+        self._audit_key_name = name
+
+    def __repr__(self) -> str:
+        return f"Keyring(suite={self.suite.value}, development={self.is_development})"
