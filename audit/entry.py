@@ -1,0 +1,384 @@
+"""Audit entries and their canonical RFC 8785 encoding (the bytes the Merkle tree commits to).
+
+An entry names who did what to which pseudonymous subjects under which agreement, purpose,
+policy and consents, and which fields were disclosed or withheld - by *name*, never by value.
+Every identifier is checked against a strict alphabet and refused if it looks like a national ID
+or mobile number, so personal values cannot slip into the log.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import rfc8785
+
+from audit.errors import EntryError
+
+FORMAT_VERSION: Final = 1
+ROLES: Final = frozenset({"office_admin", "community_cadre", "contractor", "auditor", "system"})
+RESULTS: Final = frozenset({"ok", "denied", "error"})
+
+_NAME = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*\Z")
+# base64url pseudonyms (keys/) may begin with "-" or "_"
+_IDENT = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9._:/+=\-]{0,127}\Z")
+# Shapes of personal identifiers that must never become an audit identifier.
+_PERSONAL = (re.compile(r"\d{17}[\dXx]\Z"), re.compile(r"1[3-9]\d{9}\Z"))
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+class Action:
+    """Well-known actions (any dotted lower-case name is accepted)."""
+
+    DISCLOSE: Final = "case.disclose"
+    REVEAL: Final = "case.reveal"
+    TOMBSTONE: Final = "case.tombstone"
+    DELETION_ACK: Final = "case.deletion_ack"
+    CONSENT_RECORD: Final = "consent.record"
+    KEY_CREATE: Final = "key.create"
+    KEY_ROTATE: Final = "key.rotate"
+    KEY_DESTROY: Final = "key.destroy"
+    AUDIT_READ: Final = "audit.read"
+
+
+def _name(value: object, what: str) -> str:
+    if not isinstance(value, str) or len(value) > 64 or not _NAME.match(value):
+        raise EntryError(f"{what} must be a dotted lower-case name")
+    return value
+
+
+def _ident(value: object, what: str) -> str:
+    if not isinstance(value, str) or not _IDENT.match(value):
+        raise EntryError(f"{what} must be an identifier of 1-128 characters [A-Za-z0-9._:/+=-]")
+    if any(p.match(value) for p in _PERSONAL):
+        raise EntryError(f"{what} looks like a personal identifier and is refused")
+    return value
+
+
+def _opt_ident(value: object, what: str) -> str | None:
+    return None if value is None else _ident(value, what)
+
+
+def _names(values: Iterable[object], what: str) -> tuple[str, ...]:
+    out = tuple(_name(v, what) for v in values)
+    if len(set(out)) != len(out):
+        raise EntryError(f"{what} lists a name twice")
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    id: str
+    role: str
+
+    def __post_init__(self) -> None:
+        _ident(self.id, "actor.id")
+        if self.role not in ROLES:
+            raise EntryError(f"actor.role must be one of {sorted(ROLES)}")
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRef:
+    """The policy identity the decision was made under."""
+
+    id: str
+    version: str
+    digest: str
+
+    def __post_init__(self) -> None:
+        _ident(self.id, "policy.id")
+        _ident(self.version, "policy.version")
+        _ident(self.digest, "policy.digest")
+
+
+@dataclass(frozen=True, slots=True)
+class Withheld:
+    field: str
+    reason: str
+
+    def __post_init__(self) -> None:
+        _name(self.field, "withheld.field")
+        _name(self.reason, "withheld.reason")
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """One resident touched by the action, by audit pseudonym (never an identity)."""
+
+    pseudonym: str
+    case: str | None = None
+    disclosed: tuple[str, ...] = ()
+    withheld: tuple[Withheld, ...] = ()
+    consents: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _ident(self.pseudonym, "subject.pseudonym")
+        _opt_ident(self.case, "subject.case")
+        object.__setattr__(self, "disclosed", _names(self.disclosed, "subject.disclosed"))
+        object.__setattr__(self, "withheld", tuple(self.withheld))
+        if not all(isinstance(w, Withheld) for w in self.withheld):
+            raise EntryError("subject.withheld must hold Withheld values")
+        overlap = set(self.disclosed) & {w.field for w in self.withheld}
+        if overlap or len({w.field for w in self.withheld}) != len(self.withheld):
+            raise EntryError("a field is both disclosed and withheld, or withheld twice")
+        object.__setattr__(
+            self, "consents", tuple(_ident(c, "subject.consents") for c in self.consents)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class KeyEvent:
+    """A key lifecycle event: identity and type only, never key material."""
+
+    key_id: str
+    version: int
+    type: str
+
+    def __post_init__(self) -> None:
+        _ident(self.key_id, "key.id")
+        if isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 0:
+            raise EntryError("key.version must be a non-negative integer")
+        _name(self.type, "key.type")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    result: str = "ok"
+    reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.result not in RESULTS:
+            raise EntryError(f"outcome.result must be one of {sorted(RESULTS)}")
+        if self.reason is not None:
+            _name(self.reason, "outcome.reason")
+        if self.result != "ok" and self.reason is None:
+            raise EntryError("a denial or error must carry a reason code")
+
+
+OK: Final = Outcome()
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """What happened; the log assigns the index when it appends."""
+
+    time: datetime
+    actor: Actor
+    action: str
+    subjects: tuple[Subject, ...] = ()
+    agreement: str | None = None
+    purpose: str | None = None
+    policy: PolicyRef | None = None
+    key: KeyEvent | None = None
+    request_id: str | None = None
+    outcome: Outcome = field(default=OK)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.time, datetime) or self.time.utcoffset() is None:
+            raise EntryError("time must be a timezone-aware datetime")
+        object.__setattr__(self, "time", self.time.astimezone(UTC))
+        if not isinstance(self.actor, Actor):
+            raise EntryError("actor must be an Actor")
+        _name(self.action, "action")
+        object.__setattr__(self, "subjects", tuple(self.subjects))
+        if not all(isinstance(s, Subject) for s in self.subjects):
+            raise EntryError("subjects must hold Subject values")
+        _opt_ident(self.agreement, "agreement")
+        if self.purpose is not None:
+            _name(self.purpose, "purpose")
+        _opt_ident(self.request_id, "request_id")
+        if not isinstance(self.outcome, Outcome):
+            raise EntryError("outcome must be an Outcome")
+
+    @property
+    def pseudonyms(self) -> tuple[str, ...]:
+        return tuple(s.pseudonym for s in self.subjects)
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedEntry:
+    """An entry at its place in the log, with the exact bytes the tree commits to."""
+
+    index: int
+    entry: AuditEntry
+    canonical: bytes
+
+
+def format_time(t: datetime) -> str:
+    if t.utcoffset():
+        t = t.astimezone(UTC)
+    return (f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:"
+            f"{t.second:02d}.{t.microsecond:06d}Z")
+
+
+def to_json(index: int, entry: AuditEntry) -> dict[str, Any]:
+    """The JSON value of an entry at `index` (before canonicalisation)."""
+    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+        raise EntryError("index must be a non-negative integer")
+    p, k = entry.policy, entry.key
+    return {
+        "v": FORMAT_VERSION,
+        "index": index,
+        "time": format_time(entry.time),
+        "actor": {"id": entry.actor.id, "role": entry.actor.role},
+        "action": entry.action,
+        "agreement": entry.agreement,
+        "purpose": entry.purpose,
+        "policy": None if p is None else {"id": p.id, "version": p.version, "digest": p.digest},
+        "subjects": [
+            {
+                "pseudonym": s.pseudonym,
+                "case": s.case,
+                "disclosed": list(s.disclosed),
+                "withheld": [{"field": w.field, "reason": w.reason} for w in s.withheld],
+                "consents": list(s.consents),
+            }
+            for s in entry.subjects
+        ],
+        "key": None if k is None else {"id": k.key_id, "version": k.version, "type": k.type},
+        "request": entry.request_id,
+        "outcome": {"result": entry.outcome.result, "reason": entry.outcome.reason},
+    }
+
+
+def encode(index: int, entry: AuditEntry) -> bytes:
+    """Canonical RFC 8785 bytes of the entry at `index`.
+
+    Every string in an entry is validated to printable ASCII without quote or backslash, every
+    key is ASCII and every number an integer below 2**53; for such values RFC 8785 output is the
+    compact JSON below with keys in sorted order, written directly for speed.
+    `encode_reference` (the rfc8785 package) is the definition: property tests hold the two
+    equal and `decode` checks against it.
+    """
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < 2**53:
+        raise EntryError("index must be a non-negative integer below 2**53")
+    return _fast(index, entry).encode("ascii")
+
+
+def _s(value: str | None) -> str:
+    return "null" if value is None else f'"{value}"'
+
+
+def _strings(values: tuple[str, ...]) -> str:
+    return "[" + ",".join(f'"{v}"' for v in values) + "]"
+
+
+def _fast(index: int, e: AuditEntry) -> str:
+    # Keys in RFC 8785 order (ASCII sort) at every level.
+    p, k, o = e.policy, e.key, e.outcome
+    policy = "null" if p is None else (
+        f'{{"digest":"{p.digest}","id":"{p.id}","version":"{p.version}"}}')
+    key = "null" if k is None else f'{{"id":"{k.key_id}","type":"{k.type}","version":{k.version}}}'
+    subjects = ",".join(
+        f'{{"case":{_s(s.case)},"consents":{_strings(s.consents)},'
+        f'"disclosed":{_strings(s.disclosed)},"pseudonym":"{s.pseudonym}","withheld":['
+        + ",".join(f'{{"field":"{w.field}","reason":"{w.reason}"}}' for w in s.withheld)
+        + "]}"
+        for s in e.subjects
+    )
+    return (
+        f'{{"action":"{e.action}","actor":{{"id":"{e.actor.id}","role":"{e.actor.role}"}},'
+        f'"agreement":{_s(e.agreement)},"index":{index},"key":{key},'
+        f'"outcome":{{"reason":{_s(o.reason)},"result":"{o.result}"}},"policy":{policy},'
+        f'"purpose":{_s(e.purpose)},"request":{_s(e.request_id)},"subjects":[{subjects}],'
+        f'"time":"{format_time(e.time)}","v":{FORMAT_VERSION}}}'
+    )
+
+
+def encode_reference(index: int, entry: AuditEntry) -> bytes:
+    """The same bytes through the rfc8785 package (slow, the definition)."""
+    if index >= 2**53:
+        raise EntryError("index is beyond the exactly representable range")
+    return bytes(rfc8785.dumps(to_json(index, entry)))
+
+
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise EntryError("duplicate key in entry JSON")
+    return out
+
+
+def _obj(value: object, what: str, keys: set[str]) -> dict[str, Any]:
+    if not isinstance(value, dict) or set(value) != keys:
+        raise EntryError(f"{what} must be an object with keys {sorted(keys)}")
+    return value
+
+
+def _list(value: object, what: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise EntryError(f"{what} must be a list")
+    return value
+
+
+_TOP = {"v", "index", "time", "actor", "action", "agreement", "purpose", "policy", "subjects",
+        "key", "request", "outcome"}
+
+
+def from_json(doc: object) -> tuple[int, AuditEntry]:
+    d = _obj(doc, "entry", _TOP)
+    if d["v"] != FORMAT_VERSION:
+        raise EntryError(f"unsupported entry format version {d['v']!r}")
+    index = d["index"]
+    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+        raise EntryError("index must be a non-negative integer")
+    try:
+        time = datetime.strptime(d["time"], _TIME_FORMAT).replace(tzinfo=UTC)
+    except (TypeError, ValueError):
+        raise EntryError("time must look like 2025-01-31T08:00:00.000000Z") from None
+    actor = _obj(d["actor"], "actor", {"id", "role"})
+    policy = d["policy"]
+    if policy is not None:
+        policy = _obj(policy, "policy", {"id", "version", "digest"})
+    key = d["key"]
+    if key is not None:
+        key = _obj(key, "key", {"id", "version", "type"})
+    outcome = _obj(d["outcome"], "outcome", {"result", "reason"})
+    subjects = []
+    for s in _list(d["subjects"], "subjects"):
+        s = _obj(s, "subject", {"pseudonym", "case", "disclosed", "withheld", "consents"})
+        withheld = tuple(
+            Withheld(**_obj(w, "withheld", {"field", "reason"}))
+            for w in _list(s["withheld"], "withheld")
+        )
+        subjects.append(Subject(
+            pseudonym=s["pseudonym"], case=s["case"],
+            disclosed=tuple(_list(s["disclosed"], "disclosed")), withheld=withheld,
+            consents=tuple(_list(s["consents"], "consents")),
+        ))
+    try:
+        entry = AuditEntry(
+            time=time,
+            actor=Actor(**actor),
+            action=d["action"],
+            subjects=tuple(subjects),
+            agreement=d["agreement"],
+            purpose=d["purpose"],
+            policy=None if policy is None else PolicyRef(**policy),
+            key=None if key is None else KeyEvent(key["id"], key["version"], key["type"]),
+            request_id=d["request"],
+            outcome=Outcome(**outcome),
+        )
+    except TypeError:
+        raise EntryError("entry has a value of the wrong type") from None
+    return index, entry
+
+
+def decode(data: bytes) -> LoggedEntry:
+    """Parse canonical entry bytes; refuse anything that does not re-encode to the same bytes."""
+    try:
+        doc = json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicates)
+    except (UnicodeDecodeError, ValueError) as exc:
+        if isinstance(exc, EntryError):
+            raise
+        raise EntryError("entry is not valid UTF-8 JSON") from None
+    index, entry = from_json(doc)
+    if encode_reference(index, entry) != data:
+        raise EntryError(f"entry {index} is not in canonical form")
+    return LoggedEntry(index, entry, data)

@@ -1,0 +1,124 @@
+"""Audit entry validation and the frozen canonical encoding."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+from datetime import datetime
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from audit.entry import (
+    Action,
+    Actor,
+    AuditEntry,
+    KeyEvent,
+    Outcome,
+    Subject,
+    Withheld,
+    decode,
+    encode,
+    encode_reference,
+)
+from audit.errors import EntryError
+from tests.audit.conftest import T0, disclosure
+
+GOLDEN_DISCLOSURE = (
+    b'{"action":"case.disclose","actor":{"id":"contractor-1","role":"contractor"},'
+    b'"agreement":"agr-1","index":7,"key":null,"outcome":{"reason":null,"result":"ok"},'
+    b'"policy":{"digest":"sha256-3f2a","id":"home_visit","version":"1"},'
+    b'"purpose":"home_visit","request":"req-7","subjects":[{"case":"cr_000007_0",'
+    b'"consents":["ce-7"],"disclosed":["address.room","resident.name"],'
+    b'"pseudonym":"ap_000007_0","withheld":[{"field":"episode.due_date",'
+    b'"reason":"no_consent"}]}],"time":"2025-03-01T08:00:07.000000Z","v":1}'
+)
+GOLDEN_KEY_EVENT = (
+    b'{"action":"key.rotate","actor":{"id":"admin-1","role":"office_admin"},"agreement":null,'
+    b'"index":0,"key":{"id":"kek","type":"root_kek","version":3},"outcome":{"reason":null,'
+    b'"result":"ok"},"policy":null,"purpose":null,"request":null,"subjects":[],'
+    b'"time":"2025-03-01T08:00:00.000000Z","v":1}'
+)
+
+
+def test_golden_disclosure() -> None:
+    data = encode(7, disclosure(7))
+    assert data == GOLDEN_DISCLOSURE
+    assert hashlib.sha256(b"\x00" + data).hexdigest() == (
+        hashlib.sha256(b"\x00" + GOLDEN_DISCLOSURE).hexdigest())
+    assert decode(data).entry == disclosure(7)
+
+
+def test_golden_key_event() -> None:
+    e = AuditEntry(T0, Actor("admin-1", "office_admin"), Action.KEY_ROTATE,
+                   key=KeyEvent("kek", 3, "root_kek"))
+    assert encode(0, e) == GOLDEN_KEY_EVENT
+
+
+def test_multi_subject_and_denial_round_trip() -> None:
+    many = disclosure(3, cases=5)
+    assert len(decode(encode(3, many)).entry.subjects) == 5
+    denial = AuditEntry(T0, Actor("c-1", "contractor"), "case.disclose",
+                        subjects=(Subject("ap_1"),), agreement="agr-1",
+                        outcome=Outcome("denied", "case_not_assigned"))
+    assert decode(encode(1, denial)).entry == denial
+    read = AuditEntry(T0, Actor("aud-1", "auditor"), Action.AUDIT_READ)
+    assert decode(encode(2, read)).entry == read
+
+
+@pytest.mark.parametrize("bad", [
+    lambda: Subject("370214199001011234"),  # a national ID number
+    lambda: Subject("13812345678"),  # a mobile number
+    lambda: Subject("李秀英"),  # a name
+    lambda: Subject("ap_1", disclosed=("resident.name", "resident.name")),
+    lambda: Subject("ap_1", disclosed=("Resident Name",)),
+    lambda: Subject("ap_1", disclosed=("resident.name",),
+                    withheld=(Withheld("resident.name", "no_consent"),)),
+    lambda: Actor("a", "root"),
+    lambda: Outcome("denied"),
+    lambda: AuditEntry(datetime(2025, 1, 1), Actor("a", "auditor"), "audit.read"),  # naive
+    lambda: KeyEvent("k", -1, "kek"),
+])
+def test_invalid_values_are_refused(bad) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(EntryError):
+        bad()
+
+
+@pytest.mark.parametrize("data", [
+    GOLDEN_DISCLOSURE.replace(b'"v":1}', b'"v":1 }'),  # not canonical
+    GOLDEN_DISCLOSURE.replace(b'"index":7', b'"index":7,"index":7'),  # duplicate key
+    GOLDEN_DISCLOSURE.replace(b'"v":1', b'"v":2'),
+    GOLDEN_DISCLOSURE.replace(b'"request":"req-7",', b''),
+    GOLDEN_DISCLOSURE.replace(b'"ap_000007_0"', b'"13812345678"'),
+    b"\xff",
+    b"[]",
+])
+def test_decode_refuses_non_canonical_or_invalid(data: bytes) -> None:
+    with pytest.raises(EntryError):
+        decode(data)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 2**40), st.integers(1, 4), st.integers(0, 10**9))
+def test_round_trip(index: int, cases: int, seconds: int) -> None:
+    e = disclosure(seconds % 1000, cases=cases)
+    e = replace(e, time=e.time.replace(microsecond=seconds % 10**6))
+    assert decode(encode(index, e)).entry == e
+
+
+_ident = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._:/+=\-]{0,20}", fullmatch=True).filter(
+    lambda s: not s.isdigit())
+_field = st.from_regex(r"[a-z][a-z0-9_]{0,8}(\.[a-z][a-z0-9_]{0,8})?", fullmatch=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**53 - 1), _ident, _ident, st.lists(_field, unique=True, max_size=4),
+       st.lists(_ident, max_size=3), st.one_of(st.none(), _ident))
+def test_fast_encoder_equals_rfc8785(index: int, pseudonym: str, actor: str,
+                                     fields: list[str], consents: list[str],
+                                     agreement: str | None) -> None:
+    e = AuditEntry(T0, Actor(actor, "contractor"), "case.disclose",
+                   subjects=(Subject(pseudonym, None, tuple(fields), (), tuple(consents)),),
+                   agreement=agreement, key=KeyEvent(actor, index % 1000, "data_key"))
+    assert encode(index, e) == encode_reference(index, e)

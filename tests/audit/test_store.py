@@ -1,0 +1,172 @@
+"""The SQL audit store on SQLite and PostgreSQL: append, proofs, checkpoints, search, export."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy.orm import Session, sessionmaker
+
+from audit.checkpoint import cosign, open_checkpoint
+from audit.entry import decode, encode
+from audit.errors import AppendError, CheckpointError, NotFoundError, ProofError
+from audit.merkle import leaf_hash, root_of, verify_consistency, verify_inclusion
+from audit.note import ALG_COSIGNATURE_V1, Signer
+from audit.store import AuditLog, EntryFilter, append, append_many
+from audit.verifier import verify_export
+from tests.audit.conftest import T0, disclosure
+
+pytestmark = pytest.mark.db
+
+
+def _fill(sessions: sessionmaker[Session], n: int, start: int = 0) -> None:
+    with sessions.begin() as s:
+        append_many(s, [disclosure(i) for i in range(start, start + n)])
+
+
+def test_append_assigns_gap_free_indexes_and_stores_canonical_bytes(
+        sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as s:
+        assert append(s, disclosure(0)) == 0
+        assert append_many(s, [disclosure(1), disclosure(2)]) == [1, 2]
+    with sessions() as s:
+        log = AuditLog(s)
+        assert log.size() == 3
+        data, leaf = log.leaf(2)
+        assert data == encode(2, disclosure(2)) and leaf == leaf_hash(data)
+        assert log.head().root == root_of([encode(i, disclosure(i)) for i in range(3)])
+
+
+def test_append_never_commits_and_rolls_back_with_the_caller(
+        sessions: sessionmaker[Session]) -> None:
+    with sessions() as s:
+        append(s, disclosure(0))
+        s.rollback()
+    with sessions() as s:
+        assert AuditLog(s).size() == 0
+        assert s.execute(sa.text("SELECT count(*) FROM audit_entries")).scalar() == 0
+
+
+def test_append_failure_raises_append_error(sessions: sessionmaker[Session]) -> None:
+    with sessions() as s:
+        s.execute(sa.text("DROP TABLE audit_subjects"))
+        with pytest.raises(AppendError):
+            append(s, disclosure(0))
+        s.rollback()
+
+
+@pytest.mark.parametrize("stmt", [
+    "UPDATE audit_entries SET action = 'x' WHERE idx = 0",
+    "DELETE FROM audit_entries WHERE idx = 0",
+    "DELETE FROM audit_subjects",
+    "UPDATE audit_head SET size = 0",
+    "DELETE FROM audit_head",
+])
+def test_database_refuses_rewrites(sessions: sessionmaker[Session], stmt: str) -> None:
+    _fill(sessions, 2)
+    with sessions() as s, pytest.raises(sa.exc.DatabaseError):
+        s.execute(sa.text(stmt))
+        s.flush()
+    with sessions() as s:
+        assert AuditLog(s).size() == 2
+
+
+def test_truncate_refused_on_postgresql(database_url: str,
+                                        sessions: sessionmaker[Session]) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("TRUNCATE exists only on PostgreSQL")
+    _fill(sessions, 1)
+    with sessions() as s, pytest.raises(sa.exc.DatabaseError):
+        s.execute(sa.text("TRUNCATE audit_entries CASCADE"))
+
+
+def test_proofs_from_stored_hashes_verify(sessions: sessionmaker[Session]) -> None:
+    _fill(sessions, 37)
+    _fill(sessions, 1, start=37)
+    leaves = [encode(i, disclosure(i)) for i in range(38)]
+    with sessions() as s:
+        log = AuditLog(s)
+        for size in (1, 2, 5, 16, 17, 38):
+            root = log.root(size)
+            assert root == root_of(leaves[:size])
+            for index in {0, size // 2, size - 1}:
+                p = log.inclusion_proof(index, size)
+                verify_inclusion(index, size, leaf_hash(leaves[index]), p.hashes, root)
+            for first in {1, size // 3 or 1, size}:
+                c = log.consistency_proof(first, size)
+                verify_consistency(first, size, log.root(first), root, c.hashes)
+        j = log.consistency_proof(3, 38).to_json()
+        assert j["first"] == 3 and all(len(base64.b64decode(h)) == 32 for h in j["hashes"])
+        with pytest.raises(NotFoundError):
+            log.inclusion_proof(0, 39)
+        with pytest.raises(ProofError):
+            log.inclusion_proof(38, 38)
+        with pytest.raises(ProofError):
+            log.consistency_proof(0, 5)
+
+
+def test_checkpoints_are_signed_stored_and_cosigned(sessions: sessionmaker[Session],
+                                                    signer: Signer) -> None:
+    _fill(sessions, 5)
+    with sessions.begin() as s:
+        log = AuditLog(s, signer=signer)
+        assert log.latest_checkpoint() is None
+        stored = log.issue_checkpoint()
+        assert log.issue_checkpoint() == stored  # idempotent per size
+    cp, _ = open_checkpoint(stored.note, signer.verifier)
+    assert cp.size == 5
+    witness = Signer("witness.example", Ed25519PrivateKey.generate(), ALG_COSIGNATURE_V1)
+    cosigned = stored.note + cosign(cp.body(), witness, 1_700_000_000)
+    with sessions.begin() as s:
+        log = AuditLog(s, signer=signer)
+        after = log.add_cosignature(cosigned, witness.verifier.text())
+        assert after.note == cosigned
+        with pytest.raises(CheckpointError):
+            log.add_cosignature(cosigned.replace("\n5\n", "\n6\n"), witness.verifier.text())
+    with sessions() as s:
+        latest = AuditLog(s, signer=signer).latest_checkpoint()
+        assert latest is not None and latest.note == cosigned
+        assert open_checkpoint(latest.note, signer.verifier)[0] == cp
+
+
+def test_entries_filters_and_pages(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as s:
+        append_many(s, [disclosure(i, agreement="agr-2" if i % 2 else "agr-1")
+                        for i in range(10)])
+    with sessions() as s:
+        log = AuditLog(s)
+        page = log.entries(EntryFilter(agreement="agr-2"), limit=3)
+        assert [i["index"] for i in page.items] == [1, 3, 5] and page.next_after == 5
+        rest = log.entries(EntryFilter(agreement="agr-2"), after=5, limit=3)
+        assert [i["index"] for i in rest.items] == [7, 9] and rest.next_after is None
+        assert [i["index"] for i in log.entries(EntryFilter(pseudonym="ap_000004_0")).items] == [4]
+        assert [i["index"] for i in log.entries(EntryFilter(actor="contractor-1")).items] == [
+            1, 4, 7]
+        from datetime import timedelta
+        window = EntryFilter(since=T0 + timedelta(seconds=2), until=T0 + timedelta(seconds=4))
+        assert [i["index"] for i in log.entries(window).items] == [2, 3]
+        assert log.entries(EntryFilter(outcome="denied")).items == ()
+        item = log.entries(limit=1).items[0]
+        raw = base64.b64decode(str(item["entry_b64"]))
+        assert decode(raw).index == 0
+
+
+def test_export_verifies_offline_and_fsck_is_clean(sessions: sessionmaker[Session],
+                                                   signer: Signer) -> None:
+    _fill(sessions, 20)
+    with sessions.begin() as s:
+        old = AuditLog(s, signer=signer).issue_checkpoint()
+    _fill(sessions, 13, start=20)
+    with sessions.begin() as s:
+        log = AuditLog(s, signer=signer)
+        new = log.issue_checkpoint()
+        lines = [line.encode() for line in log.export()]
+        report = log.fsck(signer.verifier)
+    assert report.ok, report.problems
+    assert report.entries == 33 and report.checkpoints == 2
+    verdict = verify_export(lines, signer.verifier, checkpoint=new.note, since=old.note,
+                            deep=True)
+    assert verdict.ok, verdict.summary()
+    assert verdict.checkpoint is not None and verdict.checkpoint.size == 33
