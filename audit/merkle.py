@@ -148,6 +148,21 @@ class CompactRange:
         self.size += 1
         return completed
 
+    def append_subtree(self, level: int, h: bytes) -> None:
+        """Add the hash of a perfect subtree of 2**level leaves that starts at `size`."""
+        if self.size & ((1 << level) - 1):
+            raise ProofError(f"a subtree of 2**{level} leaves cannot start at {self.size}")
+        self.size += 1 << level
+        stack = self._stack
+        while stack and stack[-1][0] == level:  # binary addition, carrying upwards
+            h = node_hash(stack.pop()[1], h)
+            level += 1
+        stack.append((level, h))
+
+    def frontier(self) -> list[bytes]:
+        """The hashes of perfect_nodes(0, size), left to right."""
+        return [h for _, h in self._stack]
+
     def root(self) -> bytes:
         return fold_right([h for _, h in self._stack])
 

@@ -27,7 +27,7 @@ _MAX_KEK_ID = 64
 class DataKey:
     """An unwrapped per-resident key. Holds its AEAD object so it is built once per unwrap."""
 
-    __slots__ = ("key_id", "version", "suite", "_material", "aead", "label")
+    __slots__ = ("key_id", "version", "suite", "_material", "aead", "label", "aad_prefixes")
 
     def __init__(self, key_id: bytes, version: int, suite: Suite, material: bytes) -> None:
         if len(key_id) != DATA_KEY_ID_LENGTH:
@@ -43,6 +43,9 @@ class DataKey:
         self.aead: Aead = suite.aead(material)
         # suite | id | version: how ciphertext headers name this key; built once, compared often
         self.label = bytes([suite.wire_id]) + key_id + struct.pack(">I", version)
+        # owned by keys.fields: table -> column -> this key's ciphertext header followed by the
+        # framed (domain, table, column), so a decrypt only appends the row id per field
+        self.aad_prefixes: dict[str, dict[str, bytes]] = {}
 
     @classmethod
     def generate(cls, suite: Suite, version: int = 1) -> DataKey:
@@ -114,6 +117,18 @@ class WrappedKey:
     @classmethod
     def build(cls, header: WrappedHeader, blob: bytes) -> WrappedKey:
         return cls(header.to_bytes() + blob)
+
+    @classmethod
+    def assemble(cls, header: WrappedHeader, header_bytes: bytes, blob: bytes) -> WrappedKey:
+        """A wrapped key from a header and its own encoding (`header.to_bytes()`), skipping
+        the re-parse `__init__` does on bytes from storage."""
+        if len(blob) == 0:
+            raise FormatError("wrapped key truncated or malformed")
+        key: WrappedKey = object.__new__(cls)
+        object.__setattr__(key, "data", header_bytes + blob)
+        object.__setattr__(key, "header", header)
+        object.__setattr__(key, "header_length", len(header_bytes))
+        return key
 
     def to_bytes(self) -> bytes:
         return self.data

@@ -11,7 +11,7 @@ relabelled with another key or suite. tests/keys/test_golden.py freezes this lay
 
 from __future__ import annotations
 
-import secrets
+import os
 import struct
 from collections.abc import Mapping
 from typing import NamedTuple
@@ -28,15 +28,20 @@ FIELD_MAGIC = b"EV"
 FIELD_FORMAT = 1
 HEADER_LENGTH = 2 + 1 + 1 + DATA_KEY_ID_LENGTH + 4
 _PREFIX = FIELD_MAGIC + bytes([FIELD_FORMAT])
+_LABEL_START = len(_PREFIX)  # where DataKey.label (suite | key id | version) sits in a header
 _BODY_START = HEADER_LENGTH + NONCE_LENGTH
 _MIN_LENGTH = _BODY_START + TAG_LENGTH
 _SUITE_IDS = frozenset(s.wire_id for s in Suite)
+# magic | format | suite: the first 4 bytes of every value the cipher can produce
+_HEADS = frozenset(_PREFIX + bytes([s.wire_id]) for s in Suite)
 _DOMAIN = b"exchange/field/v1"
 _PREFIX_CACHE: dict[str, dict[str, bytes]] = {}  # table -> column -> framed prefix
 _PREFIX_CACHE_LIMIT = 4096
+_NO_COLUMNS: dict[str, bytes] = {}  # never written: the default of a cache lookup
+_KEY_PREFIX_LIMIT = 64  # (table, column) pairs cached per data key; names come from our schema
 
 _log = structlog.get_logger("keys.fields")
-_set = object.__setattr__
+_new = object.__new__
 
 
 class FieldContext(NamedTuple):
@@ -65,13 +70,39 @@ def _column_prefix(table: str, column: str) -> bytes:
     return prefix
 
 
+def _key_prefixes(key: DataKey, table: str) -> dict[str, bytes]:
+    """This key's (header ‖ framed table, column) per column of `table`, cached on the key.
+
+    Keys the keyring caches are reused across reads, so the associated data of a field is then
+    one concatenation (prefix ‖ row part). Bounded per key; past the bound it is not cached.
+    """
+    columns = key.aad_prefixes.get(table)
+    if columns is None:
+        columns = {}
+        if sum(map(len, key.aad_prefixes.values())) < _KEY_PREFIX_LIMIT:
+            key.aad_prefixes[table] = columns
+    return columns
+
+
+def _key_column_prefix(key: DataKey, columns: dict[str, bytes], table: str, column: str) -> bytes:
+    prefix = _PREFIX + key.label + _column_prefix(table, column)
+    if len(columns) < _KEY_PREFIX_LIMIT:
+        columns[column] = prefix
+    return prefix
+
+
 def _row_part(row_id: str) -> bytes:
     row = row_id.encode("utf-8")
     return len(row).to_bytes(4, "big") + row
 
 
 class EncryptedValue:
-    """Ciphertext bytes produced by the field cipher. Valid once constructed; never shows data."""
+    """Ciphertext bytes produced by the field cipher. Valid once constructed; never shows data.
+
+    Construction checks only what is cheap and sufficient to refuse anything the cipher did not
+    produce (length, magic, format version, known suite); the rest of the header (key id and
+    version) is read on demand, and is authenticated as associated data when decrypting.
+    """
 
     __slots__ = ("_data",)
     _data: bytes
@@ -79,14 +110,21 @@ class EncryptedValue:
     def __init__(self, data: bytes) -> None:
         if type(data) is not bytes:
             raise FormatError("encrypted value must be bytes")
-        if not (data.startswith(_PREFIX) and len(data) >= _MIN_LENGTH and data[3] in _SUITE_IDS):
+        if len(data) < _MIN_LENGTH or data[:4] not in _HEADS:
             raise FormatError(_why_not(data))
-        _set(self, "_data", data)
+        _store(self, data)
 
     @classmethod
     def from_bytes(cls, data: bytes | bytearray | memoryview) -> EncryptedValue:
         """Parse stored bytes; raises FormatError unless the field cipher produced them."""
-        return cls(data if type(data) is bytes else bytes(data))
+        # The hot path of every read (the column type calls it per value): no __init__ call.
+        if type(data) is not bytes:
+            data = bytes(data)
+        if len(data) < _MIN_LENGTH or data[:4] not in _HEADS:
+            raise FormatError(_why_not(data))
+        value: EncryptedValue = _new(cls)
+        _store(value, data)
+        return value
 
     def to_bytes(self) -> bytes:
         return self._data
@@ -105,7 +143,7 @@ class EncryptedValue:
 
     @property
     def key_version(self) -> int:
-        (version,) = struct.unpack(">I", self._data[12:16])
+        (version,) = _VERSION.unpack_from(self._data, 4 + DATA_KEY_ID_LENGTH)
         return int(version)
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -132,6 +170,11 @@ class EncryptedValue:
     __str__ = __repr__
 
 
+# The slot's own setter: bypasses the refusing __setattr__ (construction only).
+_store = EncryptedValue.__dict__["_data"].__set__
+_VERSION = struct.Struct(">I")
+
+
 def _why_not(data: bytes) -> str:
     if len(data) < _MIN_LENGTH or data[:2] != FIELD_MAGIC:
         return "not an encrypted field value"
@@ -148,19 +191,69 @@ def encrypt(
     key: DataKey, plaintext: str, context: FieldContext, nonce: bytes | None = None
 ) -> EncryptedValue:
     """Encrypt one field. `nonce` exists for golden tests only; leave it None."""
+    table, column, row_id = context
     if not isinstance(plaintext, str):
-        raise FormatError(f"plaintext for {context.table}.{context.column} must be str")
-    header = _PREFIX + key.label
-    nonce = nonce if nonce is not None else secrets.token_bytes(NONCE_LENGTH)
-    if len(nonce) != NONCE_LENGTH:
+        raise FormatError(f"plaintext for {table}.{column} must be str")
+    if nonce is None:
+        nonce = os.urandom(NONCE_LENGTH)
+    elif len(nonce) != NONCE_LENGTH:
         raise FormatError("nonce must be 12 bytes")
-    body = key.aead.encrypt(nonce, plaintext.encode("utf-8"), header + context.associated_data())
-    return EncryptedValue(header + nonce + body)
+    # global (table, column) cache, not the per-key one: an import makes one key per resident
+    header = _PREFIX + key.label
+    prefix = _PREFIX_CACHE.get(table, _NO_COLUMNS).get(column) or _column_prefix(table, column)
+    row = row_id.encode("utf-8")
+    aad = header + prefix + len(row).to_bytes(4, "big") + row
+    body = key.aead.encrypt(nonce, plaintext.encode("utf-8"), aad)
+    value: EncryptedValue = _new(EncryptedValue)
+    _store(value, header + nonce + body)
+    return value
+
+
+def encrypt_row(
+    key: DataKey, table: str, row_id: str, values: Mapping[str, str]
+) -> dict[str, EncryptedValue]:
+    """Encrypt several columns of one row (an import): row framing and header computed once.
+
+    Exactly what `encrypt` gives per column: same format, same associated data, fresh nonces.
+    """
+    header = _PREFIX + key.label
+    row = row_id.encode("utf-8")
+    row_part = len(row).to_bytes(4, "big") + row
+    prefixes = _PREFIX_CACHE.get(table, _NO_COLUMNS)
+    encrypt_aead = key.aead.encrypt
+    urandom = os.urandom
+    out: dict[str, EncryptedValue] = {}
+    for column, plaintext in values.items():
+        if not isinstance(plaintext, str):
+            raise FormatError(f"plaintext for {table}.{column} must be str")
+        prefix = prefixes.get(column) or _column_prefix(table, column)
+        nonce = urandom(NONCE_LENGTH)
+        body = encrypt_aead(nonce, plaintext.encode("utf-8"), header + prefix + row_part)
+        value: EncryptedValue = _new(EncryptedValue)
+        _store(value, header + nonce + body)
+        out[column] = value
+    return out
 
 
 def decrypt(key: DataKey, value: EncryptedValue, context: FieldContext) -> str:
     """Decrypt one field; any failure is the same opaque DecryptionError, logged without values."""
-    return decrypt_row(key, context.table, context.row_id, {context.column: value})[context.column]
+    table, column, row_id = context
+    columns = key.aad_prefixes.get(table) or _key_prefixes(key, table)
+    prefix = columns.get(column) or _key_column_prefix(key, columns, table, column)
+    data = value._data
+    # the value names exactly this key (suite, id, version), checked before any decryption;
+    # magic and format were checked when the value was built
+    if data.startswith(key.label, _LABEL_START):
+        row = row_id.encode("utf-8")
+        try:
+            return key.aead.decrypt(
+                data[HEADER_LENGTH:_BODY_START],
+                data[_BODY_START:],
+                prefix + len(row).to_bytes(4, "big") + row,
+            ).decode("utf-8")
+        except (InvalidTag, UnicodeDecodeError):
+            pass
+    raise _failed(key, table, column)
 
 
 def decrypt_row(
@@ -171,19 +264,20 @@ def decrypt_row(
     A value whose header is not exactly this key's (format, suite, id, version) is refused
     before any decryption; the header is also authenticated as associated data.
     """
-    header = _PREFIX + key.label
-    row_part = _row_part(row_id)
+    label = key.label
+    columns = key.aad_prefixes.get(table) or _key_prefixes(key, table)
+    row = row_id.encode("utf-8")
+    row_part = len(row).to_bytes(4, "big") + row
     decrypt_aead = key.aead.decrypt
-    prefixes = _PREFIX_CACHE.get(table) or {}
     out: dict[str, str] = {}
     for column, value in values.items():
         data = value._data
-        if data.startswith(header):
-            prefix = prefixes.get(column) or _column_prefix(table, column)
+        if data.startswith(label, _LABEL_START):
+            prefix = columns.get(column) or _key_column_prefix(key, columns, table, column)
             try:
                 out[column] = decrypt_aead(
-                    data[HEADER_LENGTH:_BODY_START], data[_BODY_START:], header + prefix + row_part
-                ).decode("utf-8")
+                    data[HEADER_LENGTH:_BODY_START], data[_BODY_START:], prefix + row_part
+                ).decode()  # UTF-8, strict
                 continue
             except (InvalidTag, UnicodeDecodeError):
                 pass

@@ -48,6 +48,8 @@ class Keyring:
         # keyed by (purpose value, scope, version): str keys hash in C, Enum members do not
         self._pseudonym_keys: dict[tuple[str, str, int | None], PseudonymKey] = {}
         self._case_keys: dict[tuple[str, int | None], PseudonymKey] = {}
+        # current-version agreement keys by agreement id alone: no tuple built per case
+        self._current_case_keys: dict[str, PseudonymKey] = {}
 
     @property
     def is_development(self) -> bool:
@@ -67,7 +69,9 @@ class Keyring:
             root.suite, root.key_id, root.version, key.suite, key.key_id, key.version
         )
         header_bytes = header.to_bytes()
-        return WrappedKey(header_bytes + root.wrap(key.material(), header_bytes))
+        blob = root.wrap(key.material(), header_bytes)
+        # built from the header just made: no need to parse it back (one per imported resident)
+        return WrappedKey.assemble(header, header_bytes, blob)
 
     def unwrap(self, wrapped: WrappedKey) -> DataKey:
         cached = self._cache.get(wrapped.data)
@@ -110,12 +114,17 @@ class Keyring:
         self._cache.clear()
         self._pseudonym_keys.clear()
         self._case_keys.clear()
+        self._current_case_keys.clear()
 
     # -- fields ---------------------------------------------------------------------------
     def encrypt_field(
         self, data_key: DataKey, plaintext: str, context: FieldContext
     ) -> EncryptedValue:
         return fields.encrypt(data_key, plaintext, context)
+
+    # Several columns of one row at once (an import): row framing computed once per row.
+    #   encrypt_row(data_key, table, row_id, {column: plaintext}) -> {column: EncryptedValue}
+    encrypt_row = staticmethod(fields.encrypt_row)
 
     # The hot path of a pull: bound straight to the cipher function, no extra call layer.
     decrypt_field = staticmethod(fields.decrypt)
@@ -148,16 +157,19 @@ class Keyring:
     def case_reference(
         self, agreement_id: str, resident_id: str, version: int | None = None
     ) -> str:
-        key = self._case_keys.get((agreement_id, version)) or self.case_key(agreement_id, version)
-        return pseudonyms.encode_reference(key.digest(resident_id))
+        if version is None:
+            key = self._current_case_keys.get(agreement_id)
+            if key is None:
+                key = self._current_case_keys[agreement_id] = self.case_key(agreement_id)
+            return key.reference(resident_id)
+        return self.case_key(agreement_id, version).reference(resident_id)
 
     def blind_index(self, national_id: str, version: int | None = None) -> str:
         key = self._key(Purpose.BLIND_INDEX, "", version)
         return pseudonyms.blind_index(key, normalise_national_id(national_id))
 
     def audit_pseudonym(self, resident_id: str, version: int | None = None) -> str:
-        key = self._key(Purpose.AUDIT_PSEUDONYM, "", version)
-        return pseudonyms.audit_pseudonym(key, resident_id)
+        return self._key(Purpose.AUDIT_PSEUDONYM, "", version).reference(resident_id)
 
     # -- audit signing --------------------------------------------------------------------
     def audit_signing_key(self, version: int | None = None) -> Ed25519PrivateKey:

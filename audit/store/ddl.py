@@ -74,7 +74,7 @@ def install_append_only(connection: Connection) -> None:
     for stmt in trigger_statements(connection.dialect.name):
         connection.execute(text(stmt))
     if connection.execute(select(head.c.id)).first() is None:
-        connection.execute(insert(head).values(id=1, size=0))
+        connection.execute(insert(head).values(id=1, size=0, frontier=b""))
 
 
 def create_schema(connection: Connection) -> None:
@@ -96,5 +96,5 @@ def pg_writer_role_sql(role: str = "exchange_audit_writer") -> str:
         f"CREATE ROLE {role} NOLOGIN;\n"
         f"REVOKE ALL ON {tables}, audit_head FROM {role};\n"
         f"GRANT SELECT, INSERT ON {tables} TO {role};\n"
-        f"GRANT SELECT, UPDATE (size) ON audit_head TO {role};\n"
+        f"GRANT SELECT, UPDATE (size, frontier) ON audit_head TO {role};\n"
     )

@@ -1,11 +1,11 @@
 """The audit log over a SQLAlchemy Session: append inside the caller's transaction, tree heads,
 proofs from stored hashes, checkpoints, cosignatures, search, export and fsck.
 
-Ordering: every append first runs `UPDATE audit_head SET size = size + k ... RETURNING size`.
-That single statement takes the head row lock on PostgreSQL (held to commit) and the write lock
-on SQLite, so concurrent brokers get a total, gap-free order; a rolled-back transaction rolls its
-reservation back too. Use READ COMMITTED on PostgreSQL (the default) so the statement sees the
-rows committed by the writer it waited for.
+Ordering: every append first runs `SELECT size, frontier FROM audit_head ... FOR UPDATE`. That
+takes the head row lock on PostgreSQL (held to commit) and, after waiting, returns the head the
+previous appender committed; on SQLite the engine's BEGIN IMMEDIATE holds the write lock. So
+concurrent brokers get a total, gap-free order; a rolled-back transaction rolls its reservation
+back too. Use READ COMMITTED on PostgreSQL (the default).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, exists, select, text, update
+from sqlalchemy import and_, exists, select
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.exc import SQLAlchemyError
@@ -87,54 +87,87 @@ def _read_nodes(session: Session, ids: set[NodeId] | Sequence[NodeId]) -> dict[N
     return out
 
 
-_INSERT_ENTRY = text(
+# PostgreSQL: every entry row, subject row and the new head in ONE statement (one round trip
+# for any batch size); foreign keys are checked at the end of the statement.
+_PG_WRITE = (
+    "WITH e AS (INSERT INTO audit_entries (idx, time, actor_id, actor_role, action, agreement, "
+    "outcome, entry, leaf_hash, nodes) SELECT * FROM unnest(%s::bigint[], %s::text[], "
+    "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::bytea[], %s::bytea[], "
+    "%s::bytea[])), "
+    "s AS (INSERT INTO audit_subjects (entry_idx, position, pseudonym) SELECT * FROM "
+    "unnest(%s::bigint[], %s::int[], %s::text[])) "
+    "UPDATE audit_head SET size = %s, frontier = %s WHERE id = 1"
+)
+_PG_HEAD = "SELECT size, frontier FROM audit_head WHERE id = 1 FOR UPDATE"
+_SQLITE_HEAD = "SELECT size, frontier FROM audit_head WHERE id = 1"
+_SQLITE_ENTRY = (
     "INSERT INTO audit_entries (idx, time, actor_id, actor_role, action, agreement, outcome, "
-    "entry, leaf_hash, nodes) VALUES (:idx, :time, :actor_id, :actor_role, :action, :agreement, "
-    ":outcome, :entry, :leaf_hash, :nodes)"
+    "entry, leaf_hash, nodes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_INSERT_SUBJECT = text(
-    "INSERT INTO audit_subjects (entry_idx, position, pseudonym) "
-    "VALUES (:entry_idx, :position, :pseudonym)"
-)
+_SQLITE_SUBJECT = "INSERT INTO audit_subjects (entry_idx, position, pseudonym) VALUES (?, ?, ?)"
+_SQLITE_NEW_HEAD = "UPDATE audit_head SET size = ?, frontier = ? WHERE id = 1"
+
+
+def _rows(start: int, frontier: bytes, batch: Sequence[AuditEntry]
+          ) -> tuple[list[tuple[object, ...]], list[tuple[int, int, str]], bytes]:
+    """Entry rows, subject rows and the new frontier for `batch` appended at `start`."""
+    if len(frontier) != HASH_SIZE * len(perfect_nodes(0, start)):
+        raise AppendError("audit head frontier does not match its size: run exchange audit fsck")
+    tree = CompactRange(start, [frontier[i:i + HASH_SIZE]
+                                for i in range(0, len(frontier), HASH_SIZE)])
+    rows: list[tuple[object, ...]] = []
+    subject_rows: list[tuple[int, int, str]] = []
+    for idx, item in enumerate(batch, start):
+        data = codec.encode(idx, item)
+        leaf = leaf_hash(data)
+        rows.append((idx, format_time(item.time), item.actor.id, item.actor.role, item.action,
+                     item.agreement, item.outcome.result, data, leaf,
+                     b"".join(tree.append(leaf))))
+        subject_rows += [(idx, i, s.pseudonym) for i, s in enumerate(item.subjects)]
+    return rows, subject_rows, b"".join(tree.frontier())
 
 
 def append_many(session: Session, batch: Sequence[AuditEntry]) -> list[int]:
-    """Append entries in the caller's transaction (never commits); returns their indexes."""
+    """Append entries in the caller's transaction (never commits); returns their indexes.
+
+    Two statements on the driver's own cursor (the SQLAlchemy statement layer would cost more
+    than the database work): lock the head row and read its size and frontier, then write the
+    entries, their subjects and the new head (one statement on PostgreSQL).
+    """
     if not batch:
         return []
+    connection = session.connection()
+    dbapi = connection.dialect.dbapi
+    driver_errors = (dbapi.Error,) if dbapi is not None else ()
+    postgres = connection.dialect.name == "postgresql"
     try:
-        after = session.execute(
-            update(head).where(head.c.id == 1).values(size=head.c.size + len(batch))
-            .returning(head.c.size)
-        ).scalar_one_or_none()
-        if after is None:
-            raise AppendError("audit head row is missing: run audit.store.install_append_only")
-        start = after - len(batch)
-        frontier_ids = perfect_nodes(0, start)
-        stored = _read_nodes(session, frontier_ids)
-        tree = CompactRange(start, [stored[n] for n in frontier_ids])
-        rows, subject_rows = [], []
-        for offset, item in enumerate(batch):
-            idx = start + offset
-            data = codec.encode(idx, item)
-            leaf = leaf_hash(data)
-            completed = tree.append(leaf)
-            rows.append({
-                "idx": idx, "time": format_time(item.time), "actor_id": item.actor.id,
-                "actor_role": item.actor.role, "action": item.action,
-                "agreement": item.agreement, "outcome": item.outcome.result, "entry": data,
-                "leaf_hash": leaf, "nodes": b"".join(completed),
-            })
-            subject_rows += [{"entry_idx": idx, "position": i, "pseudonym": s.pseudonym}
-                             for i, s in enumerate(item.subjects)]
-        # Plain-text INSERTs: executemany without per-row type processing (all values are
-        # str/int/bytes already), which halves the statement overhead of Core table inserts.
-        session.execute(_INSERT_ENTRY, rows)
-        if subject_rows:
-            session.execute(_INSERT_SUBJECT, subject_rows)
-    except SQLAlchemyError as exc:
+        cursor = connection.connection.cursor()
+        try:
+            # FOR UPDATE waits for a concurrent appender and then reads its committed head
+            # (READ COMMITTED); SQLite holds the write lock since BEGIN IMMEDIATE.
+            cursor.execute(_PG_HEAD if postgres else _SQLITE_HEAD)
+            found = cursor.fetchone()
+            if found is None:
+                raise AppendError("audit head row is missing: run "
+                                  "audit.store.install_append_only")
+            start = int(found[0])
+            rows, subject_rows, frontier = _rows(start, bytes(found[1]), batch)
+            after = start + len(batch)
+            if postgres:
+                columns = [list(c) for c in zip(*rows, strict=True)]
+                subject_columns = [list(c) for c in zip(*subject_rows, strict=True)] or [
+                    [], [], []]
+                cursor.execute(_PG_WRITE, (*columns, *subject_columns, after, frontier))
+            else:
+                cursor.executemany(_SQLITE_ENTRY, rows)
+                if subject_rows:
+                    cursor.executemany(_SQLITE_SUBJECT, subject_rows)
+                cursor.execute(_SQLITE_NEW_HEAD, (after, frontier))
+        finally:
+            cursor.close()
+    except (SQLAlchemyError, *driver_errors) as exc:
         raise AppendError(f"audit append failed ({type(exc).__name__}); roll back") from exc
-    return list(range(start, start + len(batch)))
+    return list(range(start, after))
 
 
 def append(session: Session, item: AuditEntry) -> int:
@@ -443,6 +476,10 @@ class AuditLog:
         if tree.size != head_size:
             problems.append(Problem(f"head says {head_size} entries, table holds {tree.size}",
                                     min(tree.size, head_size)))
+        elif bytes(self._session.execute(select(head.c.frontier).where(head.c.id == 1)
+                                         ).scalar_one()) != b"".join(tree.frontier()):
+            problems.append(Problem("the head's frontier hashes do not match the entries "
+                                    "(the next append would store wrong interior hashes)"))
         for cp in cp_rows:
             size = int(cp.tree_size)
             if roots.get(size) != bytes(cp.root_hash):

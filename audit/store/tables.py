@@ -64,6 +64,7 @@ subjects = Table(
     Column("pseudonym", String(128), nullable=False),
     PrimaryKeyConstraint("entry_idx", "position"),
     Index(None, "pseudonym"),
+    sqlite_with_rowid=False,  # one B-tree for the key instead of a rowid table and its index
 )
 
 head = Table(
@@ -71,6 +72,9 @@ head = Table(
     metadata,
     Column("id", SmallInteger, primary_key=True, autoincrement=False),
     Column("size", BigInteger, nullable=False),
+    # The hashes of the perfect subtrees covering [0, size), left to right: what the next append
+    # needs, read in the same statement that takes the head lock.
+    Column("frontier", LargeBinary, nullable=False),
     CheckConstraint("id = 1", name="single_row"),
     CheckConstraint("size >= 0", name="size_nonnegative"),
 )

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
-from audit.note import Signer
+from audit.checkpoint import open_checkpoint
+from audit.errors import NoteError
+from audit.note import Signer, Verifier
 from audit.store import AuditLog, append_many
 from exchange.cli.audit import app
+from exchange.settings import get_settings
+from keys.providers import FileKeyring
 from tests.audit.conftest import disclosure
 
 pytestmark = pytest.mark.db
@@ -55,3 +62,49 @@ def test_verify_rejects_a_bad_key_cleanly(tmp_path: Path) -> None:
     result = runner.invoke(app, ["verify", str(export), "--vkey", "not-a-key"])
     assert result.exit_code == 2
     assert "verifier key" in result.output
+
+
+@pytest.fixture
+def keyring_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    for key in list(os.environ):
+        if key.startswith("EXCHANGE_"):
+            monkeypatch.delenv(key)
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    monkeypatch.setenv("EXCHANGE_HOME", str(home))
+    get_settings.cache_clear()
+    FileKeyring.create(home / "keyring.json", development=True)
+    yield home
+    get_settings.cache_clear()
+
+
+def test_checkpoint_is_signed_by_the_keyring_key_that_vkey_prints(
+        keyring_home: Path, database_url: str, sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as s:
+        append_many(s, [disclosure(i) for i in range(7)])
+    printed = runner.invoke(app, ["vkey"])
+    assert printed.exit_code == 0, printed.output
+    verifier = Verifier.parse(printed.output.strip())
+
+    first = runner.invoke(app, ["checkpoint", "--database-url", database_url])
+    assert first.exit_code == 0, first.output
+    cp, _ = open_checkpoint(first.output, verifier)
+    assert cp.size == 7
+    with sessions() as s:
+        assert cp.root == AuditLog(s).root(7)
+        assert AuditLog(s).latest_checkpoint() is not None  # stored, not only printed
+    again = runner.invoke(app, ["checkpoint", "--database-url", database_url])
+    assert again.output == first.output  # idempotent per tree size
+
+    other = Signer(verifier.name, Ed25519PrivateKey.generate())
+    with pytest.raises(NoteError):
+        open_checkpoint(first.output, other.verifier)
+
+
+def test_checkpoint_without_a_keyring_fails_cleanly(
+        keyring_home: Path, database_url: str, sessions: sessionmaker[Session]) -> None:
+    (keyring_home / "keyring.json").unlink()
+    result = runner.invoke(app, ["checkpoint", "--database-url", database_url])
+    assert result.exit_code == 1
+    assert result.output.startswith("error:") and "Traceback" not in result.output
+    assert runner.invoke(app, ["vkey"]).exit_code == 1

@@ -122,3 +122,38 @@ def test_fast_encoder_equals_rfc8785(index: int, pseudonym: str, actor: str,
                    subjects=(Subject(pseudonym, None, tuple(fields), (), tuple(consents)),),
                    agreement=agreement, key=KeyEvent(actor, index % 1000, "data_key"))
     assert encode(index, e) == encode_reference(index, e)
+
+
+# Any text, Chinese included: an entry either refuses it at construction or encodes it exactly
+# as RFC 8785 does. (Validation keeps every string printable ASCII without '"' or '\\', which
+# is what lets `encode` write canonical JSON directly.)
+_any_text = st.one_of(
+    _ident,
+    st.text(st.characters(min_codepoint=0x4E00, max_codepoint=0x9FFF), min_size=1, max_size=6),
+    st.text(min_size=1, max_size=12),
+    _ident.map(lambda s: s + "李"),
+    _ident.map(lambda s: s + '"'),
+    _ident.map(lambda s: s + "\\"),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**53 - 1), _any_text, _any_text, _any_text, _any_text, _any_text)
+def test_encoder_equals_rfc8785_or_refuses_on_any_text(index: int, pseudonym: str, actor: str,
+                                                       case: str, request: str,
+                                                       field: str) -> None:
+    try:
+        e = AuditEntry(T0, Actor(actor, "contractor"), "case.disclose",
+                       subjects=(Subject(pseudonym, case, (field,)),), request_id=request)
+    except EntryError:
+        return  # refused at construction: nothing non-canonical can reach the log
+    assert all(s.isascii() for s in (pseudonym, actor, case, request, field))
+    assert encode(index, e) == encode_reference(index, e)
+
+
+@pytest.mark.parametrize("text", ["李秀英", "ap_李", 'ap"1', "ap\\1", "ap 1", "ap\u00e91"])
+def test_non_ascii_and_json_special_strings_are_refused(text: str) -> None:
+    for build in (lambda: Subject(text), lambda: Actor(text, "auditor"),
+                  lambda: Subject("ap_1", case=text)):
+        with pytest.raises(EntryError):
+            build()

@@ -170,3 +170,26 @@ def test_export_verifies_offline_and_fsck_is_clean(sessions: sessionmaker[Sessio
                             deep=True)
     assert verdict.ok, verdict.summary()
     assert verdict.checkpoint is not None and verdict.checkpoint.size == 33
+
+
+def _set_frontier(engine: sa.Engine, frontier: bytes) -> None:
+    """What only the owner can do: rewrite the head behind its trigger."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SET LOCAL session_replication_role = replica"))
+        else:
+            conn.execute(sa.text("DROP TRIGGER IF EXISTS audit_head_forward"))
+        conn.execute(sa.text("UPDATE audit_head SET frontier = :f WHERE id = 1"),
+                     {"f": frontier})
+
+
+def test_fsck_reports_a_head_frontier_that_disagrees_with_the_entries(
+        engine: sa.Engine, sessions: sessionmaker[Session]) -> None:
+    _fill(sessions, 5)
+    _set_frontier(engine, b"\x00" * 64)  # 5 entries: two perfect subtrees, wrong hashes
+    with sessions() as s:
+        report = AuditLog(s).fsck()
+    assert not report.ok and "frontier" in str(report.problems[0])
+    _set_frontier(engine, b"\x00" * 33)  # not even the right length: appends refuse
+    with sessions() as s, pytest.raises(AppendError, match="frontier"):
+        append(s, disclosure(5))

@@ -1,0 +1,280 @@
+"""Benchmark: ledger import vs a raw SQLAlchemy Core insert of the same rows, same run.
+
+Each measurement runs in a fresh subprocess on a fresh SQLite file (WAL), so peak memory
+(ru_maxrss of that process) is the import's own. The import validates every row once (one
+streaming pass), derives a blind index, makes and wraps a data key per resident, encrypts
+every personal field and inserts into 3-4 tables; the baseline reads the same CSV and inserts
+its cells as text into one table with Core executemany in batches of 500. Runs are paired
+(baseline, then import) so load from other processes hits both alike; the ratio is the median
+of the per-pair ratios, in wall time and in CPU time of the child. Peak memory is shown at 10k
+rows and at the full size. A breakdown (one process, CPU time per row) shows where the time goes.
+
+    .venv/bin/python bench/import.py [--rows N] [--quick] [--runs R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+AS_OF = date(2025, 6, 1)
+Row = tuple[str, str, float, float, float, str, float | None]
+
+
+def _child_import(path: Path, url: str) -> int:
+    from exchange.db.engine import make_engine, make_session_factory, unit_of_work
+    from exchange.db.migrate import upgrade_engine
+    from exchange.ledger.importer import ensure_communities, import_ledger
+    from exchange.ledger.reader import open_source
+    from keys.keyring import Keyring
+    from keys.providers import MemoryKeyProvider
+
+    engine = make_engine(url)
+    upgrade_engine(engine)
+    factory = make_session_factory(engine)
+    with unit_of_work(factory) as s:
+        ensure_communities(s)
+    keyring = Keyring(MemoryKeyProvider.generate())
+    with unit_of_work(factory) as s:
+        report = import_ledger(s, keyring, open_source(path), today=AS_OF)
+    if not report.ok:
+        raise SystemExit(report.to_text()[:2000])
+    return report.inserted
+
+
+def _child_raw(path: Path, url: str) -> int:
+    import sqlalchemy as sa
+
+    from exchange.db.engine import make_engine
+
+    engine = make_engine(url)
+    meta = sa.MetaData()
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        header = next(csv.reader(f))
+    table = sa.Table(
+        "raw_ledger",
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True),
+        *(sa.Column(f"c{i}", sa.Text) for i in range(len(header))),
+    )
+    meta.create_all(engine)
+    count = 0
+    with engine.begin() as conn, path.open(encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f)
+        next(reader)
+        batch: list[dict[str, str]] = []
+        for record in reader:
+            batch.append({f"c{i}": v for i, v in enumerate(record)})
+            if len(batch) == 500:
+                conn.execute(table.insert(), batch)
+                count += len(batch)
+                batch = []
+        if batch:
+            conn.execute(table.insert(), batch)
+            count += len(batch)
+    return count
+
+
+def _child(kind: str, path: Path, db: Path) -> None:
+    global _CPU_AT_START
+    _CPU_AT_START = _cpu()
+    url = f"sqlite:///{db}"
+    started = time.perf_counter()
+    rows = _child_import(path, url) if kind == "import" else _child_raw(path, url)
+    seconds = time.perf_counter() - started
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"rows": rows, "seconds": seconds, "peak_kb": usage.ru_maxrss,
+                      "cpu": _cpu() - _CPU_AT_START}))  # fmt: skip
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+_CPU_AT_START = 0.0
+
+
+def _child_breakdown(path: Path) -> None:
+    """CPU time per row of each stage of the import, each timed on its own over the file."""
+    from exchange.db.engine import make_engine, make_session_factory, unit_of_work
+    from exchange.db.migrate import upgrade_engine
+    from exchange.ledger import importer
+    from exchange.ledger.reader import open_source
+    from exchange.ledger.validate import LedgerRow, Rules, validate_row
+    from exchange.ledger.vocabulary import CHENGYANG_COMMUNITIES
+    from keys.datakeys import DataKey, WrappedKey
+    from keys.keyring import Keyring
+    from keys.providers import MemoryKeyProvider
+
+    keyring = Keyring(MemoryKeyProvider.generate())
+    source = open_source(path)
+    headers = importer.read_header(source)
+    rules = Rules(AS_OF, frozenset(CHENGYANG_COMMUNITIES))
+    stages: dict[str, float] = {}
+
+    def timed(name: str, fn):  # type: ignore[no-untyped-def]
+        started = time.process_time()
+        out = fn()
+        stages[name] = time.process_time() - started
+        return out
+
+    raws = timed("read + clean CSV", lambda: list(source.rows()))
+    checked = timed("validate rows", lambda: [validate_row(r, headers, rules) for r in raws])
+    rows = [r for r in checked if isinstance(r, LedgerRow)]
+    timed("blind index", lambda: [keyring.blind_index(r.national_id.value) for r in rows])
+    root = keyring.current_root()
+
+    def make_keys() -> list[tuple[DataKey, WrappedKey]]:
+        made: list[tuple[DataKey, WrappedKey]] = []
+        for _ in rows:
+            key = DataKey.generate(keyring.suite)
+            made.append((key, keyring.wrap(key, root)))
+        return made
+
+    keys = timed("data key + wrap", make_keys)
+
+    def seal() -> None:
+        for row, (key, _) in zip(rows, keys, strict=True):
+            importer._sealed(keyring, key, "residents", "r", importer._RESIDENT_SEALED,
+                             importer._resident_texts(row))  # fmt: skip
+            importer._sealed(keyring, key, "maternal_episodes", "e", importer._EPISODE_SEALED,
+                             importer._episode_texts(row))  # fmt: skip
+            if importer._has_child(row):
+                importer._sealed(keyring, key, "children", "c", importer._CHILD_SEALED,
+                                 importer._child_texts(row))  # fmt: skip
+
+    timed("field encryption", seal)
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = make_engine(f"sqlite:///{Path(tmp) / 'b.db'}")
+        upgrade_engine(engine)
+        factory = make_session_factory(engine)
+        with unit_of_work(factory) as s:
+            importer.ensure_communities(s)
+        with unit_of_work(factory) as s:
+            report = timed("whole import", lambda: importer.import_ledger(
+                s, keyring, open_source(path), today=AS_OF))  # fmt: skip
+    print(json.dumps({"rows": report.rows_read, "stages": stages}))
+
+
+def _measure(kind: str, path: Path) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", kind, "--file", str(path), "--db",
+             str(Path(tmp) / "bench.db")],
+            check=True, capture_output=True, text=True,
+        )  # fmt: skip
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _ledger(directory: Path, rows: int) -> Path:
+    from exchange.ledger.synthetic import write_ledger
+
+    path = directory / f"ledger-{rows}.csv"
+    write_ledger(path, rows, seed=42, as_of=AS_OF)
+    return path
+
+
+def _stats(values: list[float]) -> tuple[float, float, float]:
+    return min(values), statistics.median(values), max(values)
+
+
+def main(rows: int = 100_000, runs: int = 3) -> list[Row]:
+    results: list[Row] = []
+    imp: list[dict[str, float]] = []
+    raw: list[dict[str, float]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        big = _ledger(Path(tmp), rows)
+        small = _ledger(Path(tmp), min(10_000, rows))
+        for _ in range(runs):  # paired: the baseline right before the import
+            raw.append(_measure("raw", big))
+            imp.append(_measure("import", big))
+        imp_small = [_measure("import", small) for _ in range(runs)]
+    wall = [
+        (i["rows"] / i["seconds"]) / (r["rows"] / r["seconds"])
+        for i, r in zip(imp, raw, strict=True)
+    ]
+    cpu = [(i["rows"] / i["cpu"]) / (r["rows"] / r["cpu"]) for i, r in zip(imp, raw, strict=True)]
+    imp_rate = _stats([m["rows"] / m["seconds"] for m in imp])
+    raw_rate = _stats([m["rows"] / m["seconds"] for m in raw])
+    results.append((f"ledger import, {rows} rows (wall)", "rows/s", *imp_rate,
+                    "raw Core executemany (wall)", statistics.median(wall)))  # fmt: skip
+    results.append((f"raw Core insert, {rows} rows (wall)", "rows/s", *raw_rate, "", None))
+    results.append((f"ledger import, {rows} rows (CPU)", "rows/s",
+                    *_stats([m["rows"] / m["cpu"] for m in imp]),
+                    "raw Core executemany (CPU)", statistics.median(cpu)))  # fmt: skip
+    results.append((f"raw Core insert, {rows} rows (CPU)", "rows/s",
+                    *_stats([m["rows"] / m["cpu"] for m in raw]), "", None))  # fmt: skip
+    big_mem = _stats([m["peak_kb"] / 1024 for m in imp])
+    small_mem = _stats([m["peak_kb"] / 1024 for m in imp_small])
+    results.append((f"import peak RSS, {min(10_000, rows)} rows", "MiB", *small_mem, "", None))
+    baseline = f"peak RSS at {min(10_000, rows)} rows"
+    ratio = big_mem[1] / small_mem[1]
+    results.append((f"import peak RSS, {rows} rows", "MiB", *big_mem, baseline, ratio))
+    return results
+
+
+def breakdown(rows: int) -> str:
+    """Where an import's CPU time goes, per row, in one process (not a timed test)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = _ledger(Path(tmp), rows)
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", "breakdown", "--file", str(path)],
+            check=True, capture_output=True, text=True,
+        )  # fmt: skip
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    stages: dict[str, float] = data["stages"]
+    total = stages.pop("whole import")
+    lines = ["| stage (each timed alone) | µs/row | share of the import |", "| --- | ---: | ---: |"]
+    for name, seconds in stages.items():
+        lines.append(f"| {name} | {seconds / rows * 1e6:.1f} | {seconds / total:.0%} |")
+    rest = total - sum(stages.values())
+    lines.append(
+        f"| SQL inserts, batching, the rest | {rest / rows * 1e6:.1f} | {rest / total:.0%} |"
+    )
+    lines.append(f"| whole import | {total / rows * 1e6:.1f} | 100% |")
+    return "\n".join(lines)
+
+
+def _table(results: list[Row]) -> str:
+    lines = ["| benchmark | unit | min | median | max | baseline | ratio |",
+             "| --- | --- | ---: | ---: | ---: | --- | ---: |"]  # fmt: skip
+    for name, unit, lo, mid, hi, base, ratio in results:
+        shown = "" if ratio is None else f"{ratio:.2f}"
+        lines.append(f"| {name} | {unit} | {lo:,.0f} | {mid:,.0f} | {hi:,.0f} | {base} | {shown} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--quick", action="store_true", help="10,000 rows")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--no-breakdown", action="store_true")
+    parser.add_argument("--child", choices=("import", "raw", "breakdown"), help=argparse.SUPPRESS)
+    parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child == "breakdown":
+        _child_breakdown(args.file)
+    elif args.child:
+        _child(args.child, args.file, args.db)
+    else:
+        size = 10_000 if args.quick else args.rows
+        print(_table(main(size, args.runs)))
+        if not args.no_breakdown:
+            print()
+            print(breakdown(min(size, 20_000)))

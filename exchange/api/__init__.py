@@ -1,0 +1,1 @@
+"""The HTTP API: app factory, authentication, authorisation, problem details, routers."""

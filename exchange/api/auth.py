@@ -1,0 +1,173 @@
+"""Bearer-token authentication.
+
+Tokens are 256-bit random strings shown once; the database holds only their SHA-256 (domain
+separated), so a database dump grants no access. Failed attempts are logged as denials without
+the token and rate-limited per client address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from exchange.api.problems import Problem
+from exchange.db import models as m
+from exchange.logs import get_logger
+
+TOKEN_PREFIX = "exq_"
+DEFAULT_TOKEN_TTL = timedelta(days=90)
+_HASH_DOMAIN = b"exchange/api-token/v1\x00"
+_log = get_logger("exchange.auth")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling, as the flows see it."""
+
+    id: str
+    name: str
+    role: str
+    display_name: str
+    contractor_id: str | None = None
+    community_ids: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_row(cls, row: m.Principal) -> Principal:
+        return cls(
+            id=row.id,
+            name=row.name,
+            role=row.role,
+            display_name=row.display_name,
+            contractor_id=row.contractor_id,
+            community_ids=frozenset(c.id for c in row.communities),
+        )
+
+
+def generate_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(_HASH_DOMAIN + token.encode("utf-8")).hexdigest()
+
+
+def issue_token(row: m.Principal, *, now: datetime, ttl: timedelta = DEFAULT_TOKEN_TTL) -> str:
+    """Give `row` a fresh token (replacing any previous one); returns the token, once."""
+    token = generate_token()
+    row.token_hash = hash_token(token)
+    row.token_expires_at = now + ttl
+    return token
+
+
+def revoke(row: m.Principal, *, now: datetime) -> None:
+    row.revoked_at = now
+    row.token_hash = None
+
+
+def lookup(session: Session, token: str, now: datetime) -> tuple[Principal | None, str]:
+    """The principal holding `token`, or None and the reason (for logs, never for clients)."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 128:
+        return None, "malformed"
+    row = session.scalars(
+        select(m.Principal)
+        .where(m.Principal.token_hash == hash_token(token))
+        .options(selectinload(m.Principal.communities))
+    ).one_or_none()
+    if row is None:
+        return None, "unknown"
+    if row.revoked_at is not None:
+        return None, "revoked"
+    if row.token_expires_at is not None and row.token_expires_at <= now:
+        return None, "expired"
+    return Principal.from_row(row), "ok"
+
+
+class FailureLimiter:
+    """Token bucket per client address, spent by failed authentications only."""
+
+    def __init__(
+        self,
+        per_minute: int,
+        clock: Callable[[], float] = time.monotonic,
+        max_clients: int = 10_000,
+    ) -> None:
+        self.capacity = float(per_minute)
+        self.rate = per_minute / 60.0
+        self.clock = clock
+        self.max_clients = max_clients
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def _level(self, client: str, now: float) -> float:
+        tokens, last = self._buckets.get(client, (self.capacity, now))
+        return min(self.capacity, tokens + (now - last) * self.rate)
+
+    def blocked(self, client: str) -> bool:
+        with self._lock:
+            return self._level(client, self.clock()) < 1.0
+
+    def record_failure(self, client: str) -> None:
+        with self._lock:
+            now = self.clock()
+            if len(self._buckets) >= self.max_clients and client not in self._buckets:
+                self._buckets.clear()  # bounded memory; a flood resets rather than grows
+            self._buckets[client] = (max(0.0, self._level(client, now) - 1.0), now)
+
+    def retry_after(self) -> int:
+        return max(1, int(1 / self.rate))
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _deny(request: Request, reason: str) -> Problem:
+    state = request.app.state
+    state.failure_limiter.record_failure(_client(request))
+    state.metrics.auth_failures.labels(reason).inc()
+    _log.warning("auth_denied", reason=reason, client=_client(request), path=request.url.path)
+    return Problem(
+        401,
+        "unauthenticated",
+        "a valid bearer token is required",
+        headers={"WWW-Authenticate": 'Bearer realm="exchange"'},
+    )
+
+
+def authenticate(request: Request) -> Principal:
+    """Dependency: resolve `Authorization: Bearer <token>` to a Principal, or answer 401/429."""
+    state = request.app.state
+    limiter: FailureLimiter = state.failure_limiter
+    if limiter.blocked(_client(request)):
+        _log.warning("auth_rate_limited", client=_client(request))
+        raise Problem(
+            429,
+            "too-many-requests",
+            "too many failed authentications; retry later",
+            headers={"Retry-After": str(limiter.retry_after())},
+        )
+    header = request.headers.get("authorization")
+    if not header:
+        raise _deny(request, "missing")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _deny(request, "malformed")
+    now: datetime = state.clock()
+    with state.session_factory() as session:
+        principal, reason = lookup(session, token.strip(), now)
+    if principal is None:
+        raise _deny(request, reason)
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(authenticate)]

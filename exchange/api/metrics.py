@@ -1,0 +1,44 @@
+"""Prometheus metrics: request counts and latencies by route template and status.
+
+Labels are the route *template* (`/v1/cases/{case_reference}`), never the concrete path, so no
+identifier or personal value can reach a label. Each app gets its own registry.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+UNMATCHED_ROUTE = "<unmatched>"
+
+
+class HttpMetrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "exchange_http_requests",
+            "HTTP requests by method, route template and status",
+            ("method", "route", "status"),
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "exchange_http_request_duration_seconds",
+            "HTTP request latency by method and route template",
+            ("method", "route"),
+            registry=self.registry,
+        )
+        self.auth_failures = Counter(
+            "exchange_auth_failures",
+            "Failed authentications by reason",
+            ("reason",),
+            registry=self.registry,
+        )
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(method, route, str(status)).inc()
+        self.latency.labels(method, route).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

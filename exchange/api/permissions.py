@@ -1,0 +1,88 @@
+"""Who may do what: one deny-by-default table of operation -> roles.
+
+Every API route declares exactly one operation with `require(...)`; a test walks the app and
+fails if a route has none or names one missing here. Scope checks (a cadre's communities, a
+contractor's own cases) are the flows' job on top of this gate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Final
+
+from exchange.api.auth import CurrentPrincipal, Principal
+from exchange.api.problems import Problem
+
+OFFICE_ADMIN: Final = "office_admin"
+COMMUNITY_CADRE: Final = "community_cadre"
+CONTRACTOR: Final = "contractor"
+AUDITOR: Final = "auditor"
+
+PERMISSIONS: Final[Mapping[str, frozenset[str]]] = {
+    # contractor system
+    "cases.read": frozenset({CONTRACTOR}),
+    "cases.acknowledge": frozenset({CONTRACTOR}),
+    "service_records.write": frozenset({CONTRACTOR}),
+    "contractor_keys.write": frozenset({OFFICE_ADMIN}),
+    # community work
+    "residents.read": frozenset({OFFICE_ADMIN, COMMUNITY_CADRE}),
+    "residents.write": frozenset({COMMUNITY_CADRE}),
+    "residents.import": frozenset({COMMUNITY_CADRE}),
+    "residents.erase": frozenset({OFFICE_ADMIN, COMMUNITY_CADRE}),
+    "residents.report": frozenset({OFFICE_ADMIN, COMMUNITY_CADRE}),
+    "residents.pseudonym": frozenset({OFFICE_ADMIN}),
+    "consents.read": frozenset({OFFICE_ADMIN, COMMUNITY_CADRE, AUDITOR}),
+    "consents.write": frozenset({COMMUNITY_CADRE}),
+    "assignments.read": frozenset({OFFICE_ADMIN, COMMUNITY_CADRE}),
+    "assignments.write": frozenset({COMMUNITY_CADRE}),
+    "progress.read": frozenset({OFFICE_ADMIN, COMMUNITY_CADRE}),
+    # administration
+    "communities.read": frozenset({OFFICE_ADMIN, COMMUNITY_CADRE, AUDITOR}),
+    "communities.write": frozenset({OFFICE_ADMIN}),
+    "contractors.read": frozenset({OFFICE_ADMIN, COMMUNITY_CADRE, AUDITOR}),
+    "contractors.write": frozenset({OFFICE_ADMIN}),
+    "agreements.read": frozenset({OFFICE_ADMIN, COMMUNITY_CADRE, AUDITOR}),
+    "agreements.write": frozenset({OFFICE_ADMIN}),
+    "policies.read": frozenset({OFFICE_ADMIN, AUDITOR}),
+    "policies.write": frozenset({OFFICE_ADMIN}),
+    "principals.read": frozenset({OFFICE_ADMIN}),
+    "principals.write": frozenset({OFFICE_ADMIN}),
+    "keys.rotate": frozenset({OFFICE_ADMIN}),
+    "statistics.read": frozenset({OFFICE_ADMIN, AUDITOR}),
+    # audit
+    "audit.read": frozenset({AUDITOR}),
+    "audit.checkpoint": frozenset({AUDITOR, OFFICE_ADMIN}),
+    "audit.cosign": frozenset({AUDITOR}),
+    "disclosures.read": frozenset({AUDITOR, OFFICE_ADMIN}),
+    # whoami
+    "session.read": frozenset({OFFICE_ADMIN, COMMUNITY_CADRE, CONTRACTOR, AUDITOR}),
+}
+
+
+def allowed(role: str, operation: str) -> bool:
+    return role in PERMISSIONS.get(operation, frozenset())
+
+
+class Requirement:
+    """The dependency `require(op)` installs; `operation` lets tests find it on a route."""
+
+    def __init__(self, operation: str) -> None:
+        if operation not in PERMISSIONS:
+            raise ValueError(f"unknown operation {operation!r}: add it to PERMISSIONS")
+        self.operation = operation
+
+    def __call__(self, principal: CurrentPrincipal) -> Principal:
+        if not allowed(principal.role, self.operation):
+            raise Problem(403, "forbidden", f"role {principal.role} may not {self.operation}")
+        return principal
+
+    def __repr__(self) -> str:
+        return f"require({self.operation!r})"
+
+
+def require(operation: str) -> Callable[..., Principal]:
+    """Dependency: the authenticated principal, if its role may perform `operation`.
+
+    Use as `principal: Annotated[Principal, Depends(require("cases.read"))]`.
+    """
+    return Requirement(operation)

@@ -1,0 +1,108 @@
+"""Residents for the office: register one, list and read within the caller's scope.
+
+Personal fields are decrypted for office roles only (the permission table admits no other
+role here); a cadre asking for a resident outside her communities gets the same 404 as for a
+resident that does not exist.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from exchange.api.auth import Principal
+from exchange.api.deps import AppKeyring, Clock, DbSession
+from exchange.api.permissions import require
+from exchange.api.routers._office import OFFICE_ERRORS, caller
+from exchange.services import residents
+
+router = APIRouter(prefix="/residents", tags=["residents"], dependencies=OFFICE_ERRORS)
+
+ResidentId = Annotated[str, Path(min_length=1, max_length=36)]
+Text = Annotated[str, Field(min_length=1, max_length=64)]
+OptText = Annotated[str | None, Field(default=None, max_length=64)]
+
+
+class ResidentBody(BaseModel):
+    """One resident, as on the ledger; values are checked by the import's rules."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    name: Text
+    national_id: Annotated[str, Field(min_length=1, max_length=32)]
+    phone: Annotated[str, Field(min_length=1, max_length=32)]
+    community: Text
+    stage: Annotated[str, Field(min_length=1, max_length=16,
+                                description="preparing | pregnant | postpartum (备孕/孕期/产后)")]
+    compound: OptText = None
+    building: OptText = None
+    unit: OptText = None
+    room: OptText = None
+    due_date: date | None = None
+    delivery_date: date | None = None
+    parity: Annotated[int | None, Field(default=None, ge=1, le=20)] = None
+    risk_flags: Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=20)] = []
+    child_birth_date: date | None = None
+    child_sex: Annotated[str | None, Field(default=None, pattern="^(F|M)$")] = None
+
+
+class Created(BaseModel):
+    id: str
+
+
+@router.post("", status_code=201, response_model=Created)
+def register_resident(
+    request: Request,
+    principal: Annotated[Principal, Depends(require("residents.write"))],
+    session: DbSession,
+    keyring: AppKeyring,
+    clock: Clock,
+    body: ResidentBody,
+) -> Created:
+    """Register one resident (validated like a ledger row; errors name the field only)."""
+    data = residents.ResidentInput(**{**body.model_dump(), "risk_flags": tuple(body.risk_flags)})
+    rid = residents.register(session, keyring, caller(request, principal, clock), data)
+    return Created(id=rid)
+
+
+def _view(v: residents.ResidentView) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": v.id, "district": v.district, "street": v.street,
+                           "community": v.community, "stage": v.stage, "erased": v.erased}
+    if v.personal is not None:
+        out.update(personal=v.personal, episode=v.episode, children=v.children)
+    return out
+
+
+@router.get("")
+def list_residents(
+    request: Request,
+    principal: Annotated[Principal, Depends(require("residents.read"))],
+    session: DbSession,
+    keyring: AppKeyring,
+    clock: Clock,
+    community: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=residents.MAX_PAGE)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """Residents in the caller's scope (a cadre: her communities), oldest first."""
+    total, page = residents.list_residents(
+        session, keyring, caller(request, principal, clock), community=community, limit=limit,
+        offset=offset,
+    )
+    return {"total": total, "limit": limit, "offset": offset, "items": [_view(v) for v in page]}
+
+
+@router.get("/{resident_id}")
+def get_resident(
+    request: Request,
+    principal: Annotated[Principal, Depends(require("residents.read"))],
+    session: DbSession,
+    keyring: AppKeyring,
+    clock: Clock,
+    resident_id: ResidentId,
+) -> dict[str, Any]:
+    view = residents.get(session, keyring, caller(request, principal, clock), resident_id)
+    return _view(view)

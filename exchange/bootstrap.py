@@ -1,0 +1,82 @@
+"""Wiring in one place: settings -> keyring, engine, session factory -> the FastAPI app.
+
+Every failure here is a `ConfigurationError` with one line that says what to fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+from sqlalchemy import Engine, inspect
+from sqlalchemy.orm import Session, sessionmaker
+
+from exchange.api.app import create_app
+from exchange.db.engine import make_engine, make_session_factory
+from exchange.logs import configure_logging
+from exchange.settings import ConfigurationError, Settings, check_production, get_settings
+from keys.errors import KeysError
+from keys.keyring import Keyring
+from keys.providers import FileKeyring
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    engine: Engine
+    session_factory: sessionmaker[Session]
+    keyring: Keyring
+
+
+def load_keyring(settings: Settings) -> Keyring:
+    """The file keyring named by the settings, with the production refusals applied."""
+    try:
+        provider = FileKeyring.load(settings.keyring_file)
+    except KeysError as exc:
+        raise ConfigurationError(str(exc)) from None
+    except OSError as exc:  # e.g. the path is a directory
+        reason = exc.strerror or type(exc).__name__
+        message = f"keyring {settings.keyring_file} cannot be read: {reason}"
+        raise ConfigurationError(message) from None
+    check_production(settings, development_keys=provider.is_development)
+    try:
+        keyring = Keyring(provider, production=settings.is_production)
+    except KeysError as exc:
+        raise ConfigurationError(str(exc)) from None
+    return keyring
+
+
+def build_runtime(settings: Settings | None = None) -> Runtime:
+    settings = settings or get_settings()
+    check_production(settings, development_keys=False)
+    keyring = load_keyring(settings)
+    engine = make_engine(settings.database_url)
+    return Runtime(settings, engine, make_session_factory(engine), keyring)
+
+
+def audit_probe(engine: Engine) -> Callable[[], bool]:
+    """Readiness of the audit log: its tables exist (append-only, so there is no harmless
+    test write; a write failure during a request fails that request closed anyway)."""
+
+    def probe() -> bool:
+        names = set(inspect(engine).get_table_names())
+        return {"audit_entries", "audit_head"} <= names
+
+    return probe
+
+
+def build_app(settings: Settings | None = None) -> FastAPI:
+    runtime = build_runtime(settings)
+    configure_logging(runtime.settings.effective_log_format, runtime.settings.log_level)
+    return create_app(
+        runtime.settings,
+        session_factory=runtime.session_factory,
+        keyring=runtime.keyring,
+        audit_probe=audit_probe(runtime.engine),
+    )
+
+
+def app_factory() -> FastAPI:
+    """For `uvicorn --factory exchange.bootstrap:app_factory` in deployments."""
+    return build_app()

@@ -1,0 +1,41 @@
+"""The `exchange` command line, grouped by who uses it.
+
+office      import residents (community cadres, the office)
+admin       init, principals, policies
+audit       search, checkpoints, offline verification
+contractor  the contractor-side sync client (when installed)
+developer   dev up (what `make run` calls), synthetic data
+"""
+
+from __future__ import annotations
+
+import typer
+
+from exchange.cli import admin, audit, contractor, dev, keys, ledger, policy
+
+OFFICE = "office"
+ADMIN = "admin"
+AUDIT = "audit"
+CONTRACTOR = "contractor"
+DEVELOPER = "developer"
+
+app = typer.Typer(
+    name="exchange",
+    help="Resident data exchange broker (生命之初1000天).",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,  # a traceback could show values; commands print one line
+)
+
+app.add_typer(ledger.import_app, name="import", rich_help_panel=OFFICE)
+app.add_typer(admin.app, name="admin", rich_help_panel=ADMIN)
+app.add_typer(policy.app, name="policy", rich_help_panel=ADMIN)
+app.add_typer(keys.app, name="keys", rich_help_panel=ADMIN)
+app.add_typer(audit.app, name="audit", rich_help_panel=AUDIT)
+app.add_typer(contractor.app, name="contractor", rich_help_panel=CONTRACTOR)
+app.add_typer(dev.app, name="dev", rich_help_panel=DEVELOPER)
+app.command("demo-data", rich_help_panel=DEVELOPER)(ledger.demo_data)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""Persistence: one declarative base, engines and the unit of work, column types, models."""

@@ -1,0 +1,1 @@
+"""Alembic migrations, packaged with `exchange` so an installed broker can migrate itself."""

@@ -1,0 +1,189 @@
+"""Entrustment agreements (PIPL Art. 21): contractor, purposes -> shipped policies, period,
+retention, approved sub-processors, and their lifecycle.
+
+    draft --activate--> active --suspend--> suspended --activate--> active
+    any but terminated --terminate--> terminated (final)
+
+Suspending tombstones every active case of the agreement (the contractor must stop and delete);
+re-activating re-announces them. Terminating revokes every assignment, with tombstones.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import Session, selectinload
+
+from audit.entry import Outcome
+from exchange.db import models as m
+from exchange.db.models.codes import PURPOSES
+from exchange.services.assignments import bump, revoke_assignment, tombstone
+from exchange.services.audit_access import Caller, record
+from exchange.services.errors import Conflict, InvalidInput, NotFound
+from keys.keyring import Keyring
+from policies import shipped_policies
+from policies.errors import PolicyError
+
+_REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}\Z")
+MAX_RETENTION_DAYS = 3650
+# No tombstone reason names suspension; the contractor must delete either way and receives
+# the case again on re-activation.
+SUSPENSION_REASON = "assignment_revoked"
+
+
+@dataclass(frozen=True, slots=True)
+class AgreementInput:
+    contractor_id: str
+    reference: str
+    valid_from: date
+    valid_to: date
+    retention_days: int
+    purposes: Mapping[str, str]  # purpose -> policy id
+    sub_processors: Sequence[str] = field(default_factory=tuple)
+
+
+def _validate(data: AgreementInput) -> list[tuple[str, str, int]]:
+    if not _REFERENCE.match(data.reference):
+        raise InvalidInput.field("reference", "format", "must be 1-64 characters [A-Za-z0-9._/-]")
+    if data.valid_to < data.valid_from:
+        raise InvalidInput.field("valid_to", "before_valid_from", "must not be before valid_from")
+    if not 1 <= data.retention_days <= MAX_RETENTION_DAYS:
+        raise InvalidInput.field("retention_days", "out_of_range",
+                                 f"must be 1-{MAX_RETENTION_DAYS}")  # fmt: skip
+    if not data.purposes:
+        raise InvalidInput.field("purposes", "required", "name at least one purpose")
+    for i, sub in enumerate(data.sub_processors):
+        if not isinstance(sub, str) or not 1 <= len(sub.strip()) <= 128:
+            raise InvalidInput.field(f"sub_processors.{i}", "format", "must be 1-128 characters")
+    policies = shipped_policies()
+    out = []
+    for purpose, policy_id in sorted(data.purposes.items()):
+        where = f"purposes.{purpose}"
+        if purpose not in PURPOSES:
+            raise InvalidInput.field(where, "purpose_unknown",
+                                     f"purpose must be one of {', '.join(PURPOSES)}")  # fmt: skip
+        try:
+            policy = policies.get(policy_id)
+        except PolicyError:
+            raise InvalidInput.field(where, "policy_unknown", "no such shipped policy") from None
+        if policy.purpose != purpose:
+            raise InvalidInput.field(where, "policy_purpose_mismatch",
+                                     f"that policy is for {policy.purpose}")  # fmt: skip
+        out.append((purpose, policy.id, policy.identity.version))
+    return out
+
+
+def create(session: Session, caller: Caller, data: AgreementInput) -> m.Agreement:
+    purposes = _validate(data)
+    contractor = session.get(m.Contractor, data.contractor_id) if len(
+        data.contractor_id) <= 36 else None  # fmt: skip
+    if contractor is None:
+        raise InvalidInput.field("contractor_id", "unknown", "no such contractor")
+    if session.scalar(select(m.Agreement.id).where(m.Agreement.reference == data.reference)):
+        raise Conflict("an agreement with this reference exists")
+    row = m.Agreement(
+        contractor_id=contractor.id, reference=data.reference, valid_from=data.valid_from,
+        valid_to=data.valid_to, status="draft", retention_days=data.retention_days,
+        sub_processors=[s.strip() for s in data.sub_processors], created_at=caller.now,
+        updated_at=caller.now,
+    )  # fmt: skip
+    row.purposes = [m.AgreementPurpose(purpose=p, policy_id=pid, policy_version=v)
+                    for p, pid, v in purposes]  # fmt: skip
+    session.add(row)
+    session.flush()
+    record(session, caller, "agreement.create", agreement=row.id)
+    return row
+
+
+def get_agreement(session: Session, agreement_id: str) -> m.Agreement:
+    row = session.get(m.Agreement, agreement_id) if len(agreement_id) <= 36 else None
+    if row is None:
+        raise NotFound("no such agreement")
+    return row
+
+
+def _active_assignments(session: Session, agreement_id: str) -> list[m.Assignment]:
+    return list(session.scalars(
+        select(m.Assignment).where(m.Assignment.agreement_id == agreement_id,
+                                   m.Assignment.status == "active").order_by(m.Assignment.id)
+    ))  # fmt: skip
+
+
+def _transition(session: Session, caller: Caller, row: m.Agreement, to: str) -> None:
+    record(session, caller, f"agreement.{to}", agreement=row.id,
+           outcome=Outcome("ok", f"from_{row.status}"))  # fmt: skip
+    row.status = to
+    row.updated_at = caller.now
+
+
+def activate(session: Session, caller: Caller, agreement_id: str) -> m.Agreement:
+    row = get_agreement(session, agreement_id)
+    if row.status not in ("draft", "suspended"):
+        raise Conflict(f"an agreement that is {row.status} cannot be activated")
+    resumed = row.status == "suspended"
+    _transition(session, caller, row, "active")
+    if resumed:
+        for assignment in _active_assignments(session, row.id):
+            bump(session, assignment)  # the contractor receives its cases again
+    session.flush()
+    return row
+
+
+def suspend(session: Session, keyring: Keyring, caller: Caller, agreement_id: str) -> m.Agreement:
+    row = get_agreement(session, agreement_id)
+    if row.status != "active":
+        raise Conflict(f"an agreement that is {row.status} cannot be suspended")
+    _transition(session, caller, row, "suspended")
+    for assignment in _active_assignments(session, row.id):
+        tombstone(session, keyring, caller, contractor_id=assignment.contractor_id,
+                  agreement_id=row.id, resident_id=assignment.resident_id,
+                  reason=SUSPENSION_REASON)  # fmt: skip
+    session.flush()
+    return row
+
+
+def terminate(
+    session: Session, keyring: Keyring, caller: Caller, agreement_id: str
+) -> m.Agreement:
+    row = get_agreement(session, agreement_id)
+    if row.status == "terminated":
+        raise Conflict("the agreement is already terminated")
+    _transition(session, caller, row, "terminated")
+    row.terminated_at = caller.now
+    for assignment in _active_assignments(session, row.id):
+        revoke_assignment(session, keyring, caller, assignment, "agreement_terminated")
+    session.flush()
+    return row
+
+
+def view(row: m.Agreement) -> dict[str, Any]:
+    return {
+        "id": row.id, "contractor_id": row.contractor_id, "reference": row.reference,
+        "status": row.status, "valid_from": row.valid_from.isoformat(),
+        "valid_to": row.valid_to.isoformat(), "retention_days": row.retention_days,
+        "sub_processors": list(row.sub_processors or []),
+        "purposes": {p.purpose: {"policy_id": p.policy_id, "policy_version": p.policy_version}
+                     for p in sorted(row.purposes, key=lambda p: p.purpose)},
+        "created_at": row.created_at.isoformat(),
+        "terminated_at": row.terminated_at.isoformat() if row.terminated_at else None,
+    }  # fmt: skip
+
+
+def list_agreements(
+    session: Session, contractor_id: str | None = None, status: str | None = None
+) -> list[dict[str, Any]]:
+    conds: list[ColumnElement[bool]] = []
+    if contractor_id is not None:
+        conds.append(m.Agreement.contractor_id == contractor_id)
+    if status is not None:
+        conds.append(m.Agreement.status == status)
+    rows = session.scalars(
+        select(m.Agreement).where(*conds).order_by(m.Agreement.created_at, m.Agreement.id)
+        .options(selectinload(m.Agreement.purposes))
+    ).all()  # fmt: skip
+    return [view(r) for r in rows]

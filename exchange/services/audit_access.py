@@ -1,0 +1,185 @@
+"""The office flows' side of the audit log: who is acting (`Caller`), appending their entries in
+the current transaction, and the auditor's read-only views (checkpoint, entries, proofs,
+cosignatures), each of which is itself audited.
+
+Entries carry names, codes and pseudonyms only (audit.entry refuses anything else).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from audit.entry import Actor, AuditEntry, KeyEvent, Outcome, Subject
+from audit.errors import AuditError, NotFoundError
+from audit.note import Signer
+from audit.store import AuditLog, EntryFilter
+from exchange.api.auth import Principal
+from exchange.services.auditing import Acting, SqlAuditSink
+from exchange.services.auditing import append as audit_append
+from exchange.services.errors import InvalidInput, NotFound
+from keys.keyring import Keyring
+
+AUDIT_READ = "audit.read"
+MAX_PAGE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The authenticated principal doing a flow, the flow's clock reading and request id."""
+
+    principal: Principal
+    now: datetime
+    request_id: str | None = None
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.principal.id, self.principal.role)
+
+    @property
+    def acting(self) -> Acting:
+        """The same caller as the contractor flows' `auditing.Acting`."""
+        return Acting(self.principal.id, self.principal.role, self.now, self.request_id)
+
+
+def record(
+    session: Session,
+    caller: Caller,
+    action: str,
+    *,
+    subjects: Sequence[Subject] = (),
+    agreement: str | None = None,
+    key: KeyEvent | None = None,
+    outcome: Outcome | None = None,
+) -> int:
+    """Append one entry for `caller` in the current transaction; returns its index.
+    Fails closed: any failure is `auditing.AuditUnavailable` and the transaction rolls back."""
+    entry = AuditEntry(
+        time=caller.now,
+        actor=caller.actor,
+        action=action,
+        subjects=tuple(subjects),
+        agreement=agreement,
+        key=key,
+        request_id=caller.request_id,
+        outcome=outcome or Outcome(),
+    )
+    return audit_append(session, SqlAuditSink(), [entry])[0]
+
+
+def subject(keyring: Keyring, resident_id: str, **extra: object) -> Subject:
+    """The audit subject of a resident: her audit pseudonym, never her id."""
+    return Subject(pseudonym=keyring.audit_pseudonym(resident_id), **extra)  # type: ignore[arg-type]
+
+
+# -- the auditor's reads ------------------------------------------------------------------
+
+
+def audit_log(session: Session, keyring: Keyring, caller: Caller) -> AuditLog:
+    signer = Signer(keyring.audit_key_name, keyring.audit_signing_key())
+    return AuditLog(session, signer=signer, clock=lambda: caller.now)
+
+
+def _read(session: Session, caller: Caller, what: str) -> None:
+    """Audit an auditor read (`what` names the view) before serving it."""
+    record(session, caller, AUDIT_READ, outcome=Outcome("ok", what))
+
+
+def checkpoint_note(session: Session, keyring: Keyring, caller: Caller) -> str:
+    """The signed checkpoint of the current head (issued now if none covers it), read audited
+    first so the checkpoint covers this very read."""
+    _read(session, caller, "audit.checkpoint")
+    return audit_log(session, keyring, caller).issue_checkpoint().note
+
+
+def vkey(session: Session, keyring: Keyring, caller: Caller) -> str:
+    _read(session, caller, "audit.vkey")
+    return audit_log(session, keyring, caller).vkey()
+
+
+@dataclass(frozen=True, slots=True)
+class EntryQuery:
+    actor: str | None = None
+    action: str | None = None
+    pseudonym: str | None = None
+    agreement: str | None = None
+    outcome: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    after: int = -1
+    limit: int = 100
+
+
+def entries(
+    session: Session, keyring: Keyring, caller: Caller, query: EntryQuery
+) -> dict[str, object]:
+    if not 1 <= query.limit <= MAX_PAGE:
+        raise InvalidInput.field("limit", "out_of_range", f"must be 1-{MAX_PAGE}")
+    if query.since and query.until and query.until <= query.since:
+        raise InvalidInput.field("until", "before_since", "must be after since")
+    log = audit_log(session, keyring, caller)
+    size_before = log.size()  # the page never includes the entry recording this read
+    _read(session, caller, "audit.entries")
+    page = log.entries(
+        EntryFilter(query.actor, query.action, query.pseudonym, query.agreement, query.outcome,
+                    query.since, query.until),
+        after=query.after,
+        limit=query.limit,
+    )  # fmt: skip
+    items = [item for item in page.items if int(str(item["index"])) < size_before]
+    next_after = page.next_after if len(items) == len(page.items) else None
+    return {"tree_size": size_before, "items": items, "next_after": next_after}
+
+
+def _b64(hashes: Sequence[bytes]) -> list[str]:
+    return [base64.b64encode(h).decode() for h in hashes]
+
+
+def inclusion(
+    session: Session, keyring: Keyring, caller: Caller, index: int, tree_size: int
+) -> dict[str, object]:
+    log = audit_log(session, keyring, caller)
+    _read(session, caller, "audit.inclusion_proof")
+    try:
+        proof = log.inclusion_proof(index, tree_size)
+        _, leaf = log.leaf(index)
+    except NotFoundError:
+        raise NotFound(f"tree size {tree_size} is beyond the log") from None
+    except AuditError as exc:
+        raise InvalidInput.field("index", "out_of_range", str(exc)) from None
+    return {
+        "index": index,
+        "tree_size": tree_size,
+        "leaf_hash": base64.b64encode(leaf).decode(),
+        "hashes": _b64(proof.hashes),
+    }
+
+
+def consistency(
+    session: Session, keyring: Keyring, caller: Caller, first: int, second: int
+) -> dict[str, object]:
+    log = audit_log(session, keyring, caller)
+    _read(session, caller, "audit.consistency_proof")
+    try:
+        proof = log.consistency_proof(first, second)
+    except NotFoundError:
+        raise NotFound(f"tree size {second} is beyond the log") from None
+    except AuditError as exc:
+        raise InvalidInput.field("first", "out_of_range", str(exc)) from None
+    return {"first": first, "second": second, "hashes": _b64(proof.hashes)}
+
+
+def add_cosignature(
+    session: Session, keyring: Keyring, caller: Caller, note: str, witness_vkey: str
+) -> str:
+    log = audit_log(session, keyring, caller)
+    try:
+        stored = log.add_cosignature(note, witness_vkey)
+    except AuditError as exc:
+        raise InvalidInput.field("note", "cosignature_invalid", str(exc)) from None
+    record(session, caller, "audit.cosign", outcome=Outcome("ok", "audit.cosignature"))
+    return stored.note

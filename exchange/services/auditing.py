@@ -1,0 +1,133 @@
+"""Audit entries of the flows, appended inside the caller's transaction (invariant 3).
+
+An entry names the actor, the action, the request, the agreement/purpose/policy and, per case,
+the resident's *audit pseudonym* (keys/, never her identity), the case reference and the
+names of the fields disclosed or withheld with their reason codes. Never a value.
+
+`AuditSink` is the port the flows write through; `SqlAuditSink` appends to the audit store in
+the same Session, so the read it records and the entry commit or roll back together. Any
+failure surfaces as `AuditUnavailable` and the flow must return nothing (fail closed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from typing import Protocol
+
+from sqlalchemy.orm import Session
+
+from audit.entry import Actor, AuditEntry, Outcome, PolicyRef, Subject, Withheld
+from audit.errors import AuditError
+from audit.store import append_many
+from keys.keyring import Keyring
+from policies.results import Evaluation, PolicyIdentity
+
+
+class AuditUnavailable(Exception):
+    """The audit entry could not be appended; the transaction must roll back, nothing returned."""
+
+
+class AuditSink(Protocol):
+    def append_many(self, session: Session, entries: Sequence[AuditEntry]) -> list[int]: ...
+
+
+class SqlAuditSink:
+    """Appends to the audit store in the caller's Session (never commits)."""
+
+    def append_many(self, session: Session, entries: Sequence[AuditEntry]) -> list[int]:
+        return append_many(session, entries)
+
+
+@dataclass
+class MemoryAuditSink:
+    """In-memory twin for tests: keeps what was appended; `fail=True` refuses every append."""
+
+    entries: list[AuditEntry] = field(default_factory=list)
+    fail: bool = False
+
+    def append_many(self, session: Session, entries: Sequence[AuditEntry]) -> list[int]:
+        if self.fail:
+            raise AuditError("audit store unavailable (test double)")
+        start = len(self.entries)
+        self.entries.extend(entries)
+        return list(range(start, start + len(entries)))
+
+
+@dataclass(frozen=True, slots=True)
+class Acting:
+    """Who acts, when, in which request (the principal's id and role only)."""
+
+    principal_id: str
+    role: str
+    now: datetime
+    request_id: str | None = None
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.principal_id, self.role)
+
+
+def policy_ref(identity: PolicyIdentity | None) -> PolicyRef | None:
+    if identity is None:
+        return None
+    return PolicyRef(identity.id, str(identity.version), identity.sha256)
+
+
+@lru_cache(maxsize=4096)
+def _withheld(field_name: str, reason: str) -> Withheld:
+    # frozen and validated once: a page repeats the same few (field, reason) pairs
+    return Withheld(field_name, reason)
+
+
+def case_subject(
+    keyring: Keyring, resident_id: str, case_reference: str | None, evaluation: Evaluation | None
+) -> Subject:
+    """One case: pseudonym, case reference, disclosed field names, withheld (field, reason)."""
+    if evaluation is None:
+        return Subject(keyring.audit_pseudonym(resident_id), case_reference)
+    disclosed = tuple(d.field for d in evaluation.decisions if d.shared)
+    withheld = tuple(
+        _withheld(d.field, d.reason.value) for d in evaluation.decisions if not d.shared
+    )
+    return Subject(
+        pseudonym=keyring.audit_pseudonym(resident_id),
+        case=case_reference,
+        disclosed=disclosed,
+        withheld=withheld,
+        consents=evaluation.consent_event_ids,
+    )
+
+
+def entry(
+    acting: Acting,
+    action: str,
+    *,
+    subjects: Iterable[Subject] = (),
+    agreement: str | None = None,
+    purpose: str | None = None,
+    policy: PolicyIdentity | None = None,
+    denied: str | None = None,
+) -> AuditEntry:
+    """An entry; `denied` (a reason code) makes it a denial."""
+    return AuditEntry(
+        time=acting.now,
+        actor=acting.actor,
+        action=action,
+        subjects=tuple(subjects),
+        agreement=agreement,
+        purpose=purpose,
+        policy=policy_ref(policy),
+        request_id=acting.request_id,
+        outcome=Outcome() if denied is None else Outcome("denied", denied),
+    )
+
+
+def append(session: Session, sink: AuditSink, entries: Sequence[AuditEntry]) -> list[int]:
+    """Append in the current transaction; any failure is `AuditUnavailable` (fail closed)."""
+    try:
+        return sink.append_many(session, entries)
+    except Exception as exc:  # the store's, the driver's, or an invalid entry: all fail closed
+        raise AuditUnavailable(type(exc).__name__) from None

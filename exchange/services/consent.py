@@ -1,0 +1,183 @@
+"""Consent: append-only events (grant | withdraw), current consent as their fold, and the feed
+effects of a change.
+
+Rules (PIPL): pregnancy_health and birth_health are sensitive and need separate consent
+(Art. 29): a grant naming them must say `separate=True`; child_data needs the guardian's
+consent (Art. 31). Withdrawal is immediate (Art. 15): withdrawing service_contact revokes the
+resident's assignments under the agreement and tombstones them; any other change re-announces
+the assignments so the contractor's next sync carries the reduced (or widened) view.
+
+A consent event names an agreement, or the programme (then it applies to every agreement).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from audit.entry import Outcome
+from exchange.db import models as m
+from exchange.db.models.codes import CONSENT_METHODS, CONSENT_SCOPES
+from exchange.services.assignments import active_for_resident, bump, revoke_assignment
+from exchange.services.audit_access import Caller, record, subject
+from exchange.services.errors import Conflict, InvalidInput, NotFound
+from exchange.services.records import fold_consents
+from exchange.services.residents import visible_resident
+from keys.keyring import Keyring
+
+SENSITIVE_SCOPES = frozenset({"pregnancy_health", "birth_health"})
+GUARDIAN_SCOPES = frozenset({"child_data"})
+REQUIRED_SCOPE = "service_contact"
+_SHA256 = re.compile(r"[0-9a-f]{64}\Z")
+_NOTICE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}\Z")
+_PROGRAMME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}\Z")
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentInput:
+    scopes: tuple[str, ...]
+    method: str
+    notice_version: str
+    evidence_sha256: str
+    agreement_id: str | None = None
+    programme: str | None = None
+    separate: bool = False  # the sensitive scopes were asked and agreed to on their own
+    guardian: bool = False  # child_data given by the infant's guardian
+
+
+def _validate(data: ConsentInput, action: str) -> list[str]:
+    if (data.agreement_id is None) == (data.programme is None):
+        raise InvalidInput.field("agreement_id", "agreement_or_programme",
+                                 "give exactly one of agreement_id and programme")  # fmt: skip
+    if data.programme is not None and not _PROGRAMME.match(data.programme):
+        raise InvalidInput.field("programme", "format", "must be a lower-case code")
+    scopes = list(data.scopes)
+    if not scopes:
+        raise InvalidInput.field("scopes", "required", "name at least one consent scope")
+    unknown = sorted(set(scopes) - set(CONSENT_SCOPES))
+    if unknown:
+        raise InvalidInput.field("scopes", "scope_unknown",
+                                 f"unknown scope(s): {', '.join(unknown)}")  # fmt: skip
+    if len(set(scopes)) != len(scopes):
+        raise InvalidInput.field("scopes", "duplicate", "a scope is named twice")
+    if data.method not in CONSENT_METHODS:
+        raise InvalidInput.field("method", "method_unknown",
+                                 f"must be one of {', '.join(CONSENT_METHODS)}")  # fmt: skip
+    if not _NOTICE.match(data.notice_version):
+        raise InvalidInput.field("notice_version", "format",
+                                 "must be 1-32 characters [A-Za-z0-9._-]")  # fmt: skip
+    if not _SHA256.match(data.evidence_sha256):
+        raise InvalidInput.field("evidence_sha256", "format",
+                                 "must be 64 lower-case hexadecimal digits")  # fmt: skip
+    if action == "grant":
+        if set(scopes) & SENSITIVE_SCOPES and not data.separate:
+            raise InvalidInput.field(
+                "separate", "separate_consent_required",
+                "pregnancy_health and birth_health need separate consent (PIPL Art. 29): "
+                "record them with separate=true",
+            )
+        if set(scopes) & GUARDIAN_SCOPES and not data.guardian:
+            raise InvalidInput.field("guardian", "guardian_consent_required",
+                                     "child_data needs the guardian's consent (PIPL Art. 31)")
+    return sorted(scopes, key=CONSENT_SCOPES.index)
+
+
+def _events(session: Session, resident_id: str, agreement_id: str | None) -> list[m.ConsentEvent]:
+    conds = [m.ConsentEvent.resident_id == resident_id]
+    if agreement_id is not None:
+        conds.append(or_(m.ConsentEvent.agreement_id == agreement_id,
+                         m.ConsentEvent.programme.is_not(None)))  # fmt: skip
+    return list(session.scalars(
+        select(m.ConsentEvent).where(*conds).order_by(m.ConsentEvent.sequence)
+    ))  # fmt: skip
+
+
+def current_consent(session: Session, resident_id: str, agreement_id: str) -> dict[str, str]:
+    """The resident's current consent for one agreement (agreement and programme events)."""
+    state = fold_consents(_events(session, resident_id, agreement_id), agreement_id)
+    return {scope.value: event_id for scope, event_id in state.granted.items()}
+
+
+def _append(
+    session: Session, keyring: Keyring, caller: Caller, resident: m.Resident, action: str,
+    data: ConsentInput,
+) -> tuple[m.ConsentEvent, list[str]]:  # fmt: skip
+    scopes = _validate(data, action)
+    if resident.erased_at is not None:
+        raise Conflict("the resident was erased")
+    if data.agreement_id is not None and session.get(m.Agreement, data.agreement_id) is None:
+        raise InvalidInput.field("agreement_id", "unknown", "no such agreement")
+    last = session.scalar(
+        select(func.max(m.ConsentEvent.sequence)).where(m.ConsentEvent.resident_id == resident.id)
+    )
+    event = m.ConsentEvent(
+        resident_id=resident.id, sequence=(last or 0) + 1, agreement_id=data.agreement_id,
+        programme=data.programme, action=action, scopes=scopes, method=data.method,
+        notice_version=data.notice_version, evidence_sha256=data.evidence_sha256,
+        guardian=data.guardian, recorded_at=caller.now, recorded_by=caller.principal.id,
+    )  # fmt: skip
+    session.add(event)
+    session.flush()
+    record(session, caller, "consent.record", agreement=data.agreement_id,
+           subjects=[subject(keyring, resident.id, consents=(event.id,))],
+           outcome=Outcome("ok", f"consent.{action}"))  # fmt: skip
+    return event, scopes
+
+
+def _affected(session: Session, resident_id: str, data: ConsentInput) -> list[m.Assignment]:
+    agreements = None if data.agreement_id is None else [data.agreement_id]
+    return active_for_resident(session, resident_id, agreements)
+
+
+def grant(
+    session: Session, keyring: Keyring, caller: Caller, resident_id: str, data: ConsentInput
+) -> m.ConsentEvent:
+    resident = visible_resident(session, caller, resident_id)
+    event, _ = _append(session, keyring, caller, resident, "grant", data)
+    for assignment in _affected(session, resident.id, data):
+        bump(session, assignment)  # the contractor's view may widen
+    return event
+
+
+def withdraw(
+    session: Session, keyring: Keyring, caller: Caller, resident_id: str, data: ConsentInput
+) -> m.ConsentEvent:
+    resident = visible_resident(session, caller, resident_id)
+    event, _ = _append(session, keyring, caller, resident, "withdraw", data)
+    for assignment in _affected(session, resident.id, data):
+        if REQUIRED_SCOPE not in current_consent(session, resident.id, assignment.agreement_id):
+            revoke_assignment(session, keyring, caller, assignment, "consent_withdrawn")
+        else:
+            bump(session, assignment)  # the contractor's next sync carries the reduced view
+    session.flush()
+    return event
+
+
+def event_view(event: m.ConsentEvent) -> dict[str, Any]:
+    return {
+        "id": event.id, "sequence": event.sequence, "action": event.action,
+        "scopes": list(event.scopes), "agreement_id": event.agreement_id,
+        "programme": event.programme, "method": event.method,
+        "notice_version": event.notice_version, "evidence_sha256": event.evidence_sha256,
+        "guardian": event.guardian, "recorded_at": event.recorded_at.isoformat(),
+        "recorded_by": event.recorded_by,
+    }  # fmt: skip
+
+
+def history(session: Session, caller: Caller, resident_id: str) -> dict[str, Any]:
+    """Every consent event of the resident in order, and the current consent per agreement."""
+    if caller.principal.role == "auditor":  # no personal value here; auditors check consent
+        found = session.get(m.Resident, resident_id) if len(resident_id) <= 36 else None
+        if found is None:
+            raise NotFound("no such resident")
+        resident = found
+    else:
+        resident = visible_resident(session, caller, resident_id)
+    events = _events(session, resident.id, None)
+    agreements = sorted({e.agreement_id for e in events if e.agreement_id})
+    current = {a: sorted(current_consent(session, resident.id, a)) for a in agreements}
+    return {"events": [event_view(e) for e in events], "current": current}

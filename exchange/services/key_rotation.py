@@ -1,0 +1,347 @@
+"""Key custody operations of the running system (docs/keys.md §Rotation, §Operating rotations).
+
+The pure steps are keys.rotation's; this module drives them over the database adapters
+(exchange.services.key_store) and hands every key event to the audit log
+(exchange.services.key_events) in the same transaction as the change it records.
+
+* `rotate_root`: add a root version (or resume an unfinished rotation), then re-wrap every data
+  key in batches; each batch and its cursor commit together, so a crash loses at most the batch
+  in flight and a second run continues after the last committed one.
+* `retire_root`: drop an old root version once no data key is wrapped under it.
+* `rotate_resident_data_key`: re-encrypt one resident's fields under a fresh data key, in the
+  caller's transaction.
+* `export_pseudonym_remap`: rotate the case-pseudonym key (once) and produce an agreement's
+  old -> new case-reference map; the rotation stays open until every agreement with cases has
+  had its export.
+* `rotate_contractor`: register a contractor's new public key and retire the old one.
+
+Keyring changes (a new or retired version) are written to the key file before the transaction
+commits: if the commit then fails, an unused version remains, which is harmless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import exists, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from audit.entry import Actor, Subject
+from exchange.db import models as m
+from exchange.db.engine import unit_of_work
+from exchange.services.errors import Conflict, NotFound
+from exchange.services.key_events import CLI_ACTOR, AuditKeyEventSink
+from exchange.services.key_store import SqlContractorKeyStore, SqlCursorStore, SqlWrappedKeyStore
+from keys.contractor_keys import ContractorPublicKey
+from keys.datakeys import WrappedKey
+from keys.events import Clock
+from keys.fields import EncryptedValue, FieldContext
+from keys.keyring import Keyring
+from keys.providers import LocalKeyProvider, Purpose
+from keys.rotation import (
+    ROOT_JOB,
+    ContractorKeyRecord,
+    RemapRow,
+    RotationProgress,
+    case_reference_remap,
+    retire_root_version,
+    rewrap_all,
+    rotate_contractor_key,
+    rotate_data_key,
+    rotate_pseudonym_key,
+    start_root_rotation,
+)
+
+PSEUDONYM_JOB = "pseudonym-remap"
+DEFAULT_BATCH = 500
+
+RESIDENT_COLUMNS = ("name", "national_id", "phone", "birth_date", "address_compound",
+                    "address_building", "address_unit", "address_room")  # fmt: skip
+EPISODE_COLUMNS = ("due_date", "delivery_date", "parity", "risk_flags")
+CHILD_COLUMNS = ("birth_date", "sex")
+
+
+def local_provider(keyring: Keyring) -> LocalKeyProvider:
+    """Rotation adds and retires versions, which only an in-process (file) keyring can do."""
+    provider = keyring.provider
+    if not isinstance(provider, LocalKeyProvider):
+        raise Conflict("this key provider manages its own versions; rotate it in the HSM/KMS")
+    return provider
+
+
+# -- root key -------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class RootRotation:
+    version: int  # the root version every data key is now wrapped under
+    resumed: bool
+    progress: RotationProgress
+
+
+def root_rotation_pending(session: Session, keyring: Keyring) -> bool:
+    """An unfinished rotation: a saved job, or data keys not yet under the current root."""
+    if session.get(m.KeyJob, ROOT_JOB) is not None:
+        return True
+    root = keyring.current_root()
+    stale = select(m.ResidentDataKey.resident_id).where(
+        or_(m.ResidentDataKey.kek_id != root.key_id, m.ResidentDataKey.kek_version != root.version)
+    )
+    return bool(session.scalar(select(exists(stale))))
+
+
+def rotate_root(
+    factory: sessionmaker[Session],
+    keyring: Keyring,
+    clock: Clock,
+    *,
+    actor: Actor = CLI_ACTOR,
+    batch_size: int = DEFAULT_BATCH,
+    on_start: Callable[[int, bool, int], None] | None = None,
+    progress: Callable[[RotationProgress], None] | None = None,
+) -> RootRotation:
+    """Start (or resume) a root rotation and re-wrap every data key online.
+
+    `on_start(version, resumed, total)` is called once the rotation is recorded; `progress`
+    after each committed batch. Any exception leaves the committed batches in place."""
+    provider = local_provider(keyring)
+    with unit_of_work(factory) as session:
+        resumed = root_rotation_pending(session, keyring)
+        previous = provider.current_version(Purpose.ROOT)
+        if not resumed:
+            start_root_rotation(provider, AuditKeyEventSink(session, actor), clock)
+        version = provider.current_version(Purpose.ROOT)
+        SqlCursorStore(session, clock).begin(
+            ROOT_JOB, from_version=None if resumed else previous, to_version=version
+        )
+        total = SqlWrappedKeyStore(session).count()
+    if on_start is not None:
+        on_start(version, resumed, total)
+
+    session = factory()
+    try:
+
+        def committed(state: RotationProgress) -> None:
+            session.commit()  # this batch and its cursor, together
+            if progress is not None:
+                progress(state)
+
+        result = rewrap_all(
+            keyring,
+            SqlWrappedKeyStore(session),
+            SqlCursorStore(session, clock),
+            AuditKeyEventSink(session, actor),
+            clock,
+            batch_size=batch_size,
+            progress=committed,
+        )
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+    return RootRotation(version, resumed, result)
+
+
+def retire_root(
+    session: Session, keyring: Keyring, version: int, clock: Clock, *, actor: Actor = CLI_ACTOR
+) -> None:
+    """Delete root `version` from the keyring; refused while any data key still names it."""
+    provider = local_provider(keyring)
+    if session.get(m.KeyJob, ROOT_JOB) is not None:
+        raise Conflict("a root rotation is unfinished; run `exchange keys rotate-root` first")
+    retire_root_version(
+        provider, version, keyring, SqlWrappedKeyStore(session),
+        AuditKeyEventSink(session, actor), clock,
+    )  # fmt: skip
+
+
+# -- data key -------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class DataKeyRotated:
+    resident_id: str
+    data_key_version: int
+    fields: int  # how many ciphertexts were re-encrypted
+
+
+def _encrypted_fields(session: Session, resident: m.Resident) -> list[tuple[Any, str, str]]:
+    """(row, column, table) of every ciphertext under the resident's data key."""
+    out: list[tuple[Any, str, str]] = [(resident, c, "residents") for c in RESIDENT_COLUMNS]
+    for episode in session.scalars(
+        select(m.MaternalEpisode).where(m.MaternalEpisode.resident_id == resident.id)
+    ):
+        out += [(episode, c, "maternal_episodes") for c in EPISODE_COLUMNS]
+    for child in session.scalars(select(m.Child).where(m.Child.resident_id == resident.id)):
+        out += [(child, c, "children") for c in CHILD_COLUMNS]
+    for record in session.scalars(
+        select(m.ServiceRecord).join(m.Assignment, m.Assignment.id == m.ServiceRecord.assignment_id)
+        .where(m.Assignment.resident_id == resident.id)
+    ):  # fmt: skip
+        out.append((record, "notes", "service_records"))
+    return [(row, column, table) for row, column, table in out if getattr(row, column) is not None]
+
+
+def rotate_resident_data_key(
+    session: Session, keyring: Keyring, resident_id: str, clock: Clock, *,
+    actor: Actor = CLI_ACTOR,
+) -> DataKeyRotated:  # fmt: skip
+    """Re-encrypt every field of one resident under a fresh data key, in this transaction."""
+    resident = session.get(m.Resident, resident_id) if len(resident_id) <= 36 else None
+    if resident is None:
+        raise NotFound("no such resident")
+    if resident.erased_at is not None:
+        raise Conflict("the resident is erased; her data key was destroyed")
+    key_row = session.get(m.ResidentDataKey, resident.id, with_for_update=True)
+    if key_row is None:
+        raise Conflict("the resident has no data key")
+    targets = _encrypted_fields(session, resident)
+    wrapped = WrappedKey.from_bytes(bytes(key_row.wrapped_key))
+    values: list[tuple[FieldContext, EncryptedValue]] = [
+        (FieldContext(table, column, row.id), getattr(row, column))
+        for row, column, table in targets
+    ]
+    sink = AuditKeyEventSink(
+        session, actor, subjects=[Subject(keyring.audit_pseudonym(resident.id))]
+    )
+    rotated = rotate_data_key(keyring, wrapped, values, sink, clock)
+    for (row, column, _table), value in zip(targets, rotated.values, strict=True):
+        setattr(row, column, value)
+    header = rotated.wrapped.header
+    key_row.wrapped_key = rotated.wrapped.to_bytes()
+    key_row.kek_id, key_row.kek_version = header.kek_id, header.kek_version
+    session.flush()
+    return DataKeyRotated(resident.id, header.data_key_version, len(targets))
+
+
+# -- pseudonym key --------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class RemapExport:
+    agreement_id: str
+    from_version: int
+    to_version: int
+    started: bool  # this call added the new pseudonym version
+    rows: tuple[RemapRow, ...]
+    awaiting: tuple[str, ...]  # agreement ids still needing their export (empty: rotation done)
+
+
+def _agreements_with_cases(session: Session) -> list[str]:
+    active = select(m.Assignment.agreement_id).where(m.Assignment.status == "active")
+    pending = select(m.Tombstone.agreement_id).where(m.Tombstone.acknowledged_at.is_(None))
+    return sorted(set(session.scalars(active)) | set(session.scalars(pending)))
+
+
+def awaiting_remap(session: Session, to_version: int) -> list[str]:
+    done = set(session.scalars(
+        select(m.PseudonymRemap.agreement_id).where(m.PseudonymRemap.to_version == to_version)
+    ))  # fmt: skip
+    return [a for a in _agreements_with_cases(session) if a not in done]
+
+
+def _remap_residents(
+    session: Session, keyring: Keyring, agreement_id: str, old_version: int
+) -> list[str]:
+    """Residents whose case the contractor holds: active assignments, and revoked ones whose
+    tombstone (under the old reference) it has not acknowledged yet."""
+    rows = session.execute(
+        select(m.Assignment.resident_id, m.Assignment.status)
+        .where(m.Assignment.agreement_id == agreement_id)
+    ).all()  # fmt: skip
+    active = {rid for rid, status in rows if status == "active"}
+    pending = set(session.scalars(
+        select(m.Tombstone.case_reference).where(m.Tombstone.agreement_id == agreement_id,
+                                                 m.Tombstone.acknowledged_at.is_(None))
+    ))  # fmt: skip
+    if pending:
+        for rid in {rid for rid, status in rows if status != "active"} - active:
+            if keyring.case_reference(agreement_id, rid, old_version) in pending:
+                active.add(rid)
+    return sorted(active)
+
+
+def export_pseudonym_remap(
+    session: Session, keyring: Keyring, agreement_id: str, clock: Clock, *,
+    actor: Actor = CLI_ACTOR,
+) -> RemapExport:  # fmt: skip
+    """The re-mapping of one agreement's case references to the new pseudonym version.
+
+    The first call of a rotation adds the version; later calls (other agreements, or the same
+    one again) reuse it. Unacknowledged tombstones of the agreement are re-keyed too, so a
+    deletion instruction still reaches the contractor under the reference it will hold."""
+    agreement = session.get(m.Agreement, agreement_id) if len(agreement_id) <= 36 else None
+    if agreement is None:
+        raise NotFound("no such agreement")
+    provider = local_provider(keyring)
+    cursors = SqlCursorStore(session, clock)
+    job = cursors.job(PSEUDONYM_JOB)
+    started = job is None
+    if job is None:
+        current = provider.current_version(Purpose.CASE_PSEUDONYM)
+        added = rotate_pseudonym_key(provider, AuditKeyEventSink(session, actor), clock, keyring)
+        job = cursors.begin(PSEUDONYM_JOB, from_version=current, to_version=added)
+    old, new = job.from_version, job.to_version
+    if old is None or new is None or provider.current_version(Purpose.CASE_PSEUDONYM) != new:
+        raise Conflict("the keyring does not match the unfinished pseudonym rotation")
+    residents = _remap_residents(session, keyring, agreement.id, old)
+    sink = AuditKeyEventSink(session, actor, agreement=agreement.id)
+    rows = case_reference_remap(keyring, agreement.id, residents, old, new, sink, clock)
+    for row in rows:
+        session.execute(
+            update(m.Tombstone)
+            .where(m.Tombstone.agreement_id == agreement.id,
+                   m.Tombstone.case_reference == row.old_case_reference,
+                   m.Tombstone.acknowledged_at.is_(None))
+            .values(case_reference=row.new_case_reference)
+            .execution_options(synchronize_session=False)
+        )  # fmt: skip
+    session.merge(m.PseudonymRemap(agreement_id=agreement.id, to_version=new, from_version=old,
+                                   row_count=len(rows), exported_at=clock()))  # fmt: skip
+    session.flush()
+    awaiting = awaiting_remap(session, new)
+    if not awaiting:
+        cursors.finish(PSEUDONYM_JOB)
+    return RemapExport(agreement.id, old, new, started, tuple(rows), tuple(awaiting))
+
+
+# -- contractor key -------------------------------------------------------------------------
+def rotate_contractor(
+    session: Session, contractor_id: str, public_key: ContractorPublicKey, clock: Clock, *,
+    actor: Actor = CLI_ACTOR,
+) -> ContractorKeyRecord:  # fmt: skip
+    contractor = session.get(m.Contractor, contractor_id) if len(contractor_id) <= 36 else None
+    if contractor is None:
+        raise NotFound("no such contractor")
+    if session.scalar(select(m.ContractorKey.id).where(
+            m.ContractorKey.key_id == public_key.fingerprint.hex())):  # fmt: skip
+        raise Conflict("this public key is already registered")
+    return rotate_contractor_key(SqlContractorKeyStore(session), contractor.id, public_key,
+                                 AuditKeyEventSink(session, actor), clock)  # fmt: skip
+
+
+# -- status ---------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class KeyStatus:
+    purposes: dict[str, tuple[int, tuple[int, ...]]]  # purpose -> (current, versions held)
+    data_keys_by_root: dict[tuple[str, int], int]
+    root_job: m.KeyJob | None
+    pseudonym_job: m.KeyJob | None
+    awaiting_remap: tuple[str, ...]
+    active_contractor_keys: int
+
+
+def status(session: Session, keyring: Keyring) -> KeyStatus:
+    provider = local_provider(keyring)
+    purposes = {p.value: (provider.current_version(p), tuple(provider.versions(p)))
+                for p in Purpose}  # fmt: skip
+    pseudonym_job = session.get(m.KeyJob, PSEUDONYM_JOB)
+    awaiting: Sequence[str] = ()
+    if pseudonym_job is not None and pseudonym_job.to_version is not None:
+        awaiting = awaiting_remap(session, pseudonym_job.to_version)
+    return KeyStatus(
+        purposes,
+        SqlWrappedKeyStore(session).counts_by_root(),
+        session.get(m.KeyJob, ROOT_JOB),
+        pseudonym_job,
+        tuple(awaiting),
+        SqlContractorKeyStore(session).active_count(),
+    )

@@ -1,0 +1,311 @@
+"""A case's inputs to the policy engine, loaded from the database in a few batched queries.
+
+For a page of assignments: their agreements (+ purposes), residents, wrapped data keys,
+latest episode, latest child and consent events are fetched with one `IN (...)` query each
+(never one query per case). Only the columns the policy needs are decrypted; the plaintext
+lives in the frozen `ResidentRecord` handed to `policies.evaluate` and nowhere else.
+
+Storage text of non-string fields is decoded with `exchange.ledger.storage` (the format the
+importer writes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from exchange.db import models as m
+from exchange.ledger import storage
+from keys.datakeys import DataKey, WrappedKey
+from keys.fields import EncryptedValue
+from keys.keyring import Keyring
+from policies.catalogue import ADDRESS_PARTS, RECORD_FIELDS, ConsentScope, Service
+from policies.document import Policy
+from policies.inputs import (
+    AgreementStatus,
+    AgreementTerms,
+    AssignmentStatus,
+    AssignmentTerms,
+    Booking,
+    ConsentState,
+    ResidentRecord,
+)
+
+RESIDENTS, EPISODES, CHILDREN = "residents", "maternal_episodes", "children"
+
+# record field -> (table, column, decoder); the table decides which row the column lives in
+_ENCRYPTED: Mapping[str, tuple[str, str, Callable[[str], object]]] = {
+    "resident.name": (RESIDENTS, "name", str),
+    "resident.national_id": (RESIDENTS, "national_id", str),
+    "resident.birth_date": (RESIDENTS, "birth_date", storage.decode_date),
+    "resident.phone": (RESIDENTS, "phone", str),
+    "address.compound": (RESIDENTS, "address_compound", str),
+    "address.building": (RESIDENTS, "address_building", str),
+    "address.unit": (RESIDENTS, "address_unit", str),
+    "address.room": (RESIDENTS, "address_room", str),
+    "episode.due_date": (EPISODES, "due_date", storage.decode_date),
+    "episode.delivery_date": (EPISODES, "delivery_date", storage.decode_date),
+    "episode.parity": (EPISODES, "parity", storage.decode_int),
+    "episode.risk_flags": (EPISODES, "risk_flags", storage.decode_flags),
+    "child.birth_date": (CHILDREN, "birth_date", storage.decode_date),
+    "child.sex": (CHILDREN, "sex", str),
+}
+# plain columns (scoping needs them unencrypted)
+_PLAIN = frozenset({"address.district", "address.street", "address.community", "episode.stage"})
+
+# what each derived field and composite source reads
+_READS: Mapping[str, tuple[str, ...]] = {
+    "address": ADDRESS_PARTS,
+    "derived.resident_age_band": ("resident.birth_date",),
+    "derived.gestation_weeks": ("episode.due_date", "episode.stage"),
+    "derived.delivery_month": ("episode.delivery_date",),
+    "derived.infant_age_months_band": ("child.birth_date",),
+}
+
+
+def fields_needed(policies: Iterable[Policy]) -> frozenset[str]:
+    """The record fields the given policies read (rules that disclose, and their conditions)."""
+    needed: set[str] = set()
+    for policy in policies:
+        for rule in policy.fields:
+            if not rule.discloses:
+                continue
+            needed.update(_READS.get(rule.source, (rule.source,)))
+            if any(c.name == "stage_in" for c in rule.conditions):
+                needed.add("episode.stage")
+    return frozenset(needed & RECORD_FIELDS)
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class CaseInputs:
+    """Everything `policies.evaluate` needs for one assignment, plus the ids to audit it."""
+
+    assignment_id: str
+    resident_id: str
+    contractor_id: str
+    record: ResidentRecord
+    consents: ConsentState
+    agreement: AgreementTerms
+    assignment: AssignmentTerms
+    data_key: DataKey | None
+
+    def __repr__(self) -> str:
+        return f"CaseInputs(assignment_id={self.assignment_id!r})"
+
+
+def agreement_terms(
+    row: m.Agreement, policy_versions: Mapping[str, int] | None = None
+) -> AgreementTerms:
+    """AgreementTerms from a row; a purpose whose pinned policy version is not the loaded one
+    is left out, so the engine answers `purpose_not_agreed` (deny by default)."""
+    purposes = {
+        p.purpose: p.policy_id
+        for p in row.purposes
+        if policy_versions is None or policy_versions.get(p.policy_id) == p.policy_version
+    }
+    return AgreementTerms(
+        row.id, AgreementStatus(row.status), row.valid_from, row.valid_to, purposes
+    )
+
+
+def assignment_terms(row: m.Assignment) -> AssignmentTerms:
+    bookings = tuple(
+        Booking(Service(b.service_code), b.scheduled_on)
+        for b in sorted(row.bookings, key=lambda b: (b.scheduled_on, b.id))
+        if b.service_code in row.services
+    )
+    return AssignmentTerms(
+        row.id,
+        row.agreement_id,
+        AssignmentStatus(row.status),
+        tuple(Service(s) for s in row.services),
+        bookings,
+    )
+
+
+def fold_consents(events: Iterable[m.ConsentEvent], agreement_id: str) -> ConsentState:
+    """Current consent for one agreement: the resident's events for that agreement or for the
+    programme, in sequence order; a grant adds scopes, a withdrawal removes them; child_data
+    counts only when a guardian granted it."""
+    granted: dict[ConsentScope, str] = {}
+    for event in sorted(events, key=lambda e: e.sequence):
+        if event.agreement_id is not None and event.agreement_id != agreement_id:
+            continue
+        for name in event.scopes:
+            try:
+                scope = ConsentScope(name)
+            except ValueError:
+                continue
+            if event.action == "withdraw":
+                granted.pop(scope, None)
+            elif scope is not ConsentScope.CHILD_DATA or event.guardian:
+                granted[scope] = event.id
+    return ConsentState(granted)
+
+
+def _latest(rows: Iterable[Any]) -> dict[str, Any]:
+    """resident id -> its newest row (created_at, id), as the importer picks it."""
+    out: dict[str, Any] = {}
+    for row in sorted(rows, key=lambda r: (r.created_at, r.id)):
+        out[row.resident_id] = row
+    return out
+
+
+def _decrypt_columns(
+    keyring: Keyring, key: DataKey, table: str, row: Any, wanted: Sequence[str]
+) -> dict[str, object]:
+    columns: dict[str, EncryptedValue] = {}
+    for name in wanted:
+        value = getattr(row, _ENCRYPTED[name][1])
+        if value is not None:
+            columns[_ENCRYPTED[name][1]] = value
+    plain = keyring.decrypt_row(key, table, row.id, columns) if columns else {}
+    out: dict[str, object] = {}
+    for name in wanted:
+        text = plain.get(_ENCRYPTED[name][1])
+        out[name] = None if text is None else _ENCRYPTED[name][2](text)
+    return out
+
+
+def build_record(
+    keyring: Keyring,
+    key: DataKey | None,
+    case_reference: str,
+    resident: m.Resident,
+    community_name: str | None,
+    episode: m.MaternalEpisode | None,
+    child: m.Child | None,
+    fields: Collection[str],
+) -> ResidentRecord:
+    """Decrypt only `fields` of one resident; an erased resident (no key) yields no values."""
+    values: dict[str, object] = {}
+    if key is None or resident.erased_at is not None:
+        return ResidentRecord({}, case_reference)
+    plain = {
+        "address.district": resident.district,
+        "address.street": resident.street,
+        "address.community": community_name,
+        "episode.stage": episode.stage if episode is not None else None,
+    }
+    values.update({n: v for n, v in plain.items() if n in fields})
+    by_table: dict[str, list[str]] = {}
+    for name in fields:
+        if name in _ENCRYPTED:
+            by_table.setdefault(_ENCRYPTED[name][0], []).append(name)
+    for table, names in by_table.items():
+        row = {RESIDENTS: resident, EPISODES: episode, CHILDREN: child}[table]
+        if row is not None:
+            values.update(_decrypt_columns(keyring, key, table, row, sorted(names)))
+    return ResidentRecord(values, case_reference)
+
+
+@dataclass(frozen=True, slots=True)
+class _Rows:
+    agreements: dict[str, m.Agreement]
+    residents: dict[str, m.Resident]
+    communities: dict[str, str]
+    keys: dict[str, bytes]
+    episodes: dict[str, m.MaternalEpisode]
+    children: dict[str, m.Child]
+    consents: dict[str, list[m.ConsentEvent]]
+
+
+def _load_rows(
+    session: Session, assignments: Sequence[m.Assignment], fields: Collection[str]
+) -> _Rows:
+    resident_ids = sorted({a.resident_id for a in assignments})
+    agreement_ids = sorted({a.agreement_id for a in assignments})
+    agreements = {
+        a.id: a
+        for a in session.scalars(
+            select(m.Agreement)
+            .where(m.Agreement.id.in_(agreement_ids))
+            .options(selectinload(m.Agreement.purposes))
+        )
+    }
+    residents = {
+        r.id: r for r in session.scalars(select(m.Resident).where(m.Resident.id.in_(resident_ids)))
+    }
+    community_rows = session.execute(
+        select(m.Community.id, m.Community.name).where(
+            m.Community.id.in_(sorted({r.community_id for r in residents.values()}))
+        )
+    )
+    communities: dict[str, str] = {row[0]: row[1] for row in community_rows}
+    keys = {
+        rid: bytes(wrapped)
+        for rid, wrapped in session.execute(
+            select(m.ResidentDataKey.resident_id, m.ResidentDataKey.wrapped_key).where(
+                m.ResidentDataKey.resident_id.in_(resident_ids)
+            )
+        )
+    }
+    episodes: dict[str, m.MaternalEpisode] = {}
+    if any(f.startswith("episode.") for f in fields):
+        episodes = _latest(
+            session.scalars(
+                select(m.MaternalEpisode).where(m.MaternalEpisode.resident_id.in_(resident_ids))
+            )
+        )
+    children: dict[str, m.Child] = {}
+    if any(f.startswith("child.") for f in fields):
+        children = _latest(
+            session.scalars(select(m.Child).where(m.Child.resident_id.in_(resident_ids)))
+        )
+    consents: dict[str, list[m.ConsentEvent]] = {}
+    for event in session.scalars(
+        select(m.ConsentEvent)
+        .where(m.ConsentEvent.resident_id.in_(resident_ids))
+        .order_by(m.ConsentEvent.resident_id, m.ConsentEvent.sequence)
+    ):
+        consents.setdefault(event.resident_id, []).append(event)
+    return _Rows(agreements, residents, communities, keys, episodes, children, consents)
+
+
+def load_cases(
+    session: Session,
+    keyring: Keyring,
+    assignments: Sequence[m.Assignment],
+    fields: Collection[str],
+    *,
+    policy_versions: Mapping[str, int] | None = None,
+) -> list[CaseInputs]:
+    """Policy-engine inputs for each assignment (in the given order). Bookings must be loaded
+    with the assignments (selectinload) to stay batched."""
+    if not assignments:
+        return []
+    rows = _load_rows(session, assignments, fields)
+    terms = {aid: agreement_terms(a, policy_versions) for aid, a in rows.agreements.items()}
+    out: list[CaseInputs] = []
+    for assignment in assignments:
+        resident = rows.residents[assignment.resident_id]
+        wrapped = rows.keys.get(resident.id)
+        key = keyring.unwrap(WrappedKey.from_bytes(wrapped)) if wrapped is not None else None
+        reference = keyring.case_reference(assignment.agreement_id, resident.id)
+        record = build_record(
+            keyring,
+            key,
+            reference,
+            resident,
+            rows.communities.get(resident.community_id),
+            rows.episodes.get(resident.id),
+            rows.children.get(resident.id),
+            fields,
+        )
+        out.append(
+            CaseInputs(
+                assignment_id=assignment.id,
+                resident_id=resident.id,
+                contractor_id=assignment.contractor_id,
+                record=record,
+                consents=fold_consents(rows.consents.get(resident.id, ()), assignment.agreement_id),
+                agreement=terms[assignment.agreement_id],
+                assignment=assignment_terms(assignment),
+                data_key=key,
+            )
+        )
+    return out

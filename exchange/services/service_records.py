@@ -1,0 +1,156 @@
+"""Service delivery reported back by a contractor (`POST /v1/cases/{ref}/service-records`).
+
+Idempotent per (contractor, Idempotency-Key): a repeat with the same key and the same request
+returns the stored record; the same key with a different request is refused. The service must
+be one the assignment chose. Free-text notes are encrypted at rest under the resident's data
+key (bound to the record's row) and never echoed back.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from audit.entry import Subject
+from exchange.db import models as m
+from exchange.db.base import new_id
+from exchange.services import auditing
+from exchange.services.auditing import Acting, AuditSink
+from exchange.services.cases import CaseNotFound, find_assignment_id
+from exchange.services.errors import InvalidInput
+from keys.datakeys import WrappedKey
+from keys.errors import KeysError
+from keys.fields import FieldContext
+from keys.keyring import Keyring
+
+ACTION = "service.record"
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{8,128}")
+MAX_NOTES = 2000
+CLOCK_SKEW = timedelta(minutes=5)
+_NOTES = ("service_records", "notes")
+
+
+class IdempotencyMismatch(Exception):
+    """The Idempotency-Key was used before for a different request."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceReport:
+    service: str
+    delivered_at: datetime
+    notes: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    record: dict[str, Any]
+    created: bool
+
+
+def check_key(key: str | None) -> str:
+    if key is None or not IDEMPOTENCY_KEY.fullmatch(key):
+        raise InvalidInput.field(
+            "Idempotency-Key", "invalid", "header required: 8-128 characters [A-Za-z0-9._:-]"
+        )
+    return key
+
+
+def _view(row: m.ServiceRecord, reference: str) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "case_reference": reference,
+        "service": row.service_code,
+        "delivered_at": row.delivered_at.astimezone(UTC).isoformat(),
+        "recorded_at": row.recorded_at.astimezone(UTC).isoformat(),
+        "notes_recorded": row.notes is not None,
+    }
+
+
+def _check(report: ServiceReport, now: datetime) -> None:
+    if report.delivered_at.tzinfo is None:
+        raise InvalidInput.field("delivered_at", "naive", "must carry a timezone offset")
+    if report.delivered_at > now + CLOCK_SKEW:
+        raise InvalidInput.field("delivered_at", "future", "lies in the future")
+    if report.notes is not None and len(report.notes) > MAX_NOTES:
+        raise InvalidInput.field("notes", "too_long", f"at most {MAX_NOTES} characters")
+
+
+def record_service(
+    session: Session,
+    keyring: Keyring,
+    sink: AuditSink,
+    acting: Acting,
+    contractor_id: str,
+    reference: str,
+    idempotency_key: str | None,
+    report: ServiceReport,
+) -> Recorded:
+    """Store (or find the stored) record; raises CaseNotFound, InvalidInput, IdempotencyMismatch."""
+    key = check_key(idempotency_key)
+    _check(report, acting.now)
+    assignment_id = find_assignment_id(session, keyring, contractor_id, reference)
+    if assignment_id is None:
+        raise CaseNotFound()
+    assignment = session.get_one(m.Assignment, assignment_id)
+    wrapped = session.get(m.ResidentDataKey, assignment.resident_id)
+    if wrapped is None:  # erased: the case can no longer be written to
+        raise CaseNotFound()
+    data_key = keyring.unwrap(WrappedKey.from_bytes(bytes(wrapped.wrapped_key)))
+
+    existing = session.scalars(
+        select(m.ServiceRecord).where(
+            m.ServiceRecord.contractor_id == contractor_id,
+            m.ServiceRecord.idempotency_key == key,
+        )
+    ).first()
+    if existing is not None:
+        same = (
+            existing.assignment_id == assignment_id
+            and existing.service_code == report.service
+            and existing.delivered_at == report.delivered_at
+            and _notes(keyring, data_key, existing) == report.notes
+        )
+        if not same:
+            raise IdempotencyMismatch()
+        return Recorded(_view(existing, reference), created=False)
+
+    if report.service not in assignment.services:
+        raise InvalidInput.field(
+            "service", "not_assigned", "not one of the services chosen for this case"
+        )
+    row_id = new_id()
+    row = m.ServiceRecord(
+        id=row_id,
+        assignment_id=assignment_id,
+        contractor_id=contractor_id,
+        service_code=report.service,
+        idempotency_key=key,
+        delivered_at=report.delivered_at,
+        notes=None
+        if report.notes is None
+        else keyring.encrypt_field(data_key, report.notes, FieldContext(*_NOTES, row_id)),
+        recorded_at=acting.now,
+    )
+    session.add(row)
+    session.flush()
+    subject = Subject(keyring.audit_pseudonym(assignment.resident_id), reference)
+    auditing.append(
+        session,
+        sink,
+        [auditing.entry(acting, ACTION, subjects=[subject], agreement=assignment.agreement_id)],
+    )
+    return Recorded(_view(row, reference), created=True)
+
+
+def _notes(keyring: Keyring, data_key: Any, row: m.ServiceRecord) -> str | None:
+    if row.notes is None:
+        return None
+    try:
+        return keyring.decrypt_field(data_key, row.notes, FieldContext(*_NOTES, row.id))
+    except KeysError:
+        return "\x00unreadable"  # never equal to a submitted note: treated as a mismatch

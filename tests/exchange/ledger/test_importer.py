@@ -1,0 +1,308 @@
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from exchange.db.engine import unit_of_work
+from exchange.db.models import Child, MaternalEpisode, Resident, ResidentDataKey
+from exchange.db.types import EncryptedField
+from exchange.ledger import storage
+from exchange.ledger.demo import load_demo
+from exchange.ledger.errors import LedgerFileError
+from exchange.ledger.importer import ensure_communities, import_ledger, known_communities
+from exchange.ledger.reader import open_source
+from exchange.ledger.synthetic import write_ledger
+from keys.datakeys import WrappedKey
+from keys.fields import EncryptedValue, FieldContext
+from keys.keyring import Keyring
+from keys.providers import MemoryKeyProvider
+from tests.exchange.ledger.helpers import BASE, TODAY, person, to_csv
+
+pytestmark = pytest.mark.db
+
+
+@pytest.fixture
+def keyring() -> Keyring:
+    return Keyring(MemoryKeyProvider.generate())
+
+
+@pytest.fixture
+def factory(session_factory: sessionmaker[Session]) -> sessionmaker[Session]:
+    with unit_of_work(session_factory) as s:
+        ensure_communities(s)
+    return session_factory
+
+
+def _csv(tmp_path: Path, rows: list[dict[str, str]], name: str = "l.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(to_csv(rows), encoding="utf-8-sig")
+    return path
+
+
+def _import(factory: sessionmaker[Session], keyring: Keyring, path: Path, **kw: object):  # type: ignore[no-untyped-def]
+    with unit_of_work(factory) as s:
+        return import_ledger(s, keyring, open_source(path), today=TODAY, **kw)  # type: ignore[arg-type]
+
+
+def _count(factory: sessionmaker[Session], model: type) -> int:
+    with factory() as s:
+        return int(s.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def _decrypt_resident(s: Session, keyring: Keyring, resident: Resident) -> dict[str, str]:
+    wrapped = s.scalar(select(ResidentDataKey.wrapped_key).where(
+        ResidentDataKey.resident_id == resident.id))  # fmt: skip
+    assert wrapped is not None
+    key = keyring.unwrap(WrappedKey.from_bytes(wrapped))
+    out = {}
+    for column in ("name", "national_id", "phone", "birth_date", "address_compound"):
+        value = getattr(resident, column)
+        context = FieldContext("residents", column, resident.id)
+        out[column] = keyring.decrypt_field(key, value, context)
+    return out
+
+
+def test_import_writes_encrypted_residents_episodes_children(
+    tmp_path: Path, factory: sessionmaker[Session], keyring: Keyring
+) -> None:
+    rows = [person(0), person(1) | {"孕产状态": "产后", "预产期": "", "分娩日期": "2025-03-01",
+                                    "婴儿出生日期": "2025-03-01", "婴儿性别": "女"}]  # fmt: skip
+    report = _import(factory, keyring, _csv(tmp_path, rows))
+    assert report.ok and report.applied and (report.inserted, report.updated) == (2, 0)
+    assert [r.header for r in report.refused_columns] == [
+        "婚姻状况", "丈夫姓名", "丈夫身份证号", "避孕措施", "流产史", "备注"]  # fmt: skip
+    assert (_count(factory, Resident), _count(factory, MaternalEpisode),
+            _count(factory, Child), _count(factory, ResidentDataKey)) == (2, 2, 1, 2)  # fmt: skip
+    with factory() as s:
+        index = keyring.blind_index(person(1)["身份证号"])
+        resident = s.scalars(select(Resident).where(Resident.national_id_index == index)).one()
+        plain = _decrypt_resident(s, keyring, resident)
+        assert plain["name"] == person(1)["姓名"]
+        assert plain["national_id"] == person(1)["身份证号"]
+        assert storage.decode_date(plain["birth_date"]).year == 1990
+        assert resident.district == "城阳区" and resident.street == "城阳街道"
+        episode = s.scalars(select(MaternalEpisode).where(
+            MaternalEpisode.resident_id == resident.id)).one()  # fmt: skip
+        assert episode.stage == "postpartum"
+
+
+def test_one_bad_row_changes_nothing_and_every_error_is_named(
+    tmp_path: Path, factory: sessionmaker[Session], keyring: Keyring
+) -> None:
+    rows = [person(0), person(1) | {"联系电话": "12345"}, person(2),
+            person(3) | {"身份证号": person(0)["身份证号"]}]  # fmt: skip
+    report = _import(factory, keyring, _csv(tmp_path, rows))
+    assert not report.applied and report.inserted == 0
+    assert [(e.row, e.field, e.reason) for e in report.errors] == [
+        (3, "resident.phone", "phone_format"),
+        (5, "resident.national_id", "duplicate_in_file"),
+    ]
+    assert _count(factory, Resident) == 0 and _count(factory, ResidentDataKey) == 0
+    rendered = report.to_text() + report.to_json()
+    assert "12345" not in rendered and person(0)["身份证号"] not in rendered
+
+
+def test_partial_imports_the_valid_rows_and_reports_the_rest(
+    tmp_path: Path, factory: sessionmaker[Session], keyring: Keyring
+) -> None:
+    rows = [person(0), person(1) | {"社区": "无此社区"}, person(2)]
+    report = _import(factory, keyring, _csv(tmp_path, rows), partial=True)
+    assert report.applied and report.inserted == 2 and report.invalid_rows == 1
+    assert report.errors[0].row == 3 and report.errors[0].field == "address.community"
+    assert _count(factory, Resident) == 2
+
+
+def test_reimport_updates_never_duplicates(
+    tmp_path: Path, factory: sessionmaker[Session], keyring: Keyring
+) -> None:
+    first = [person(i) for i in range(5)]
+    assert _import(factory, keyring, _csv(tmp_path, first)).inserted == 5
+    again = _import(factory, keyring, _csv(tmp_path, first))
+    assert (again.inserted, again.updated) == (0, 5)
+    changed = [person(0) | {"联系电话": "13700000000", "孕产状态": "产后", "预产期": "",
+                            "分娩日期": "2025-05-01", "婴儿性别": "男"}, person(9)]  # fmt: skip
+    third = _import(factory, keyring, _csv(tmp_path, changed), batch_size=1)
+    assert (third.inserted, third.updated) == (1, 1)
+    assert _count(factory, Resident) == 6 and _count(factory, MaternalEpisode) == 6
+    assert _count(factory, Child) == 1
+    with factory() as s:
+        index = keyring.blind_index(person(0)["身份证号"])
+        resident = s.scalars(select(Resident).where(Resident.national_id_index == index)).one()
+        assert _decrypt_resident(s, keyring, resident)["phone"] == "13700000000"
+        stages = s.scalars(select(MaternalEpisode.stage).where(
+            MaternalEpisode.resident_id == resident.id)).all()  # fmt: skip
+        assert stages == ["postpartum"]
+
+
+def test_database_file_holds_no_plaintext(
+    tmp_path: Path, factory: sessionmaker[Session], keyring: Keyring, database_url: str
+) -> None:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("file bytes are checked on the SQLite file")
+    rows = [person(i) for i in range(20)]
+    report = _import(factory, keyring, _csv(tmp_path, rows))
+    assert report.inserted == 20
+    db = Path(database_url.removeprefix("sqlite:///"))
+    blob = db.read_bytes()
+    wal = db.with_name(db.name + "-wal")
+    if wal.exists():
+        blob += wal.read_bytes()
+    assert len(blob) > 0
+    secrets = ["丈夫不愿配合随访", "王建国", "人流1次", BASE["丈夫身份证号"]]
+    for r in rows:
+        secrets += [r["姓名"], r["身份证号"], r["联系电话"], r["小区"], r["身份证号"][6:14]]
+    for value in secrets:
+        assert value.encode("utf-8") not in blob, "plaintext found in the database file"
+        assert value.encode("gb18030") not in blob
+
+
+def test_refused_columns_are_stored_nowhere(
+    tmp_path: Path, factory: sessionmaker[Session], keyring: Keyring, database_url: str
+) -> None:
+    report = _import(factory, keyring, _csv(tmp_path, [person(0)]))
+    assert {r.catalogue_field for r in report.refused_columns} >= {
+        "ledger.marriage", "ledger.husband", "ledger.contraception", "ledger.terminations",
+        "ledger.cadre_notes"}  # fmt: skip
+    # decrypt every ciphertext the import wrote: none holds a refused value
+    with factory() as s:
+        resident = s.scalars(select(Resident)).one()
+        plain = set(_decrypt_resident(s, keyring, resident).values())
+    refused = {"已婚", "王建国", BASE["丈夫身份证号"], "上环", "人流1次", "丈夫不愿配合随访"}
+    assert not plain & refused
+
+
+def test_synthetic_file_with_bad_rows_round_trip(
+    tmp_path: Path, factory: sessionmaker[Session], keyring: Keyring
+) -> None:
+    path = tmp_path / "demo.xlsx"
+    write_ledger(path, 60, seed=5, bad_rows=8, as_of=TODAY)
+    strict = _import(factory, keyring, path)
+    assert not strict.applied and strict.invalid_rows == 8
+    assert _count(factory, Resident) == 0
+    partial = _import(factory, keyring, path, partial=True)
+    assert partial.inserted == 52 and _count(factory, Resident) == 52
+
+
+def test_load_demo_is_repeatable(factory: sessionmaker[Session], keyring: Keyring) -> None:
+    with unit_of_work(factory) as s:
+        first = load_demo(s, keyring, residents=30, seed=3, today=TODAY)
+    with unit_of_work(factory) as s:
+        second = load_demo(s, keyring, residents=30, seed=3, today=TODAY)
+    assert first.inserted == 30 and (second.inserted, second.updated) == (0, 30)
+    assert _count(factory, Resident) == 30
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(st.binary(max_size=400))
+def test_random_bytes_give_a_clear_error_or_a_report_and_change_nothing(
+    tmp_path: Path, factory: sessionmaker[Session], keyring: Keyring, data: bytes
+) -> None:
+    path = tmp_path / "fuzz.csv"
+    path.write_bytes(data)
+    try:
+        report = _import(factory, keyring, path)
+    except LedgerFileError as exc:
+        assert str(exc).startswith("fuzz.csv")
+    else:
+        assert report.inserted == 0
+    assert _count(factory, Resident) == 0
+
+
+def test_an_exception_mid_write_rolls_everything_back(
+    tmp_path: Path, factory: sessionmaker[Session], keyring: Keyring
+) -> None:
+    path = _csv(tmp_path, [person(i) for i in range(6)])
+
+    class Boom(Exception):
+        pass
+
+    def explode(phase: str, rows: int) -> None:
+        if phase == "write":
+            raise Boom
+
+    with pytest.raises(Boom), unit_of_work(factory) as s:
+        import_ledger(s, keyring, open_source(path), today=TODAY, progress=explode, batch_size=2)
+    assert _count(factory, Resident) == 0
+    with factory() as s:
+        assert s.execute(text("SELECT count(*) FROM resident_data_keys")).scalar_one() == 0
+
+
+def test_a_bad_row_after_written_batches_leaves_nothing_but_keeps_the_callers_work(
+    tmp_path: Path, factory: sessionmaker[Session], keyring: Keyring
+) -> None:
+    # batches of 2 are written before row 7 turns out bad: the savepoint takes them back,
+    # while what the caller did earlier in the same transaction stays
+    rows = [person(i) for i in range(6)] + [person(6) | {"联系电话": "12345"}]
+    with unit_of_work(factory) as s:
+        added = ensure_communities(s, ["测试社区"])
+        report = import_ledger(s, keyring, open_source(_csv(tmp_path, rows)), today=TODAY,
+                               batch_size=2)  # fmt: skip
+    assert added == 1 and not report.applied and (report.inserted, report.updated) == (0, 0)
+    assert [(e.row, e.reason) for e in report.errors] == [(8, "phone_format")]
+    assert _count(factory, Resident) == 0 and _count(factory, ResidentDataKey) == 0
+    assert _count(factory, MaternalEpisode) == 0
+    with factory() as s:
+        assert "测试社区" in known_communities(s)
+
+
+def test_every_stored_value_is_a_valid_encrypted_value_of_its_own_row(
+    tmp_path: Path, factory: sessionmaker[Session], keyring: Keyring
+) -> None:
+    rows = [person(0), person(1) | {"孕产状态": "产后", "预产期": "", "分娩日期": "2025-03-01",
+                                    "婴儿出生日期": "2025-03-01", "婴儿性别": "女",
+                                    "孕次": "2", "高危因素": "高龄、贫血"}]  # fmt: skip
+    assert _import(factory, keyring, _csv(tmp_path, rows)).inserted == 2
+    with factory() as s:
+        keys = {k.resident_id: keyring.unwrap(WrappedKey.from_bytes(k.wrapped_key))
+                for k in s.scalars(select(ResidentDataKey))}  # fmt: skip
+        checked = 0
+        for model, owner in ((Resident, "id"), (MaternalEpisode, "resident_id"),
+                             (Child, "resident_id")):  # fmt: skip
+            table = model.__table__
+            for obj in s.scalars(select(model)):
+                key = keys[getattr(obj, owner)]
+                for column in table.columns:  # type: ignore[attr-defined]
+                    value = getattr(obj, column.key)
+                    if isinstance(value, EncryptedValue):
+                        ctx = FieldContext(table.name, column.key, obj.id)  # type: ignore[attr-defined]
+                        assert isinstance(keyring.decrypt_field(key, value, ctx), str)
+                        checked += 1
+        assert checked == 2 * 8 + 2 * 4 - 3 + 2  # optional fields left empty are NULL
+        child = s.scalars(select(Child)).one()
+        ctx = FieldContext("children", "sex", child.id)
+        assert child.sex is not None and keyring.decrypt_field(keys[child.resident_id],
+                                                               child.sex, ctx) == "F"  # fmt: skip
+        risky = s.scalars(select(MaternalEpisode).where(MaternalEpisode.risk_flags.is_not(None))).one()
+        ctx = FieldContext("maternal_episodes", "risk_flags", risky.id)
+        assert risky.risk_flags is not None
+        flags = keyring.decrypt_field(keys[risky.resident_id], risky.risk_flags, ctx)
+        assert storage.decode_flags(flags) == tuple(sorted(storage.decode_flags(flags)))
+        assert len(storage.decode_flags(flags)) == 2
+
+
+def test_insert_column_lists_cover_every_required_column() -> None:
+    from exchange.ledger import importer
+
+    for name, columns in importer._INSERT_COLUMNS.items():
+        table = importer._TABLES[name]
+        assert set(columns) <= set(table.c.keys())
+        required = {c.name for c in table.columns if not c.nullable}
+        assert required <= set(columns), name
+        sealed = {c.name for c in table.columns if isinstance(c.type, EncryptedField)}
+        assert sealed <= set(columns), name
+
+
+def test_new_ids_are_version_4_uuids() -> None:
+    import uuid
+
+    from exchange.ledger.importer import _new_ids
+
+    ids = _new_ids(200)
+    assert len(set(ids)) == 200
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122
