@@ -4,8 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-export EXCHANGE_HOME ?= $(CURDIR)/var
-export EXCHANGE_PORT ?= 8000
+EXCHANGE_HOME ?= $(CURDIR)/var
+EXCHANGE_PORT ?= 8000
 
 .PHONY: install run test lint typecheck pytest bench clean
 
@@ -18,7 +18,8 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $(STAMP)
 
 run: install
-	$(BIN)/exchange dev up --home "$(EXCHANGE_HOME)" --port "$(EXCHANGE_PORT)"
+	EXCHANGE_HOME="$(EXCHANGE_HOME)" EXCHANGE_PORT="$(EXCHANGE_PORT)" \
+		$(BIN)/exchange dev up --home "$(EXCHANGE_HOME)" --port "$(EXCHANGE_PORT)"
 
 lint: install
 	$(BIN)/ruff check .
@@ -27,7 +28,7 @@ typecheck: install
 	$(BIN)/mypy
 
 pytest: install
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 test: lint typecheck pytest
 

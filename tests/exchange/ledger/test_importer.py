@@ -276,7 +276,8 @@ def test_every_stored_value_is_a_valid_encrypted_value_of_its_own_row(
         ctx = FieldContext("children", "sex", child.id)
         assert child.sex is not None and keyring.decrypt_field(keys[child.resident_id],
                                                                child.sex, ctx) == "F"  # fmt: skip
-        risky = s.scalars(select(MaternalEpisode).where(MaternalEpisode.risk_flags.is_not(None))).one()
+        with_flags = select(MaternalEpisode).where(MaternalEpisode.risk_flags.is_not(None))
+        risky = s.scalars(with_flags).one()
         ctx = FieldContext("maternal_episodes", "risk_flags", risky.id)
         assert risky.risk_flags is not None
         flags = keyring.decrypt_field(keys[risky.resident_id], risky.risk_flags, ctx)
@@ -303,6 +304,6 @@ def test_new_ids_are_version_4_uuids() -> None:
 
     ids = _new_ids(200)
     assert len(set(ids)) == 200
-    for text in ids:
-        parsed = uuid.UUID(text)
-        assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+    for rendered in ids:
+        parsed = uuid.UUID(rendered)
+        assert str(parsed) == rendered and parsed.version == 4 and parsed.variant == uuid.RFC_4122
