@@ -13,7 +13,7 @@ from exchange.api import health
 from exchange.api.auth import FailureLimiter
 from exchange.api.metrics import HttpMetrics
 from exchange.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
-from exchange.api.problems import install_problem_handlers
+from exchange.api.problems import PROBLEM_RESPONSES, install_problem_handlers
 from exchange.api.routers import API_PREFIX, domain_routers
 from exchange.settings import Settings
 from keys.keyring import Keyring
@@ -40,6 +40,7 @@ def create_app(
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
+        responses=PROBLEM_RESPONSES,
     )
     metrics = HttpMetrics()
     app.state.settings = settings

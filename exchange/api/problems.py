@@ -70,6 +70,56 @@ class Problem(Exception):
         self.headers = dict(headers or {})
 
 
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "RFC 9457 problem details; never carries personal data.",
+    "type": "object",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string", "format": "uri", "example": PROBLEM_BASE + "not-found"},
+        "title": {"type": "string", "example": "Not Found"},
+        "status": {"type": "integer", "example": 404},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "request_id": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "description": "Which field was wrong and why; the offending value is never echoed.",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "field": {"type": "string"},
+                    "type": {"type": "string"},
+                    "message": {"type": "string"},
+                },
+            },
+        },
+    },
+    "additionalProperties": True,
+}
+
+_ERROR_STATUSES = {
+    400: "Malformed request",
+    401: "Missing, unknown, expired or revoked token",
+    403: "The role may not perform this operation",
+    404: "Not found (also what a foreign or unassigned reference answers)",
+    409: "Conflicts with the current state",
+    413: "Body too large",
+    422: "Invalid input; `errors` names each field",
+    429: "Too many failed authentications",
+    503: "Database or audit log unavailable; nothing was disclosed",
+}
+
+# Declared on every operation so the OpenAPI document describes the error bodies clients get.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {
+        "description": description,
+        "content": {MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}},
+    }
+    for status, description in _ERROR_STATUSES.items()
+}
+
+
 def problem_body(
     status: int,
     slug: str,

@@ -1,6 +1,8 @@
-"""`exchange policy`: lint policy documents and show what a change would newly disclose.
+"""`exchange policy`: lint policy documents, show what a change would newly disclose, and
+preview what one case would disclose to its contractor.
 
-Imports `policies` only (no database). One line per problem on stderr, non-zero exit.
+`check` and `diff` need no database; `preview` reads the case as an office principal and is
+audited. One line per problem on stderr, non-zero exit.
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ from typing import Annotated
 
 import typer
 
+from exchange.cli.errors import fail_cleanly
+from policies import render_preview
 from policies.diff import diff_policies
 from policies.document import Policy, load_policy
 from policies.errors import PolicyLoadError
 
 app = typer.Typer(
-    help="Check policy documents and compare versions (no database needed).",
+    help="Check and compare policy documents; preview a case's disclosure.",
     no_args_is_help=True,
 )
 
@@ -79,3 +83,24 @@ def diff(
         typer.echo(str(change))
     if fail_on_widen and any(c.widens for c in changes):
         raise typer.Exit(EXIT_WIDENS)
+
+
+@app.command()
+@fail_cleanly
+def preview(
+    resident: Annotated[str, typer.Option("--resident", help="The resident's id")],
+    agreement: Annotated[str, typer.Option("--agreement", help="Agreement id")],
+    purpose: Annotated[str, typer.Option("--purpose", help="e.g. home_visit")],
+    acting: Annotated[
+        str | None,
+        typer.Option("--as", help="Acting office principal; default: the only office_admin"),
+    ] = None,
+) -> None:
+    """Show what the contractor would receive for the resident's case under the agreement:
+    sealed fields as sealed, withheld fields with their reasons. Shows values: audited."""
+    from exchange.cli.acting import acting_as  # the database only for this command
+    from exchange.cli.preview import preview_case
+
+    with acting_as(acting) as a:
+        evaluation = preview_case(a.session, a.keyring, a.caller, resident, agreement, purpose)
+    typer.echo(render_preview(evaluation), nl=False)

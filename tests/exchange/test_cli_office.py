@@ -1,0 +1,307 @@
+"""CLI: `exchange office` (consent, assignments, requests) and `exchange policy preview`, acting
+as demo principals on a prepared demo home (SQLite)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+from audit.store import tables as audit_tables
+from exchange.api.auth import Principal
+from exchange.cli import app
+from exchange.cli.dev import prepare
+from exchange.db import models as m
+from exchange.db.engine import make_engine, make_session_factory
+from exchange.demo import AGREEMENT_A
+from exchange.services import residents
+from exchange.services.audit_access import Caller
+from exchange.settings import Settings, get_settings
+
+ADMIN, CADRE, AUDITOR = "demo-office-admin", "demo-cadre", "demo-auditor"
+FOUR = ["mid_pregnancy", "late_pregnancy", "confinement", "postpartum_recovery"]
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("template") / "home"
+    prepare(Settings(home=home), lambda _line: None)
+    return home
+
+
+@pytest.fixture
+def home(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    for key in list(os.environ):
+        if key.startswith("EXCHANGE_"):
+            monkeypatch.delenv(key)
+    target = tmp_path / "home"
+    shutil.copytree(template, target)
+    monkeypatch.setenv("EXCHANGE_HOME", str(target))
+    get_settings.cache_clear()
+    yield target
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def db(home: Path) -> Iterator[Session]:
+    engine = make_engine(Settings(home=home).database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+def run(db: Session, *args: str) -> tuple[int, str, str]:
+    db.rollback()  # end the test's read transaction: SQLite would report the CLI's write locked
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def _agreement(db: Session) -> m.Agreement:
+    return db.scalars(select(m.Agreement).where(m.Agreement.reference == AGREEMENT_A)).one()
+
+
+def _unconsented_resident(db: Session) -> str:
+    """A resident in the cadre's scope with no consent event yet (the demo skips some)."""
+    has_consent = select(m.ConsentEvent.resident_id)
+    cadre = db.scalars(select(m.Principal).where(m.Principal.name == CADRE)).one()
+    scope = [c.id for c in cadre.communities]
+    rid = db.scalar(
+        select(m.Resident.id).where(m.Resident.id.not_in(has_consent),
+                                    m.Resident.community_id.in_(scope),
+                                    m.Resident.erased_at.is_(None))
+        .order_by(m.Resident.created_at, m.Resident.id).limit(1)
+    )  # fmt: skip
+    assert rid is not None
+    return rid
+
+
+def _active(db: Session, agreement_id: str) -> m.Assignment:
+    row = db.scalars(
+        select(m.Assignment).where(m.Assignment.agreement_id == agreement_id,
+                                   m.Assignment.status == "active")
+        .order_by(m.Assignment.created_at, m.Assignment.id).limit(1)
+    ).first()  # fmt: skip
+    assert row is not None
+    return row
+
+
+def _entries(db: Session, action: str | None = None) -> int:
+    query = select(func.count()).select_from(audit_tables.entries)
+    if action is not None:
+        query = query.where(audit_tables.entries.c.action == action)
+    return int(db.scalar(query) or 0)
+
+
+def _personal_name(db: Session, home: Path, resident_id: str) -> str:
+    from exchange.bootstrap import load_keyring
+
+    keyring = load_keyring(Settings(home=home))
+    row = db.scalars(select(m.Principal).where(m.Principal.name == ADMIN)).one()
+    view = residents.get(db, keyring, Caller(Principal.from_row(row), datetime.now(UTC)),
+                         resident_id)  # fmt: skip
+    db.rollback()  # the test's own read is not kept
+    assert view.personal is not None
+    return str(view.personal["name"])
+
+
+def test_consent_assign_revoke_cycle_is_attributed_and_audited(
+    home: Path, db: Session, tmp_path: Path
+) -> None:
+    rid, agreement = _unconsented_resident(db), _agreement(db)
+    base = ["--contractor", agreement.contractor_id, "--agreement", agreement.id]
+    services = [a for s in FOUR for a in ("--service", s)]
+
+    code, _, err = run(db, "office", "assign", rid, *base, *services, "--as", CADRE)
+    assert code == 1 and err.startswith("error: ") and "service_contact" in err
+    assert err.count("\n") == 1
+
+    evidence = tmp_path / "form.pdf"
+    evidence.write_bytes(b"%PDF signed consent form")
+    code, out, err = run(db, "office", "consent", "grant", rid, "--scope", "service_contact",
+                         "--method", "paper", "--notice-version", "v2026.1",
+                         "--evidence", str(evidence), "--agreement", agreement.id,
+                         "--as", CADRE)  # fmt: skip
+    assert code == 0, err
+    assert "granted service_contact" in out
+
+    code, out, err = run(db, "office", "assign", rid, *base, *services, "--as", CADRE)
+    assert code == 0, err
+    assignment_id = out.split()[1]
+
+    db.expire_all()
+    cadre = db.scalars(select(m.Principal).where(m.Principal.name == CADRE)).one()
+    event = db.scalars(select(m.ConsentEvent).where(m.ConsentEvent.resident_id == rid)).one()
+    assert event.evidence_sha256 == hashlib.sha256(evidence.read_bytes()).hexdigest()
+    assert event.recorded_by == cadre.id and event.method == "paper"
+    row = db.get(m.Assignment, assignment_id)
+    assert row is not None and row.created_by == cadre.id and row.status == "active"
+    assert sorted(row.services) == sorted(FOUR)
+
+    code, out, err = run(db, "office", "revoke", assignment_id, "--as", ADMIN)
+    assert code == 0, err
+    code, _, err = run(db, "office", "revoke", assignment_id, "--as", ADMIN)
+    assert code == 1 and "already revoked" in err
+    db.expire_all()
+    assert db.get(m.Assignment, assignment_id).status == "revoked"  # type: ignore[union-attr]
+
+
+def test_withdrawal_revokes_and_the_report_lists_the_deletion(home: Path, db: Session) -> None:
+    agreement = _agreement(db)
+    assignment = _active(db, agreement.id)
+    rid, aid = assignment.resident_id, assignment.id
+    before = _entries(db, "resident.disclosure_report")
+
+    code, out, err = run(
+        db,
+        "office",
+        "consent",
+        "withdraw",
+        rid,
+        "--scope",
+        "service_contact",
+        "--agreement",
+        agreement.id,
+        "--method",
+        "phone",
+        "--as",
+        CADRE,
+    )
+    assert code == 0, err
+    assert "withdrew service_contact" in out
+    db.expire_all()
+    assert db.get(m.Assignment, aid).status == "revoked"  # type: ignore[union-attr]
+
+    code, out, err = run(db, "office", "disclosures", rid, "--as", CADRE)
+    assert code == 0, err
+    assert "deletion #" in out and "case.tombstone" in out and "consent_withdrawn" in out
+
+    code, out, err = run(db, "office", "disclosures", rid, "--json", "--as", ADMIN)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["resident_id"] == rid
+    assert any(d["reason"] == "consent_withdrawn" for d in report["deletions"])
+    assert _personal_name(db, home, rid) not in out
+    db.expire_all()
+    assert _entries(db, "resident.disclosure_report") == before + 2
+
+
+def test_erase_needs_yes_then_shreds_once(home: Path, db: Session) -> None:
+    rid = _active(db, _agreement(db).id).resident_id
+    held = len(set(db.scalars(select(m.Assignment.contractor_id).where(
+        m.Assignment.resident_id == rid))))  # fmt: skip
+    assert held >= 1
+    code, _, err = run(db, "office", "erase", rid, "--as", ADMIN)
+    assert code == 1 and "--yes" in err
+    assert db.get(m.Resident, rid).erased_at is None  # type: ignore[union-attr]
+
+    code, out, err = run(db, "office", "erase", rid, "--yes", "--as", ADMIN)
+    assert code == 0, err
+    assert "data key destroyed" in out and f"{held} contractors told to delete" in out
+    db.expire_all()
+    row = db.get(m.Resident, rid)
+    assert row is not None and row.erased_at is not None and row.name is None
+    assert db.get(m.ResidentDataKey, rid) is None
+
+    code, _, err = run(db, "office", "erase", rid, "--yes", "--as", ADMIN)
+    assert code == 1 and "already erased" in err
+
+
+def test_refusals_are_one_line_and_change_nothing(home: Path, db: Session, tmp_path: Path) -> None:
+    rid = _unconsented_resident(db)
+    agreement = _agreement(db)
+    entries = _entries(db)
+    grant = ["office", "consent", "grant", rid, "--scope", "service_contact", "--method",
+             "paper", "--notice-version", "v1", "--agreement", agreement.id]  # fmt: skip
+    cases = [
+        ([*grant, "--evidence", str(tmp_path / "missing.pdf"), "--as", CADRE], "missing.pdf"),
+        ([*grant, "--evidence", str(tmp_path), "--as", CADRE], "must be a file"),
+        ([*grant, "--evidence", __file__, "--as", AUDITOR], "auditor"),
+        ([*grant, "--evidence", __file__, "--as", "nobody"], "no principal named 'nobody'"),
+        (["office", "revoke", "no-such-id", "--as", ADMIN], "no such assignment"),
+        (["office", "disclosures", "no-such-id", "--as", ADMIN], "no such resident"),
+        (["office", "consent", "grant", rid, "--scope", "pregnancy_health", "--method", "paper",
+          "--notice-version", "v1", "--agreement", agreement.id, "--evidence", __file__,
+          "--as", CADRE], "separate"),
+    ]  # fmt: skip
+    for args, expected in cases:
+        code, out, err = run(db, *args)
+        assert code == 1, args
+        assert err.startswith("error: ") and err.count("\n") == 1, err
+        assert expected in err, err
+        assert "Traceback" not in out + err
+    db.expire_all()
+    assert _entries(db) == entries
+    assert db.scalar(select(m.ConsentEvent.id).where(m.ConsentEvent.resident_id == rid)) is None
+
+
+def test_policy_preview_shows_sealed_and_withheld_and_is_audited(home: Path, db: Session) -> None:
+    agreement = _agreement(db)
+    rid = _active(db, agreement.id).resident_id
+    before = _entries(db, "policy.preview")
+
+    code, out, err = run(db, "policy", "preview", "--resident", rid, "--agreement", agreement.id,
+                         "--purpose", "home_visit", "--as", CADRE)  # fmt: skip
+    assert code == 0, err
+    assert out.startswith("purpose: home_visit\npolicy:  ")
+    assert "«sealed»" in out
+    assert "withheld:" in out
+    db.expire_all()
+    assert _entries(db, "policy.preview") == before + 1
+
+    # without --as: the only office_admin acts
+    code, out, err = run(db, "policy", "preview", "--resident", rid, "--agreement", agreement.id,
+                         "--purpose", "home_visit")  # fmt: skip
+    assert code == 0, err
+
+    code, _, err = run(db, "policy", "preview", "--resident", rid, "--agreement", agreement.id,
+                       "--purpose", "astrology", "--as", CADRE)  # fmt: skip
+    assert code == 1 and "purpose" in err
+    code, _, err = run(db, "policy", "preview", "--resident", rid, "--agreement", "nope",
+                       "--purpose", "home_visit", "--as", AUDITOR)  # fmt: skip
+    assert code == 1 and "auditor" in err
+
+
+def _contractor_pulls(db: Session, home: Path, contractor_id: str) -> None:
+    """The contractor's feed sync, as the API runs it (audited disclosures)."""
+    from exchange.bootstrap import load_keyring
+    from exchange.services import feed
+    from exchange.services.auditing import Acting, SqlAuditSink
+    from policies import shipped_policies
+
+    principal = db.scalars(
+        select(m.Principal).where(
+            m.Principal.role == "contractor", m.Principal.contractor_id == contractor_id
+        )
+    ).one()
+    acting = Acting(principal.id, principal.role, datetime.now(UTC), None)
+    feed.pull(db, load_keyring(Settings(home=home)), SqlAuditSink(), acting, contractor_id,
+              "home_visit", None, 200, shipped_policies())  # fmt: skip
+    db.commit()
+
+
+def test_disclosures_table_names_recipient_and_fields_never_values(home: Path, db: Session) -> None:
+    agreement = _agreement(db)
+    rid = _active(db, agreement.id).resident_id
+    _contractor_pulls(db, home, agreement.contractor_id)
+
+    code, out, err = run(db, "office", "disclosures", rid, "--as", CADRE)
+    assert code == 0, err
+    header, first = out.splitlines()[:2]
+    assert header.split() == ["#", "time", "recipient", "agreement", "purpose", "fields"]
+    assert AGREEMENT_A in first and "home_visit" in first and "display_name" in first
+    contractor = db.get(m.Contractor, agreement.contractor_id)
+    assert contractor is not None and contractor.name in first
+    assert _personal_name(db, home, rid) not in out
+    # the display name the contractor received (surname + title) is not shown either
+    assert "女士" not in out
