@@ -57,11 +57,22 @@ Row = tuple[str, str, float, float, float, str, float]
 
 def sample(i: int) -> AuditEntry:
     return AuditEntry(
-        time=T0 + timedelta(seconds=i), actor=Actor(f"contractor-{i % 5}", "contractor"),
-        action=Action.DISCLOSE, agreement="agr-1", purpose="home_visit",
-        policy=PolicyRef("home_visit", "1", "sha256-3f2a"), request_id=f"req-{i}",
-        subjects=(Subject(f"ap_{i:08d}", f"cr_{i:08d}", ("address.room", "resident.name"),
-                          (Withheld("episode.due_date", "no_consent"),), (f"ce-{i}",)),),
+        time=T0 + timedelta(seconds=i),
+        actor=Actor(f"contractor-{i % 5}", "contractor"),
+        action=Action.DISCLOSE,
+        agreement="agr-1",
+        purpose="home_visit",
+        policy=PolicyRef("home_visit", "1", "sha256-3f2a"),
+        request_id=f"req-{i}",
+        subjects=(
+            Subject(
+                f"ap_{i:08d}",
+                f"cr_{i:08d}",
+                ("address.room", "resident.name"),
+                (Withheld("episode.due_date", "no_consent"),),
+                (f"ce-{i}",),
+            ),
+        ),
     )
 
 
@@ -70,8 +81,9 @@ def database(kind: str, tmp: Path) -> Iterator[sa.Engine | None]:
     if kind == "sqlite":
         engine = make_engine(f"sqlite:///{tmp / f'bench-{uuid.uuid4().hex[:8]}.db'}")
         # durable: fsync on every commit
-        sa.event.listen(engine, "connect",
-                        lambda c, _r: c.cursor().execute("PRAGMA synchronous=FULL"))
+        sa.event.listen(
+            engine, "connect", lambda c, _r: c.cursor().execute("PRAGMA synchronous=FULL")
+        )
         yield engine
         engine.dispose()
         return
@@ -97,20 +109,41 @@ def database(kind: str, tmp: Path) -> Iterator[sa.Engine | None]:
 
 def fresh(engine: sa.Engine) -> None:
     md = sa.MetaData()
-    for name in ("audit_cosignatures", "audit_checkpoints", "audit_subjects", "audit_entries",
-                 "audit_head", "raw_baseline"):
+    for name in (
+        "audit_cosignatures",
+        "audit_checkpoints",
+        "audit_subjects",
+        "audit_entries",
+        "audit_head",
+        "raw_baseline",
+    ):
         sa.Table(name, md)
     with engine.begin() as c:
         if c.dialect.name == "postgresql":
-            c.execute(sa.text("DROP TABLE IF EXISTS audit_cosignatures, audit_checkpoints, "
-                              "audit_subjects, audit_entries, audit_head, raw_baseline CASCADE"))
+            c.execute(
+                sa.text(
+                    "DROP TABLE IF EXISTS audit_cosignatures, audit_checkpoints, "
+                    "audit_subjects, audit_entries, audit_head, raw_baseline CASCADE"
+                )
+            )
         else:
-            for name in ("audit_cosignatures", "audit_checkpoints", "audit_subjects",
-                         "audit_entries", "audit_head", "raw_baseline"):
+            for name in (
+                "audit_cosignatures",
+                "audit_checkpoints",
+                "audit_subjects",
+                "audit_entries",
+                "audit_head",
+                "raw_baseline",
+            ):
                 c.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
         create_schema(c)
-        c.execute(sa.text("CREATE TABLE raw_baseline (idx BIGINT PRIMARY KEY, entry "
-                          + ("BYTEA" if c.dialect.name == "postgresql" else "BLOB") + ")"))
+        c.execute(
+            sa.text(
+                "CREATE TABLE raw_baseline (idx BIGINT PRIMARY KEY, entry "
+                + ("BYTEA" if c.dialect.name == "postgresql" else "BLOB")
+                + ")"
+            )
+        )
 
 
 def timed(fn: Callable[..., Any], *args: Any) -> float:
@@ -123,8 +156,9 @@ def stats(values: list[float]) -> tuple[float, float, float]:
     return min(values), statistics.median(values), max(values)
 
 
-def bench_appends(kind: str, engine: sa.Engine, n_single: int, n_batches: int,
-                  runs: int) -> list[Row]:
+def bench_appends(
+    kind: str, engine: sa.Engine, n_single: int, n_batches: int, runs: int
+) -> list[Row]:
     factory = make_session_factory(engine)
     items = [sample(i) for i in range(max(n_single, 100))]
     encoded = [encode(i, e) for i, e in enumerate(items)]
@@ -160,8 +194,7 @@ def bench_appends(kind: str, engine: sa.Engine, n_single: int, n_batches: int,
         def raw_batch() -> None:
             for b in range(n_batches):
                 with factory.begin() as s:
-                    s.execute(raw_insert, [{"i": b * 100 + i, "e": encoded[i]}
-                                           for i in range(100)])
+                    s.execute(raw_insert, [{"i": b * 100 + i, "e": encoded[i]} for i in range(100)])
 
         if run % 2:
             raw_b.append(n_batches * 100 / timed(raw_batch))
@@ -172,11 +205,15 @@ def bench_appends(kind: str, engine: sa.Engine, n_single: int, n_batches: int,
     m1, mr1 = statistics.median(ours_1), statistics.median(raw_1)
     mb, mrb = statistics.median(ours_b), statistics.median(raw_b)
     return [
-        (f"{kind}: append, 1 per tx", "entries/s", *stats(ours_1), "raw INSERT 1 per tx",
-         m1 / mr1),
+        (f"{kind}: append, 1 per tx", "entries/s", *stats(ours_1), "raw INSERT 1 per tx", m1 / mr1),
         (f"{kind}: raw INSERT, 1 per tx", "rows/s", *stats(raw_1), "-", 1.0),
-        (f"{kind}: append, 100 per tx", "entries/s", *stats(ours_b), "raw INSERT 100 per tx",
-         mb / mrb),
+        (
+            f"{kind}: append, 100 per tx",
+            "entries/s",
+            *stats(ours_b),
+            "raw INSERT 100 per tx",
+            mb / mrb,
+        ),
         (f"{kind}: raw INSERT, 100 per tx", "rows/s", *stats(raw_b), "-", 1.0),
     ]
 
@@ -188,19 +225,34 @@ def bench_encoders(runs: int, append_rows: list[Row]) -> list[Row]:
     fast, ref = [], []
     for _ in range(runs):
         fast.append(timed(lambda: [encode(i, e) for i, e in enumerate(items)]) / 2000 * 1e6)
-        ref.append(timed(lambda: [encode_reference(i, e) for i, e in enumerate(items)])
-                   / 2000 * 1e6)
+        ref.append(
+            timed(lambda: [encode_reference(i, e) for i, e in enumerate(items)]) / 2000 * 1e6
+        )
     extra = statistics.median(ref) - statistics.median(fast)
     rows: list[Row] = [
-        ("encode entry, hand-written", "µs", *stats(fast), "rfc8785.dumps",
-         statistics.median(fast) / statistics.median(ref)),
+        (
+            "encode entry, hand-written",
+            "µs",
+            *stats(fast),
+            "rfc8785.dumps",
+            statistics.median(fast) / statistics.median(ref),
+        ),
         ("encode entry, rfc8785.dumps", "µs", *stats(ref), "-", 1.0),
     ]
     for name, _unit, _lo, med, _hi, _base, _ratio in append_rows:
         if name.endswith(("append, 1 per tx", "append, 100 per tx")):
             per_entry_us = 1e6 / med
-            rows.append((f"rfc8785 extra / {name}", "µs", extra, extra, extra,
-                         f"{per_entry_us:,.0f} µs per entry", extra / per_entry_us))
+            rows.append(
+                (
+                    f"rfc8785 extra / {name}",
+                    "µs",
+                    extra,
+                    extra,
+                    extra,
+                    f"{per_entry_us:,.0f} µs per entry",
+                    extra / per_entry_us,
+                )
+            )
     return rows
 
 
@@ -232,10 +284,20 @@ def bench_verify(n: int, runs: int) -> list[Row]:
     assert verify_export(lines, signer.verifier, workers=workers).ok
     mb = statistics.median(bare)
     return [
-        (f"verify export (offline), {workers} processes", "entries/s", *stats(ours),
-         "bare sha256 per entry", statistics.median(ours) / mb),
-        ("verify export (offline), 1 process", "entries/s", *stats(one),
-         "bare sha256 per entry", statistics.median(one) / mb),
+        (
+            f"verify export (offline), {workers} processes",
+            "entries/s",
+            *stats(ours),
+            "bare sha256 per entry",
+            statistics.median(ours) / mb,
+        ),
+        (
+            "verify export (offline), 1 process",
+            "entries/s",
+            *stats(one),
+            "bare sha256 per entry",
+            statistics.median(one) / mb,
+        ),
         ("bare sha256 per entry", "entries/s", *stats(bare), "-", 1.0),
     ]
 
@@ -275,17 +337,29 @@ def build_big_store(engine: sa.Engine, n: int) -> None:
         for i in range(n):
             data = template.replace(b'"index":0,', b'"index":%d,' % i, 1)
             leaf = leaf_hash(data)
-            chunk.append({"idx": i, "time": "2025-03-01T00:00:00.000000Z",
-                          "actor_id": "contractor-0", "actor_role": "contractor",
-                          "action": "case.disclose", "agreement": "agr-1", "outcome": "ok",
-                          "entry": data, "leaf_hash": leaf, "nodes": b"".join(tree.append(leaf))})
+            chunk.append(
+                {
+                    "idx": i,
+                    "time": "2025-03-01T00:00:00.000000Z",
+                    "actor_id": "contractor-0",
+                    "actor_role": "contractor",
+                    "action": "case.disclose",
+                    "agreement": "agr-1",
+                    "outcome": "ok",
+                    "entry": data,
+                    "leaf_hash": leaf,
+                    "nodes": b"".join(tree.append(leaf)),
+                }
+            )
             if len(chunk) == 20_000:
                 c.execute(sa.insert(entries_table), chunk)
                 chunk = []
         if chunk:
             c.execute(sa.insert(entries_table), chunk)
-        c.execute(sa.text("UPDATE audit_head SET size = :n, frontier = :f WHERE id = 1"),
-                  {"n": n, "f": b"".join(tree.frontier())})
+        c.execute(
+            sa.text("UPDATE audit_head SET size = :n, frontier = :f WHERE id = 1"),
+            {"n": n, "f": b"".join(tree.frontier())},
+        )
 
 
 def bench_proofs(engine: sa.Engine, n: int, runs: int, samples: int) -> list[Row]:
@@ -303,31 +377,56 @@ def bench_proofs(engine: sa.Engine, n: int, runs: int, samples: int) -> list[Row
     mpk = statistics.median(pk)
     label = f"{n:,} entries"
     return [
-        (f"sqlite: inclusion proof, {label}", "ms", *stats(inc), "1-row PK select",
-         statistics.median(inc) / mpk),
-        (f"sqlite: consistency proof, {label}", "ms", *stats(con), "1-row PK select",
-         statistics.median(con) / mpk),
+        (
+            f"sqlite: inclusion proof, {label}",
+            "ms",
+            *stats(inc),
+            "1-row PK select",
+            statistics.median(inc) / mpk,
+        ),
+        (
+            f"sqlite: consistency proof, {label}",
+            "ms",
+            *stats(con),
+            "1-row PK select",
+            statistics.median(con) / mpk,
+        ),
         ("sqlite: 1-row PK select", "ms", *stats(pk), "-", 1.0),
     ]
 
 
 def table(rows: list[Row]) -> str:
-    out = ["| benchmark | unit | min | median | max | baseline | ratio |",
-           "| --- | --- | ---: | ---: | ---: | --- | ---: |"]
+    out = [
+        "| benchmark | unit | min | median | max | baseline | ratio |",
+        "| --- | --- | ---: | ---: | ---: | --- | ---: |",
+    ]
     for name, unit, lo, med, hi, base, ratio in rows:
-        out.append(f"| {name} | {unit} | {lo:,.3g} | {med:,.3g} | {hi:,.3g} | {base} | "
-                   f"{ratio:.2f} |")
+        out.append(
+            f"| {name} | {unit} | {lo:,.3g} | {med:,.3g} | {hi:,.3g} | {base} | {ratio:.2f} |"
+        )
     return "\n".join(out)
 
 
-def main(argv: list[str] | None = None) -> list[Row]:
+FIELDS = ("name", "unit", "min", "median", "max", "baseline_name", "ratio")
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, object]]:
+    """The rows as dicts (the format bench/run_all.py collects); `--quick` or BENCH_QUICK=1
+    for small sizes. argv defaults to none, not sys.argv: run_all calls main() in a child."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    args = parser.parse_args(argv)
+    args = parser.parse_args([] if argv is None else argv)
+    quick = args.quick or os.environ.get("BENCH_QUICK") == "1"
+    rows = measure(quick)
+    print(table(rows))
+    return [dict(zip(FIELDS, row, strict=True)) for row in rows]
+
+
+def measure(quick: bool) -> list[Row]:
     runs = 5
-    n_single, n_batches = (60, 5) if args.quick else (300, 20)
-    n_verify = 20_000 if args.quick else 200_000
-    n_proof = 50_000 if args.quick else 1_000_000
+    n_single, n_batches = (60, 5) if quick else (300, 20)
+    n_verify = 20_000 if quick else 200_000
+    n_proof = 50_000 if quick else 1_000_000
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         for kind in ("sqlite", "postgresql"):
@@ -339,9 +438,8 @@ def main(argv: list[str] | None = None) -> list[Row]:
         with database("sqlite", Path(tmp)) as engine:
             assert engine is not None
             rows += bench_proofs(engine, n_proof, runs, 200)
-    print(table(rows))
     return rows
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -192,7 +193,21 @@ def _stats(values: list[float]) -> tuple[float, float, float]:
     return min(values), statistics.median(values), max(values)
 
 
-def main(rows: int = 100_000, runs: int = 3) -> list[Row]:
+FIELDS = ("name", "unit", "min", "median", "max", "baseline_name", "ratio")
+FULL_ROWS = 100_000  # the issue's figure
+QUICK_ROWS = 20_000
+
+
+def main(rows: int | None = None, runs: int = 3) -> list[dict[str, object]]:
+    """The rows as dicts (the format bench/run_all.py collects). Size: `rows`, else
+    BENCH_IMPORT_ROWS, else 20,000 with BENCH_QUICK=1, else 100,000."""
+    if rows is None:
+        quick = os.environ.get("BENCH_QUICK") == "1"
+        rows = int(os.environ.get("BENCH_IMPORT_ROWS") or (QUICK_ROWS if quick else FULL_ROWS))
+    return [dict(zip(FIELDS, row, strict=True)) for row in measure(rows, runs)]
+
+
+def measure(rows: int = FULL_ROWS, runs: int = 3) -> list[Row]:
     results: list[Row] = []
     imp: list[dict[str, float]] = []
     raw: list[dict[str, float]] = []
@@ -274,7 +289,7 @@ if __name__ == "__main__":
         _child(args.child, args.file, args.db)
     else:
         size = 10_000 if args.quick else args.rows
-        print(_table(main(size, args.runs)))
+        print(_table(measure(size, args.runs)))
         if not args.no_breakdown:
             print()
             print(breakdown(min(size, 20_000)))

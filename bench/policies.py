@@ -45,6 +45,7 @@ RUNS = 5
 ITERATIONS = 20_000
 TARGET_RATIO = 0.30
 Row = tuple[str, str, float, float, float, str, float]
+FIELDS = ("name", "unit", "min", "median", "max", "baseline_name", "ratio")
 
 NOW = dt.datetime(2025, 3, 1, 2, 0, tzinfo=dt.UTC)
 RECORD = ResidentRecord(
@@ -116,7 +117,12 @@ def _rate(fn: Callable[[], object]) -> float:
     return ITERATIONS / (time.perf_counter() - start)
 
 
-def main() -> list[Row]:
+def main() -> list[dict[str, object]]:
+    """The rows as dicts, the format bench/run_all.py collects."""
+    return [dict(zip(FIELDS, row, strict=True)) for row in measure()]
+
+
+def measure() -> list[Row]:
     evaluated = shipped_policies().evaluate(
         RECORD, CONSENT, AGREEMENT, ASSIGNMENT, "home_visit", NOW
     )
@@ -162,4 +168,4 @@ def print_table(rows: list[Row]) -> None:
 
 
 if __name__ == "__main__":
-    print_table(main())
+    print_table(measure())
