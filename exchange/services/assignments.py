@@ -22,6 +22,7 @@ from exchange.db import models as m
 from exchange.db.feed import next_feed_seq
 from exchange.db.models.codes import SERVICES, validate_services
 from exchange.services.audit_access import Caller, record, subject
+from exchange.services.bounds import MAX_SQL_INT
 from exchange.services.errors import Conflict, InvalidInput, NotFound
 from exchange.services.residents import data_key, in_scope, visible_resident
 from keys.fields import FieldContext
@@ -236,8 +237,8 @@ def list_assignments(
 ) -> tuple[int, list[dict[str, Any]]]:
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInput.field("limit", "out_of_range", f"must be 1-{MAX_PAGE}")
-    if offset < 0:
-        raise InvalidInput.field("offset", "out_of_range", "must be >= 0")
+    if not 0 <= offset <= MAX_SQL_INT:
+        raise InvalidInput.field("offset", "out_of_range", f"must be 0-{MAX_SQL_INT}")
     conds: list[ColumnElement[bool]] = []
     if caller.principal.role != "office_admin":
         conds.append(m.Resident.community_id.in_(caller.principal.community_ids))

@@ -21,6 +21,7 @@ from audit.store import AuditLog, EntryFilter
 from exchange.api.auth import Principal
 from exchange.services.auditing import Acting, SqlAuditSink
 from exchange.services.auditing import append as audit_append
+from exchange.services.bounds import MAX_SQL_INT
 from exchange.services.errors import InvalidInput, NotFound
 from keys.keyring import Keyring
 
@@ -119,6 +120,8 @@ def entries(
 ) -> dict[str, object]:
     if not 1 <= query.limit <= MAX_PAGE:
         raise InvalidInput.field("limit", "out_of_range", f"must be 1-{MAX_PAGE}")
+    if not -1 <= query.after <= MAX_SQL_INT:
+        raise InvalidInput.field("after", "out_of_range", f"must be -1-{MAX_SQL_INT}")
     if query.since and query.until and query.until <= query.since:
         raise InvalidInput.field("until", "before_since", "must be after since")
     log = audit_log(session, keyring, caller)

@@ -31,6 +31,7 @@ from audit.errors import AuditError
 from exchange.db import models as m
 from exchange.services import auditing, records
 from exchange.services.auditing import Acting, AuditSink, AuditUnavailable
+from exchange.services.bounds import MAX_SQL_INT32
 from exchange.services.errors import Conflict, InvalidInput
 from keys.contractor_keys import ContractorPublicKey
 from keys.errors import KeysError
@@ -63,7 +64,7 @@ def decode_cursor(cursor: str | None, purpose: str) -> int:
         text = cursor[len(CURSOR_PREFIX) :]
         doc = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
         seq, for_purpose = doc["s"], doc["p"]
-        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq <= MAX_SQL_INT32:
             raise ValueError
     except (ValueError, KeyError, TypeError, binascii.Error):
         raise InvalidInput.field("cursor", "malformed", "not a cursor this feed issued") from None

@@ -22,6 +22,7 @@ from exchange.ledger.headers import CANONICAL_HEADERS, Column
 from exchange.ledger.importer import import_ledger, known_communities
 from exchange.ledger.reader import MemorySource
 from exchange.services.audit_access import Caller, record, subject
+from exchange.services.bounds import MAX_SQL_INT
 from exchange.services.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from keys.datakeys import DataKey, WrappedKey
 from keys.errors import KeysError
@@ -251,8 +252,8 @@ def list_residents(
     """(total visible, page) of the residents in the caller's scope, oldest first."""
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInput.field("limit", "out_of_range", f"must be 1-{MAX_PAGE}")
-    if offset < 0:
-        raise InvalidInput.field("offset", "out_of_range", "must be >= 0")
+    if not 0 <= offset <= MAX_SQL_INT:
+        raise InvalidInput.field("offset", "out_of_range", f"must be 0-{MAX_SQL_INT}")
     names = _community_names(session)
     conds: list[ColumnElement[bool]] = []
     if caller.principal.role != "office_admin":

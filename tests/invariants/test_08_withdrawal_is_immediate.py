@@ -34,7 +34,8 @@ WITHDRAW, REVOKE = 3, 4
 
 
 def pregnant_resident_assigned_to(api, cadre, side) -> str:  # noqa: ANN001
-    """A fresh synthetic resident, pregnant with a risk flag, consenting and assigned."""
+    """A fresh synthetic resident, pregnant with a risk flag, consenting and assigned (and
+    registered in the shared world's `side.assigned`)."""
     today = date.today()
     body = {"name": "柳如梦", "national_id": make_national_id(date(1990, 4, 2), 77),
             "phone": "13905321177", "community": "民城路社区", "compound": "和悦家园",
@@ -44,9 +45,11 @@ def pregnant_resident_assigned_to(api, cadre, side) -> str:  # noqa: ANN001
     rid = str(ok(api.post("/v1/residents", headers=cadre, json=body))["id"])
     ok(api.post(f"/v1/residents/{rid}/consents", headers=cadre,
                 json=consent_body(ALL_SCOPES, side.agreement_id)))  # fmt: skip
-    ok(api.post("/v1/assignments", headers=cadre, json={
+    assignment = ok(api.post("/v1/assignments", headers=cadre, json={
         "resident_id": rid, "contractor_id": side.id, "agreement_id": side.agreement_id,
         "services": SERVICES}))  # fmt: skip
+    # The world is shared: record the new case so other modules' expected sets include it.
+    side.assigned[rid] = assignment["id"]
     return rid
 
 

@@ -14,6 +14,7 @@ from exchange.api.deps import AppKeyring, Clock, DbSession
 from exchange.api.permissions import require
 from exchange.api.routers._office import OFFICE_ERRORS, caller
 from exchange.services import assignments
+from exchange.services.bounds import MAX_SQL_INT
 
 router = APIRouter(prefix="/assignments", tags=["assignments"], dependencies=OFFICE_ERRORS)
 
@@ -66,7 +67,7 @@ def list_assignments(
     agreement_id: Annotated[str | None, Query(max_length=36)] = None,
     status: Literal["active", "revoked"] | None = None,
     limit: Annotated[int, Query(ge=1, le=assignments.MAX_PAGE)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_SQL_INT)] = 0,
 ) -> dict[str, Any]:
     """Assignments in the caller's scope, each with its progress (services delivered)."""
     total, items = assignments.list_assignments(

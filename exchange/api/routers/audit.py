@@ -21,6 +21,7 @@ from exchange.api.deps import AppKeyring, Clock, DbSession
 from exchange.api.permissions import require
 from exchange.api.routers._office import OFFICE_ERRORS, caller
 from exchange.services import audit_access
+from exchange.services.bounds import MAX_SQL_INT
 
 router = APIRouter(prefix="/audit", tags=["audit"], dependencies=OFFICE_ERRORS)
 
@@ -68,7 +69,7 @@ def entries(
     outcome: Literal["ok", "denied", "error"] | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    after: Annotated[int, Query(ge=-1)] = -1,
+    after: Annotated[int, Query(ge=-1, le=MAX_SQL_INT)] = -1,
     limit: Annotated[int, Query(ge=1, le=audit_access.MAX_PAGE)] = 100,
 ) -> dict[str, Any]:
     """Entries matching every filter, in index order after `after`; each with its index, the
@@ -90,8 +91,8 @@ def inclusion_proof(
     session: DbSession,
     keyring: AppKeyring,
     clock: Clock,
-    index: Annotated[int, Query(ge=0)],
-    tree_size: Annotated[int, Query(ge=1)],
+    index: Annotated[int, Query(ge=0, le=MAX_SQL_INT)],
+    tree_size: Annotated[int, Query(ge=1, le=MAX_SQL_INT)],
 ) -> dict[str, Any]:
     return audit_access.inclusion(session, keyring, caller(request, principal, clock), index,
                                   tree_size)  # fmt: skip
@@ -104,8 +105,8 @@ def consistency_proof(
     session: DbSession,
     keyring: AppKeyring,
     clock: Clock,
-    first: Annotated[int, Query(ge=1)],
-    second: Annotated[int, Query(ge=1)],
+    first: Annotated[int, Query(ge=1, le=MAX_SQL_INT)],
+    second: Annotated[int, Query(ge=1, le=MAX_SQL_INT)],
 ) -> dict[str, Any]:
     return audit_access.consistency(session, keyring, caller(request, principal, clock), first,
                                     second)  # fmt: skip

@@ -18,6 +18,7 @@ from exchange.api.deps import AppKeyring, Clock, DbSession
 from exchange.api.permissions import require
 from exchange.api.routers._office import OFFICE_ERRORS, caller
 from exchange.services import residents
+from exchange.services.bounds import MAX_SQL_INT
 
 router = APIRouter(prefix="/residents", tags=["residents"], dependencies=OFFICE_ERRORS)
 
@@ -85,7 +86,7 @@ def list_residents(
     clock: Clock,
     community: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=residents.MAX_PAGE)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_SQL_INT)] = 0,
 ) -> dict[str, Any]:
     """Residents in the caller's scope (a cadre: her communities), oldest first."""
     total, page = residents.list_residents(

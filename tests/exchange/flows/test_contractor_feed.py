@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from exchange.services.feed import encode_cursor
 from keys import DecryptionError, ResponseOpener
 from tests.exchange.flows.conftest import World, bearer
 
@@ -192,6 +193,15 @@ def test_purpose_is_required_and_checked(world: World, api: TestClient) -> None:
         "/v1/cases", params={"purpose": "home_visit", "cursor": "xx"}, headers=bearer(c)
     )
     assert garbage.status_code == 422
+
+
+def test_cursor_beyond_a_sql_integer_is_refused(world: World, api: TestClient) -> None:
+    c = world.contractor()
+    for seq, status in ((2**31, 422), (2**63, 422), (10**60, 422), (2**31 - 1, 200)):
+        r = api.get("/v1/cases", params={"purpose": "home_visit",
+                                         "cursor": encode_cursor(seq, "home_visit")},
+                    headers=bearer(c))  # fmt: skip
+        assert r.status_code == status, r.text
 
 
 def test_other_roles_may_not_pull(world: World, api: TestClient) -> None:

@@ -150,6 +150,19 @@ def test_register_bad_input_names_fields_never_values(api: TestClient, office: O
     assert api.post("/v1/residents", headers=office.admin, json=bad).status_code == 403
 
 
+@pytest.mark.parametrize("path", ["/v1/residents", "/v1/assignments"])
+@pytest.mark.parametrize("offset", [str(2**63), "9" * 40])
+def test_offset_beyond_a_sql_integer_is_a_problem_not_a_500(
+    api: TestClient, office: Office, path: str, offset: str
+) -> None:
+    r = api.get(path, headers=office.admin, params={"offset": offset})
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert [e["field"] for e in r.json()["errors"]] == ["query.offset"]
+    assert offset not in r.text
+    assert api.get(path, headers=office.admin, params={"offset": str(2**63 - 1)}).status_code == 200
+
+
 # -- consent ------------------------------------------------------------------------------
 
 
