@@ -13,11 +13,11 @@ Run: .venv/bin/python bench/keys.py   (prints a markdown table; `main()` returns
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 # bench/ must not shadow the `keys` package when this file is run as a script.
 _ROOT = Path(__file__).resolve().parent.parent
@@ -27,6 +27,7 @@ sys.path.insert(0, str(_ROOT))
 from cryptography.hazmat.primitives import hashes, hmac  # noqa: E402
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: E402
 
+from bench._rows import row as bench_row  # noqa: E402
 from keys import (  # noqa: E402
     EncryptedValue,
     FieldContext,
@@ -218,17 +219,9 @@ class Fixture:
 
 
 def _row(
-    name: str, rates: list[float], baseline: str | None = None, ratios: list[float] | None = None
-) -> dict[str, object]:
-    return {
-        "name": name,
-        "unit": "records/s",
-        "min": min(rates),
-        "median": statistics.median(rates),
-        "max": max(rates),
-        "baseline_name": baseline,
-        "ratio": None if ratios is None else statistics.median(ratios),
-    }
+    name: str, values: list[float], baseline: str | None = None, ratios: list[float] | None = None
+) -> dict[str, Any]:
+    return bench_row(name, "records/s", values, baseline, ratios)
 
 
 BARE_DEC = "bare: 4 x AESGCM decrypt (reused object)"

@@ -24,7 +24,6 @@ Env: BENCH_QUICK=1 halves the record count.
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -41,6 +40,7 @@ from presidio_anonymizer import AnonymizerEngine  # noqa: E402
 from presidio_anonymizer.entities import OperatorConfig, RecognizerResult  # noqa: E402
 from presidio_anonymizer.operators import Encrypt, Hash  # noqa: E402
 
+from bench._rows import row as bench_row  # noqa: E402
 from exchange.ledger.synthetic import generate_rows  # noqa: E402
 from keys import FieldContext, Keyring, MemoryKeyProvider  # noqa: E402
 
@@ -134,15 +134,7 @@ def _paired(
 def _row(
     name: str, values: list[float], baseline: str | None = None, ratios: list[float] | None = None
 ) -> dict[str, Any]:
-    return {
-        "name": name,
-        "unit": "records/s",
-        "min": min(values),
-        "median": statistics.median(values),
-        "max": max(values),
-        "baseline_name": baseline,
-        "ratio": None if ratios is None else statistics.median(ratios),
-    }
+    return bench_row(name, "records/s", values, baseline, ratios)
 
 
 ENGINE = "presidio AnonymizerEngine (hash + 2 x encrypt)"

@@ -49,6 +49,7 @@ from fastapi.responses import Response  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 from sqlalchemy.orm import selectinload  # noqa: E402
 
+from bench._rows import row as _row  # noqa: E402
 from exchange.api.auth import Principal  # noqa: E402
 from exchange.api.deps import DbSession  # noqa: E402
 from exchange.api.permissions import require  # noqa: E402
@@ -524,24 +525,6 @@ def part_rows(home: Path) -> list[dict[str, Any]]:
 
 
 # -- output -----------------------------------------------------------------------------------
-
-
-def _row(
-    name: str,
-    unit: str,
-    values: list[float],
-    baseline: str | None = None,
-    ratios: list[float] | None = None,
-) -> dict[str, Any]:
-    return {
-        "name": name,
-        "unit": unit,
-        "min": min(values),
-        "median": statistics.median(values),
-        "max": max(values),
-        "baseline_name": baseline,
-        "ratio": None if ratios is None else statistics.median(ratios),
-    }
 
 
 def render(rows: list[dict[str, Any]]) -> str:
