@@ -49,7 +49,8 @@ from audit.merkle import (
     root_from_nodes,
 )
 from audit.note import Signer, Verifier
-from audit.store.tables import checkpoints, cosignatures, entries, head, subjects
+from audit.store.search import indexed_size, projection_problems, refresh_search
+from audit.store.tables import checkpoints, cosignatures, entries, head, search, subjects
 from audit.verifier import Problem
 
 Clock = Callable[[], datetime]
@@ -87,44 +88,34 @@ def _read_nodes(session: Session, ids: set[NodeId] | Sequence[NodeId]) -> dict[N
     return out
 
 
-# PostgreSQL: every entry row, subject row and the new head in ONE statement (one round trip
-# for any batch size); foreign keys are checked at the end of the statement.
+# The entry rows and the new head: on PostgreSQL one statement (one round trip for any batch
+# size), its arrays sent in binary (%b) so no value is quoted or escaped.
 _PG_WRITE = (
-    "WITH e AS (INSERT INTO audit_entries (idx, time, actor_id, actor_role, action, agreement, "
-    "outcome, entry, leaf_hash, nodes) SELECT * FROM unnest(%s::bigint[], %s::text[], "
-    "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::bytea[], %s::bytea[], "
-    "%s::bytea[])), "
-    "s AS (INSERT INTO audit_subjects (entry_idx, position, pseudonym) SELECT * FROM "
-    "unnest(%s::bigint[], %s::int[], %s::text[])) "
-    "UPDATE audit_head SET size = %s, frontier = %s WHERE id = 1"
+    "WITH e AS (INSERT INTO audit_entries (idx, entry, leaf_hash, nodes) SELECT * FROM "
+    "unnest(%b::bigint[], %b::bytea[], %b::bytea[], %b::bytea[])) "
+    "UPDATE audit_head SET size = %b, frontier = %b WHERE id = 1"
 )
 _PG_HEAD = "SELECT size, frontier FROM audit_head WHERE id = 1 FOR UPDATE"
 _SQLITE_HEAD = "SELECT size, frontier FROM audit_head WHERE id = 1"
-_SQLITE_ENTRY = (
-    "INSERT INTO audit_entries (idx, time, actor_id, actor_role, action, agreement, outcome, "
-    "entry, leaf_hash, nodes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_SQLITE_SUBJECT = "INSERT INTO audit_subjects (entry_idx, position, pseudonym) VALUES (?, ?, ?)"
+_SQLITE_ENTRY = "INSERT INTO audit_entries (idx, entry, leaf_hash, nodes) VALUES (?, ?, ?, ?)"
 _SQLITE_NEW_HEAD = "UPDATE audit_head SET size = ?, frontier = ? WHERE id = 1"
+
+EntryRow = tuple[int, bytes, bytes, bytes]
 
 
 def _rows(start: int, frontier: bytes, batch: Sequence[AuditEntry]
-          ) -> tuple[list[tuple[object, ...]], list[tuple[int, int, str]], bytes]:
-    """Entry rows, subject rows and the new frontier for `batch` appended at `start`."""
+          ) -> tuple[list[EntryRow], bytes]:
+    """Entry rows and the new frontier for `batch` appended at `start`."""
     if len(frontier) != HASH_SIZE * len(perfect_nodes(0, start)):
         raise AppendError("audit head frontier does not match its size: run exchange audit fsck")
     tree = CompactRange(start, [frontier[i:i + HASH_SIZE]
                                 for i in range(0, len(frontier), HASH_SIZE)])
-    rows: list[tuple[object, ...]] = []
-    subject_rows: list[tuple[int, int, str]] = []
+    rows: list[EntryRow] = []
     for idx, item in enumerate(batch, start):
         data = codec.encode(idx, item)
         leaf = leaf_hash(data)
-        rows.append((idx, format_time(item.time), item.actor.id, item.actor.role, item.action,
-                     item.agreement, item.outcome.result, data, leaf,
-                     b"".join(tree.append(leaf))))
-        subject_rows += [(idx, i, s.pseudonym) for i, s in enumerate(item.subjects)]
-    return rows, subject_rows, b"".join(tree.frontier())
+        rows.append((idx, data, leaf, b"".join(tree.append(leaf))))
+    return rows, b"".join(tree.frontier())
 
 
 def append_many(session: Session, batch: Sequence[AuditEntry]) -> list[int]:
@@ -132,7 +123,8 @@ def append_many(session: Session, batch: Sequence[AuditEntry]) -> list[int]:
 
     Two statements on the driver's own cursor (the SQLAlchemy statement layer would cost more
     than the database work): lock the head row and read its size and frontier, then write the
-    entries, their subjects and the new head (one statement on PostgreSQL).
+    entries and the new head (one statement on PostgreSQL). The search projection is derived
+    later (audit.store.search), so the head lock covers nothing but the log itself.
     """
     if not batch:
         return []
@@ -151,17 +143,13 @@ def append_many(session: Session, batch: Sequence[AuditEntry]) -> list[int]:
                 raise AppendError("audit head row is missing: run "
                                   "audit.store.install_append_only")
             start = int(found[0])
-            rows, subject_rows, frontier = _rows(start, bytes(found[1]), batch)
+            rows, frontier = _rows(start, bytes(found[1]), batch)
             after = start + len(batch)
             if postgres:
                 columns = [list(c) for c in zip(*rows, strict=True)]
-                subject_columns = [list(c) for c in zip(*subject_rows, strict=True)] or [
-                    [], [], []]
-                cursor.execute(_PG_WRITE, (*columns, *subject_columns, after, frontier))
+                cursor.execute(_PG_WRITE, (*columns, after, frontier))
             else:
                 cursor.executemany(_SQLITE_ENTRY, rows)
-                if subject_rows:
-                    cursor.executemany(_SQLITE_SUBJECT, subject_rows)
                 cursor.execute(_SQLITE_NEW_HEAD, (after, frontier))
         finally:
             cursor.close()
@@ -300,9 +288,14 @@ class AuditLog:
         return self.verifier.text()
 
     def issue_checkpoint(self) -> StoredCheckpoint:
-        """Sign and store a checkpoint of the current head (idempotent per tree size)."""
+        """Sign and store a checkpoint of the current head (idempotent per tree size).
+
+        Also brings the search projection up to date, so its backlog never outgrows the
+        checkpoint interval.
+        """
         if self._signer is None:
             raise CheckpointError("this AuditLog has no signing key")
+        refresh_search(self._session)
         current = self.head()
         existing = self.checkpoint(current.size)
         if existing is not None:
@@ -368,25 +361,31 @@ class AuditLog:
     # -- reading ---------------------------------------------------------------------------
     def entries(self, filters: EntryFilter = EntryFilter(), *, after: int = -1,
                 limit: int = 100) -> EntryPage:
-        """Entries matching every filter, in index order, after index `after`."""
+        """Entries matching every filter, in index order, after index `after`.
+
+        Refreshes the search projection first: the answer covers every entry committed before
+        the call.
+        """
         if not 1 <= limit <= 1000:
             raise ProofError("limit must be between 1 and 1000")
-        conds = [entries.c.idx > after]
+        refresh_search(self._session)
+        conds = [search.c.idx > after]
         f = filters
-        for col, value in ((entries.c.actor_id, f.actor), (entries.c.action, f.action),
-                           (entries.c.agreement, f.agreement), (entries.c.outcome, f.outcome)):
+        for col, value in ((search.c.actor_id, f.actor), (search.c.action, f.action),
+                           (search.c.agreement, f.agreement), (search.c.outcome, f.outcome)):
             if value is not None:
                 conds.append(col == value)
         if f.since is not None:
-            conds.append(entries.c.time >= format_time(f.since))
+            conds.append(search.c.time >= format_time(f.since))
         if f.until is not None:
-            conds.append(entries.c.time < format_time(f.until))
+            conds.append(search.c.time < format_time(f.until))
         if f.pseudonym is not None:
-            conds.append(exists().where(and_(subjects.c.entry_idx == entries.c.idx,
+            conds.append(exists().where(and_(subjects.c.entry_idx == search.c.idx,
                                              subjects.c.pseudonym == f.pseudonym)))
         rows = self._session.execute(
             select(entries.c.idx, entries.c.entry, entries.c.leaf_hash)
-            .where(*conds).order_by(entries.c.idx).limit(limit + 1)
+            .join(search, search.c.idx == entries.c.idx)
+            .where(*conds).order_by(search.c.idx).limit(limit + 1)
         ).all()
         items = tuple({"index": r.idx, "entry": json.loads(bytes(r.entry)),
                        "entry_b64": _b64(bytes(r.entry)), "leaf_hash": _b64(bytes(r.leaf_hash))}
@@ -435,6 +434,7 @@ class AuditLog:
             .order_by(checkpoints.c.tree_size)).all()
         wanted = {int(r.tree_size) for r in cp_rows}
         head_size = self.size()
+        indexed = indexed_size(self._session)
         wanted.add(head_size)
         roots[0] = EMPTY_ROOT
         after = -1
@@ -444,6 +444,8 @@ class AuditLog:
                 .where(entries.c.idx > after).order_by(entries.c.idx).limit(EXPORT_CHUNK)).all()
             if not chunk:
                 break
+            projected = {int(p.idx): dict(p._mapping) for p in self._session.execute(
+                select(search).where(search.c.idx > after, search.c.idx <= chunk[-1].idx))}
             pseudonyms: dict[int, list[str]] = {}
             for srow in self._session.execute(
                 select(subjects.c.entry_idx, subjects.c.pseudonym)
@@ -460,10 +462,13 @@ class AuditLog:
                     logged = codec.decode(data)
                     if logged.index != pos:
                         problems.append(Problem(f"entry bytes carry index {logged.index}", pos))
-                    if list(logged.entry.pseudonyms) != pseudonyms.get(pos, []):
-                        problems.append(Problem("subject rows disagree with the entry", pos))
                 except AuditError as exc:
                     problems.append(Problem(f"entry does not decode: {exc}", pos))
+                if pos < indexed or pos in projected or pos in pseudonyms:
+                    wrong = projection_problems(pos, data, projected.get(pos),
+                                                pseudonyms.get(pos, []))
+                    if wrong:
+                        problems.append(Problem(wrong, pos))
                 leaf = leaf_hash(data)
                 if leaf != bytes(r.leaf_hash):
                     problems.append(Problem("stored leaf hash does not match the entry", pos))

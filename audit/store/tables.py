@@ -1,9 +1,16 @@
 """The audit tables, on their own MetaData so the exchange schema cannot alter them by accident.
 
-`audit_entries` holds one row per entry: the canonical bytes, the leaf hash, and the interior
-node hashes that this leaf completed (node (k, j) lives in the row of its last leaf,
-(j + 1) * 2**k - 1, at offset (k - 1) * 32). Proofs and roots therefore read O(log n) rows by
-primary key and no tree is ever recomputed on a request.
+Two parts with different jobs:
+
+- The log: `audit_entries` (one row per entry: the canonical bytes, the leaf hash, and the
+  interior node hashes that this leaf completed; node (k, j) lives in the row of its last leaf,
+  (j + 1) * 2**k - 1, at offset (k - 1) * 32) and `audit_head`. Appends touch only these, so the
+  head lock, which serialises every broker, is held for one plain insert per entry. Proofs and
+  roots read O(log n) rows by primary key and no tree is ever recomputed on a request.
+- The search projection: `audit_search` and `audit_subjects`, derived from the entries' own bytes
+  by `refresh_search`, which every search runs first (so a search sees every entry committed
+  before it began). Derived, so rebuildable and checked by fsck against the entries; append-only
+  like the log, so a row once indexed cannot be edited away.
 """
 
 from __future__ import annotations
@@ -41,16 +48,23 @@ entries = Table(
     "audit_entries",
     metadata,
     Column("idx", Index64, primary_key=True, autoincrement=False),
+    Column("entry", LargeBinary, nullable=False),
+    Column("leaf_hash", LargeBinary(32), nullable=False),
+    Column("nodes", LargeBinary, nullable=False),
+    CheckConstraint("idx >= 0", name="idx_nonnegative"),
+)
+
+search = Table(
+    "audit_search",
+    metadata,
+    Column("idx", Index64, ForeignKey("audit_entries.idx"), primary_key=True,
+           autoincrement=False),
     Column("time", String(27), nullable=False),  # RFC 3339 UTC, sorts as time
     Column("actor_id", String(128), nullable=False),
     Column("actor_role", String(32), nullable=False),
     Column("action", String(64), nullable=False),
     Column("agreement", String(128), nullable=True),
     Column("outcome", String(16), nullable=False),
-    Column("entry", LargeBinary, nullable=False),
-    Column("leaf_hash", LargeBinary(32), nullable=False),
-    Column("nodes", LargeBinary, nullable=False),
-    CheckConstraint("idx >= 0", name="idx_nonnegative"),
     Index(None, "actor_id"),
     Index(None, "agreement"),
     Index(None, "time"),
@@ -101,4 +115,5 @@ cosignatures = Table(
     PrimaryKeyConstraint("tree_size", "witness_name", "witness_key_id"),
 )
 
-APPEND_ONLY_TABLES = (entries.name, subjects.name, checkpoints.name, cosignatures.name)
+APPEND_ONLY_TABLES = (entries.name, search.name, subjects.name, checkpoints.name,
+                      cosignatures.name)

@@ -15,6 +15,7 @@ from audit.errors import AppendError, CheckpointError, NotFoundError, ProofError
 from audit.merkle import leaf_hash, root_of, verify_consistency, verify_inclusion
 from audit.note import ALG_COSIGNATURE_V1, Signer
 from audit.store import AuditLog, EntryFilter, append, append_many
+from audit.store.search import indexed_size, refresh_search
 from audit.verifier import verify_export
 from tests.audit.conftest import T0, disclosure
 
@@ -51,26 +52,32 @@ def test_append_never_commits_and_rolls_back_with_the_caller(
 
 def test_append_failure_raises_append_error(sessions: sessionmaker[Session]) -> None:
     with sessions() as s:
-        s.execute(sa.text("DROP TABLE audit_subjects"))
+        s.execute(sa.text("ALTER TABLE audit_entries RENAME TO audit_entries_gone"))
         with pytest.raises(AppendError):
             append(s, disclosure(0))
         s.rollback()
 
 
 @pytest.mark.parametrize("stmt", [
-    "UPDATE audit_entries SET action = 'x' WHERE idx = 0",
+    "UPDATE audit_entries SET entry = entry WHERE idx = 0",
     "DELETE FROM audit_entries WHERE idx = 0",
+    "UPDATE audit_search SET action = 'x' WHERE idx = 0",
+    "DELETE FROM audit_search WHERE idx = 1",
     "DELETE FROM audit_subjects",
     "UPDATE audit_head SET size = 0",
     "DELETE FROM audit_head",
 ])
 def test_database_refuses_rewrites(sessions: sessionmaker[Session], stmt: str) -> None:
     _fill(sessions, 2)
-    with sessions() as s, pytest.raises(sa.exc.DatabaseError):
+    with sessions.begin() as s:
+        assert refresh_search(s) == 2  # the projection has rows the statement would touch
+    refused = "append-only|only grow|may not"
+    with sessions() as s, pytest.raises(sa.exc.DatabaseError, match=refused):
         s.execute(sa.text(stmt))
         s.flush()
     with sessions() as s:
         assert AuditLog(s).size() == 2
+        assert s.execute(sa.text("SELECT count(*) FROM audit_subjects")).scalar() == 2
 
 
 def test_truncate_refused_on_postgresql(database_url: str,
@@ -193,3 +200,150 @@ def test_fsck_reports_a_head_frontier_that_disagrees_with_the_entries(
     _set_frontier(engine, b"\x00" * 33)  # not even the right length: appends refuse
     with sessions() as s, pytest.raises(AppendError, match="frontier"):
         append(s, disclosure(5))
+
+
+# -- the search projection ----------------------------------------------------------------------
+
+def test_appends_write_only_the_log_and_search_catches_up(
+        sessions: sessionmaker[Session]) -> None:
+    _fill(sessions, 3)
+    with sessions.begin() as s:
+        assert s.execute(sa.text("SELECT count(*) FROM audit_search")).scalar() == 0
+        assert refresh_search(s) == 3 and refresh_search(s) == 0
+    _fill(sessions, 2, start=3)
+    with sessions.begin() as s:
+        # a search sees entries appended since the last refresh without being told to refresh
+        found = AuditLog(s).entries(EntryFilter(pseudonym="ap_000004_0")).items
+        assert [i["index"] for i in found] == [4]
+        assert indexed_size(s) == 5
+        assert s.execute(sa.text("SELECT count(*) FROM audit_subjects")).scalar() == 5
+
+
+def test_checkpoints_refresh_the_projection(sessions: sessionmaker[Session],
+                                            signer: Signer) -> None:
+    _fill(sessions, 4)
+    with sessions.begin() as s:
+        AuditLog(s, signer=signer).issue_checkpoint()
+        assert indexed_size(s) == 4
+
+
+def test_concurrent_refreshes_index_each_entry_once(engine: sa.Engine,
+                                                    sessions: sessionmaker[Session]) -> None:
+    import threading
+
+    _fill(sessions, 300)
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def refresh() -> None:
+        try:
+            start.wait()
+            with sessions.begin() as s:
+                refresh_search(s, chunk=64)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=refresh) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with sessions() as s:
+        assert s.execute(sa.text("SELECT count(*) FROM audit_search")).scalar() == 300
+        assert s.execute(sa.text("SELECT count(*) FROM audit_subjects")).scalar() == 300
+        assert AuditLog(s).fsck().ok
+
+
+def _owner(engine: sa.Engine) -> sa.Connection:
+    """A connection with the owner's power to write behind the triggers (the caller commits)."""
+    conn = engine.connect()
+    conn.begin()
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SET LOCAL session_replication_role = replica"))
+    else:
+        for t in ("audit_search", "audit_subjects", "audit_entries"):
+            for verb in ("update", "delete"):
+                conn.execute(sa.text(f"DROP TRIGGER IF EXISTS {t}_no_{verb}"))
+    return conn
+
+
+def test_fsck_reports_a_search_row_edited_behind_the_triggers(
+        engine: sa.Engine, sessions: sessionmaker[Session]) -> None:
+    _fill(sessions, 6)
+    with sessions.begin() as s:
+        refresh_search(s)
+    with _owner(engine) as conn:
+        conn.execute(sa.text("UPDATE audit_search SET actor_id = 'someone-else' WHERE idx = 4"))
+        conn.execute(sa.text("UPDATE audit_subjects SET pseudonym = 'ap_x' WHERE entry_idx = 2"))
+        conn.commit()
+    with sessions() as s:
+        problems = AuditLog(s).fsck().problems
+    assert [(p.index, str(p)) for p in problems] == [
+        (2, str(problems[0])), (4, str(problems[1]))]
+    assert "subject rows disagree" in str(problems[0])
+    assert "search row disagrees" in str(problems[1])
+
+
+def test_fsck_reports_a_projection_hole(engine: sa.Engine,
+                                        sessions: sessionmaker[Session]) -> None:
+    _fill(sessions, 6)
+    with sessions.begin() as s:
+        refresh_search(s)
+    with _owner(engine) as conn:
+        conn.execute(sa.text("DELETE FROM audit_subjects WHERE entry_idx = 3"))
+        conn.execute(sa.text("DELETE FROM audit_search WHERE idx = 3"))
+        conn.commit()
+    with sessions() as s:
+        problems = AuditLog(s).fsck().problems
+    assert len(problems) == 1 and problems[0].index == 3
+    assert "lacks this entry" in str(problems[0])
+
+
+def test_refresh_stops_at_a_missing_entry_and_names_it(engine: sa.Engine,
+                                                       sessions: sessionmaker[Session]) -> None:
+    from audit.errors import IntegrityError
+
+    _fill(sessions, 5)
+    with _owner(engine) as conn:
+        conn.execute(sa.text("DELETE FROM audit_entries WHERE idx = 2"))
+        conn.commit()
+    with sessions() as s, pytest.raises(IntegrityError, match="entry 2 is missing"):
+        AuditLog(s).entries()
+
+
+def test_postgresql_writer_role_appends_and_searches_but_cannot_rewrite(
+        database_url: str, engine: sa.Engine, sessions: sessionmaker[Session]) -> None:
+    """The documented role, taken by a real session: INSERT and SELECT are all a broker needs,
+    for appends and for refreshing the search projection; rewrites are refused by privilege
+    before any trigger runs."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("database roles exist only on PostgreSQL")
+    import uuid
+
+    from audit.store import pg_writer_role_sql
+
+    role = f"audit_writer_{uuid.uuid4().hex[:10]}"
+    with engine.begin() as conn:
+        schema = conn.execute(sa.text("SELECT current_schema()")).scalar_one()
+        conn.execute(sa.text(pg_writer_role_sql(role)))
+        conn.execute(sa.text(f'GRANT USAGE ON SCHEMA "{schema}" TO {role}'))
+    try:
+        with sessions.begin() as s:
+            s.execute(sa.text(f"SET LOCAL ROLE {role}"))
+            assert append_many(s, [disclosure(i) for i in range(3)]) == [0, 1, 2]
+            assert [i["index"] for i in
+                    AuditLog(s).entries(EntryFilter(pseudonym="ap_000001_0")).items] == [1]
+        for stmt in ("UPDATE audit_entries SET entry = entry", "DELETE FROM audit_search",
+                     "TRUNCATE audit_subjects"):
+            with sessions() as s, pytest.raises(sa.exc.ProgrammingError,
+                                                match="permission denied"):
+                s.execute(sa.text(f"SET LOCAL ROLE {role}"))
+                s.execute(sa.text(stmt))
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'REVOKE ALL ON SCHEMA "{schema}" FROM {role}'))
+            conn.execute(sa.text(f"DROP OWNED BY {role}"))
+            conn.execute(sa.text(f"DROP ROLE {role}"))
+    with sessions() as s:
+        assert AuditLog(s).size() == 3 and AuditLog(s).fsck().ok

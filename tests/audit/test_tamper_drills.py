@@ -26,7 +26,7 @@ def _bypass(conn: sa.Connection) -> None:
     if conn.dialect.name == "postgresql":
         conn.execute(sa.text("SET LOCAL session_replication_role = replica"))
     else:
-        for t in ("audit_entries", "audit_subjects"):
+        for t in ("audit_entries", "audit_search", "audit_subjects"):
             for op in ("update", "delete"):
                 conn.execute(sa.text(f"DROP TRIGGER IF EXISTS {t}_no_{op}"))
 
@@ -65,6 +65,7 @@ def edit_and_rehash(conn: sa.Connection, k: int) -> None:
 
 def delete_row(conn: sa.Connection, k: int) -> None:
     conn.execute(sa.text("DELETE FROM audit_subjects WHERE entry_idx = :i"), {"i": k})
+    conn.execute(sa.text("DELETE FROM audit_search WHERE idx = :i"), {"i": k})
     conn.execute(sa.text("DELETE FROM audit_entries WHERE idx = :i"), {"i": k})
 
 
@@ -77,19 +78,20 @@ def swap_rows(conn: sa.Connection, k: int) -> None:
 
 def insert_forged(conn: sa.Connection, k: int) -> None:
     conn.execute(sa.text("DELETE FROM audit_subjects"))
+    conn.execute(sa.text("DELETE FROM audit_search"))
     for idx in range(N - 1, k - 1, -1):  # make room at k, as a forger must
         conn.execute(sa.text("UPDATE audit_entries SET idx = idx + 1 WHERE idx = :i"),
                      {"i": idx})
     forged = encode(k, disclosure(999))
     conn.execute(sa.text(
-        "INSERT INTO audit_entries (idx, time, actor_id, actor_role, action, outcome, entry, "
-        "leaf_hash, nodes) VALUES (:i, 't', 'x', 'contractor', 'case.disclose', 'ok', :e, :l, "
-        ":n)"), {"i": k, "e": forged, "l": leaf_hash(forged), "n": b""})
+        "INSERT INTO audit_entries (idx, entry, leaf_hash, nodes) VALUES (:i, :e, :l, :n)"),
+        {"i": k, "e": forged, "l": leaf_hash(forged), "n": b""})
     _rehash_from(conn, 0)
 
 
 def truncate_tail(conn: sa.Connection, k: int) -> None:
     conn.execute(sa.text("DELETE FROM audit_subjects WHERE entry_idx >= :i"), {"i": k})
+    conn.execute(sa.text("DELETE FROM audit_search WHERE idx >= :i"), {"i": k})
     conn.execute(sa.text("DELETE FROM audit_entries WHERE idx >= :i"), {"i": k})
 
 

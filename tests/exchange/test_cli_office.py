@@ -97,10 +97,11 @@ def _active(db: Session, agreement_id: str) -> m.Assignment:
 
 
 def _entries(db: Session, action: str | None = None) -> int:
-    query = select(func.count()).select_from(audit_tables.entries)
-    if action is not None:
-        query = query.where(audit_tables.entries.c.action == action)
-    return int(db.scalar(query) or 0)
+    if action is None:
+        return int(db.scalar(select(func.count()).select_from(audit_tables.entries)) or 0)
+    stored = db.scalars(select(audit_tables.entries.c.entry))
+    actions = [json.loads(bytes(e))["action"] for e in stored]
+    return actions.count(action)
 
 
 def _personal_name(db: Session, home: Path, resident_id: str) -> str:

@@ -64,3 +64,59 @@ def test_a_detected_drift_is_reported() -> None:
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), target_metadata())
     assert any(op[0] == "add_table" for op in diff)
+
+
+@pytest.mark.db
+def test_0003_moves_logged_entries_into_the_search_projection(database_url: str) -> None:
+    """Entries written under 0002's layout stay searchable and fsck-clean after 0003, and a
+    downgrade puts their search columns back."""
+    from datetime import UTC, datetime
+
+    from alembic import command
+    from sqlalchemy import text
+
+    from audit.entry import Action, Actor, AuditEntry, Subject, encode
+    from audit.merkle import CompactRange, leaf_hash
+    from audit.store import AuditLog, EntryFilter
+    from exchange.db.engine import make_session_factory
+    from exchange.db.migrate import alembic_config
+
+    upgrade(database_url, "0002")
+    engine = make_engine(database_url)
+    tree = CompactRange()
+    try:
+        with engine.begin() as conn:  # what 0002's append wrote, column for column
+            for i in range(3):
+                item = AuditEntry(time=datetime(2026, 1, 1, 8, i, tzinfo=UTC),
+                                  actor=Actor(f"c-{i}", "contractor"), action=Action.DISCLOSE,
+                                  subjects=(Subject(f"ap_{i}"),), agreement="agr-1")
+                data = encode(i, item)
+                leaf = leaf_hash(data)
+                conn.execute(text(
+                    "INSERT INTO audit_entries (idx, time, actor_id, actor_role, action, "
+                    "agreement, outcome, entry, leaf_hash, nodes) VALUES (:i, :t, :a, "
+                    "'contractor', :act, 'agr-1', 'ok', :e, :l, :n)"),
+                    {"i": i, "t": f"2026-01-01T08:0{i}:00.000000Z", "a": f"c-{i}",
+                     "act": str(Action.DISCLOSE), "e": data, "l": leaf,
+                     "n": b"".join(tree.append(leaf))})
+                conn.execute(text("INSERT INTO audit_subjects (entry_idx, position, pseudonym) "
+                                  "VALUES (:i, 0, :p)"), {"i": i, "p": f"ap_{i}"})
+            conn.execute(text("UPDATE audit_head SET size = 3, frontier = :f WHERE id = 1"),
+                         {"f": b"".join(tree.frontier())})
+        upgrade(database_url)
+        with make_session_factory(engine)() as s:
+            log = AuditLog(s)
+            assert [i["index"] for i in log.entries(EntryFilter(actor="c-1")).items] == [1]
+            assert [i["index"] for i in log.entries(EntryFilter(pseudonym="ap_2")).items] == [2]
+            assert log.fsck().ok
+        config = alembic_config(database_url)
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0002")
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT idx, actor_id, agreement FROM audit_entries "
+                                     "ORDER BY idx")).all()
+        assert [tuple(r) for r in rows] == [(0, "c-0", "agr-1"), (1, "c-1", "agr-1"),
+                                            (2, "c-2", "agr-1")]
+    finally:
+        engine.dispose()

@@ -610,28 +610,130 @@ def _drop_consent_append_only() -> None:
     op.execute(f"DROP FUNCTION IF EXISTS {_CONSENT_GUARD}()")
 
 
+# The audit store as this revision created it, frozen: later audit schema changes are their
+# own revisions (0003 moved the search columns out of audit_entries).
+_AUDIT_TABLES_0001 = ("audit_entries", "audit_subjects", "audit_checkpoints", "audit_cosignatures")
+_INDEX64 = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+_PG_AUDIT_FUNCTIONS = """
+CREATE OR REPLACE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'audit table % is append-only: % refused', TG_TABLE_NAME, TG_OP
+    USING ERRCODE = 'object_not_in_prerequisite_state';
+END $$;
+CREATE OR REPLACE FUNCTION audit_head_forward() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.id <> OLD.id OR NEW.size <= OLD.size THEN
+    RAISE EXCEPTION 'audit head may only grow' USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  RETURN NEW;
+END $$;
+"""
+
+
 def _create_audit_store() -> None:
-    """The audit store's tables (audit.store.metadata) and its append-only triggers.
+    op.create_table(
+        "audit_entries",
+        sa.Column("idx", _INDEX64, autoincrement=False, nullable=False),
+        sa.Column("time", sa.String(length=27), nullable=False),
+        sa.Column("actor_id", sa.String(length=128), nullable=False),
+        sa.Column("actor_role", sa.String(length=32), nullable=False),
+        sa.Column("action", sa.String(length=64), nullable=False),
+        sa.Column("agreement", sa.String(length=128), nullable=True),
+        sa.Column("outcome", sa.String(length=16), nullable=False),
+        sa.Column("entry", sa.LargeBinary(), nullable=False),
+        sa.Column("leaf_hash", sa.LargeBinary(length=32), nullable=False),
+        sa.Column("nodes", sa.LargeBinary(), nullable=False),
+        sa.CheckConstraint("idx >= 0", name=op.f("ck_audit_entries_idx_nonnegative")),
+        sa.PrimaryKeyConstraint("idx", name=op.f("pk_audit_entries")),
+    )
+    for column in ("actor_id", "agreement", "time"):
+        op.create_index(op.f(f"ix_audit_entries_{column}"), "audit_entries", [column])
+    op.create_table(
+        "audit_subjects",
+        sa.Column("entry_idx", sa.BigInteger(), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("pseudonym", sa.String(length=128), nullable=False),
+        sa.ForeignKeyConstraint(["entry_idx"], ["audit_entries.idx"],
+                                name=op.f("fk_audit_subjects_entry_idx_audit_entries")),
+        sa.PrimaryKeyConstraint("entry_idx", "position", name=op.f("pk_audit_subjects")),
+        sqlite_with_rowid=False,
+    )
+    op.create_index(op.f("ix_audit_subjects_pseudonym"), "audit_subjects", ["pseudonym"])
+    op.create_table(
+        "audit_head",
+        sa.Column("id", sa.SmallInteger(), autoincrement=False, nullable=False),
+        sa.Column("size", sa.BigInteger(), nullable=False),
+        sa.Column("frontier", sa.LargeBinary(), nullable=False),
+        sa.CheckConstraint("id = 1", name=op.f("ck_audit_head_single_row")),
+        sa.CheckConstraint("size >= 0", name=op.f("ck_audit_head_size_nonnegative")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_head")),
+    )
+    op.create_table(
+        "audit_checkpoints",
+        sa.Column("tree_size", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("root_hash", sa.LargeBinary(length=32), nullable=False),
+        sa.Column("note", sa.Text(), nullable=False),
+        sa.Column("issued_at", sa.String(length=27), nullable=False),
+        sa.PrimaryKeyConstraint("tree_size", name=op.f("pk_audit_checkpoints")),
+    )
+    op.create_table(
+        "audit_cosignatures",
+        sa.Column("tree_size", sa.BigInteger(), nullable=False),
+        sa.Column("witness_name", sa.String(length=255), nullable=False),
+        sa.Column("witness_key_id", sa.BigInteger(), nullable=False),
+        sa.Column("timestamp", sa.BigInteger(), nullable=False),
+        sa.Column("witness_vkey", sa.Text(), nullable=False),
+        sa.Column("line", sa.Text(), nullable=False),
+        sa.Column("received_at", sa.String(length=27), nullable=False),
+        sa.ForeignKeyConstraint(["tree_size"], ["audit_checkpoints.tree_size"],
+                                name=op.f("fk_audit_cosignatures_tree_size_audit_checkpoints")),
+        sa.PrimaryKeyConstraint("tree_size", "witness_name", "witness_key_id",
+                                name=op.f("pk_audit_cosignatures")),
+    )
+    for statement in _audit_triggers_0001(op.get_bind().dialect.name):
+        op.execute(statement)
+    op.execute("INSERT INTO audit_head (id, size, frontier) VALUES (1, 0, X'')"
+               if op.get_bind().dialect.name == "sqlite"
+               else "INSERT INTO audit_head (id, size, frontier) VALUES (1, 0, ''::bytea)")
 
-    Built from audit's own metadata and DDL function so the two packages cannot disagree
-    while the schema is young. Before the first production release, freeze this into
-    explicit `op.create_table` calls; later audit schema changes get their own revisions.
-    """
-    from audit.store import install_append_only, metadata
 
-    bind = op.get_bind()
-    metadata.create_all(bind)
-    install_append_only(bind)
+def _audit_triggers_0001(dialect: str) -> list[str]:
+    """Refuse UPDATE and DELETE (and TRUNCATE on PostgreSQL); the head may only grow."""
+    if dialect == "postgresql":
+        out = [_PG_AUDIT_FUNCTIONS]
+        for t in _AUDIT_TABLES_0001:
+            out.append(f"CREATE OR REPLACE TRIGGER {t}_append_only BEFORE UPDATE OR DELETE ON {t} "
+                       "FOR EACH ROW EXECUTE FUNCTION audit_append_only()")
+            out.append(f"CREATE OR REPLACE TRIGGER {t}_no_truncate BEFORE TRUNCATE ON {t} "
+                       "FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only()")
+        return out + [
+            "CREATE OR REPLACE TRIGGER audit_head_forward BEFORE UPDATE ON audit_head "
+            "FOR EACH ROW EXECUTE FUNCTION audit_head_forward()",
+            "CREATE OR REPLACE TRIGGER audit_head_no_delete BEFORE DELETE ON audit_head "
+            "FOR EACH ROW EXECUTE FUNCTION audit_append_only()",
+            "CREATE OR REPLACE TRIGGER audit_head_no_truncate BEFORE TRUNCATE ON audit_head "
+            "FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only()",
+        ]
+    out = []
+    for t in _AUDIT_TABLES_0001:
+        for verb in ("UPDATE", "DELETE"):
+            out.append(f"CREATE TRIGGER IF NOT EXISTS {t}_no_{verb.lower()} BEFORE {verb} ON {t} "
+                       f"BEGIN SELECT RAISE(ABORT, 'audit table {t} is append-only'); END")
+    return out + [
+        "CREATE TRIGGER IF NOT EXISTS audit_head_forward BEFORE UPDATE ON audit_head "
+        "WHEN NEW.id <> OLD.id OR NEW.size <= OLD.size "
+        "BEGIN SELECT RAISE(ABORT, 'audit head may only grow'); END",
+        "CREATE TRIGGER IF NOT EXISTS audit_head_no_delete BEFORE DELETE ON audit_head "
+        "BEGIN SELECT RAISE(ABORT, 'audit head may not be deleted'); END",
+    ]
 
 
 def _drop_audit_store() -> None:
-    from audit.store import metadata
-
-    bind = op.get_bind()
-    if bind.dialect.name == "postgresql":
-        # the append-only triggers refuse TRUNCATE but not DROP; drop the functions after
-        metadata.drop_all(bind)
+    # dropping a table drops its triggers; the PostgreSQL functions go after
+    for table in ("audit_cosignatures", "audit_checkpoints", "audit_subjects", "audit_head",
+                  "audit_entries"):
+        op.drop_table(table)
+    if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP FUNCTION IF EXISTS audit_append_only() CASCADE")
         op.execute("DROP FUNCTION IF EXISTS audit_head_forward() CASCADE")
-    else:
-        metadata.drop_all(bind)
