@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_page_size: int = Field(default=200, ge=1, le=10_000)
     auth_failures_per_minute: int = Field(default=30, ge=1)
+    # seconds between scheduled audit checkpoints (issued only if the log grew); 0 turns it off
+    checkpoint_interval: float = Field(default=300.0, ge=0)
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:

@@ -15,6 +15,7 @@ from exchange.api.metrics import HttpMetrics
 from exchange.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from exchange.api.problems import PROBLEM_RESPONSES, install_problem_handlers
 from exchange.api.routers import API_PREFIX, domain_routers
+from exchange.api.schedule import lifespan_with_checkpoints
 from exchange.settings import Settings
 from keys.keyring import Keyring
 
@@ -41,6 +42,8 @@ def create_app(
         docs_url="/docs",
         redoc_url=None,
         responses=PROBLEM_RESPONSES,
+        lifespan=lifespan_with_checkpoints(settings.checkpoint_interval, session_factory,
+                                           keyring, clock),
     )
     metrics = HttpMetrics()
     app.state.settings = settings
