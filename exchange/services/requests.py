@@ -150,7 +150,7 @@ def erase(session: Session, keyring: Keyring, caller: Caller, resident_id: str) 
     session.execute(update(m.Resident).where(m.Resident.id == rid).values(
         erased_at=caller.now, updated_at=caller.now,
         **dict.fromkeys(_PERSONAL_COLUMNS)))  # fmt: skip
-    key_row = session.get(m.ResidentDataKey, rid)
+    key_row = session.get(m.ResidentDataKey, rid, with_for_update=True)  # waits out writers
     shredded = key_row is not None
     if key_row is not None:
         wrapped = WrappedKey.from_bytes(bytes(key_row.wrapped_key))

@@ -97,7 +97,11 @@ def record_service(
     if assignment_id is None:
         raise CaseNotFound()
     assignment = session.get_one(m.Assignment, assignment_id)
-    wrapped = session.get(m.ResidentDataKey, assignment.resident_id)
+    # FOR SHARE: a data-key rotation (FOR UPDATE) waits for this record to commit and then
+    # re-encrypts it too; one that came first hands us its new key. PostgreSQL; SQLite
+    # serialises writers anyway.
+    wrapped = session.get(m.ResidentDataKey, assignment.resident_id,
+                          with_for_update={"read": True})
     if wrapped is None:  # erased: the case can no longer be written to
         raise CaseNotFound()
     data_key = keyring.unwrap(WrappedKey.from_bytes(bytes(wrapped.wrapped_key)))

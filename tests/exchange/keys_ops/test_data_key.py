@@ -14,7 +14,7 @@ from exchange.services import key_rotation
 from exchange.services.errors import Conflict, NotFound
 from keys import DecryptionError, FieldContext, Keyring, WrappedKey
 
-from .conftest import World, assert_no_secret, audit_entries, clock, plain_values
+from .conftest import NOW, World, assert_no_secret, audit_entries, clock, plain_values
 
 pytestmark = pytest.mark.db
 
@@ -131,3 +131,49 @@ def test_unknown_and_erased_residents_are_refused(world: World) -> None:
         s.delete(s.get(m.ResidentDataKey, rid))
     with pytest.raises(Conflict, match="no data key"), unit_of_work(world.factory) as s:
         key_rotation.rotate_resident_data_key(s, world.keyring, rid, clock)
+
+
+def test_a_service_record_written_during_a_rotation_stays_readable(
+        world: World, database_url: str) -> None:
+    """The race: a contractor records a service while the office rotates the resident's data
+    key. Whichever locks the key row first, the record ends up under the final key."""
+    import threading
+    from datetime import timedelta
+
+    from exchange.services import service_records
+    from exchange.services.auditing import Acting, SqlAuditSink
+    from keys.pseudonyms import case_reference
+
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite serialises every writer (BEGIN IMMEDIATE): no race to test")
+    (rid,) = world.add_residents(1, full=True)
+    ring = world.keyring
+    reference = case_reference(ring.case_key(world.agreement_id), rid)
+    report = service_records.ServiceReport("confinement", NOW - timedelta(hours=1),
+                                           "产后访视记录")
+    rotated: list[BaseException | object] = []
+    writer = world.factory()
+    try:
+        service_records.record_service(
+            writer, ring, SqlAuditSink(), Acting("p-contractor", "contractor", NOW),
+            world.contractor_id, reference, "race-0001", report)  # holds FOR SHARE, uncommitted
+
+        def rotate() -> None:
+            try:
+                with unit_of_work(world.factory) as s:
+                    rotated.append(key_rotation.rotate_resident_data_key(s, ring, rid, clock))
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                rotated.append(exc)
+
+        thread = threading.Thread(target=rotate)
+        thread.start()
+        thread.join(timeout=1.0)
+        assert thread.is_alive(), "the rotation did not wait for the uncommitted record"
+        writer.commit()
+    finally:
+        writer.close()
+    thread.join(timeout=30)
+    assert len(rotated) == 1 and not isinstance(rotated[0], BaseException), rotated
+    with world.factory() as s:
+        values = _decrypt_all(s, ring, rid)  # every field, the new record's notes included
+    assert "产后访视记录" in values.values()
