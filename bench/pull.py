@@ -401,7 +401,7 @@ def part_rows(home: Path) -> list[dict[str, Any]]:
         def decrypt() -> None:
             for a in assignments:
                 r = rows.residents[a.resident_id]
-                key = keyring.unwrap(records.WrappedKey.from_bytes(rows.keys[r.id]))
+                key = keyring.unwrap_stored(rows.keys[r.id])
                 records.build_record(
                     keyring,
                     key,
@@ -411,6 +411,7 @@ def part_rows(home: Path) -> list[dict[str, Any]]:
                     rows.episodes.get(r.id),
                     rows.children.get(r.id),
                     fields,
+                    stored=rows.stored,  # as load_cases does: the stored bytes, not lazy loads
                 )
 
         def load() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from keys import fields, pseudonyms
-from keys.datakeys import DataKey, WrappedHeader, WrappedKey
+from keys.datakeys import DataKey, WrappedHeader, WrappedKey, kek_part
 from keys.errors import DecryptionError, DevelopmentKeyringError
 from keys.fields import EncryptedValue, FieldContext
 from keys.idnumbers import normalise_national_id
@@ -16,6 +16,7 @@ from keys.signing import signing_key_from_seed
 from keys.suites import Suite
 
 DEFAULT_CACHE_SIZE = 4096
+_KEK_PARTS_LIMIT = 16  # root keys whose header part is remembered; there are a handful
 
 
 class Keyring:
@@ -50,6 +51,8 @@ class Keyring:
         self._case_keys: dict[tuple[str, int | None], PseudonymKey] = {}
         # current-version agreement keys by agreement id alone: no tuple built per case
         self._current_case_keys: dict[str, PseudonymKey] = {}
+        # (root key id, version, suite value) -> that root key's part of a wrapped-key header
+        self._kek_parts: dict[tuple[str, int, str], bytes] = {}
 
     @property
     def is_development(self) -> bool:
@@ -65,13 +68,27 @@ class Keyring:
 
     def wrap(self, key: DataKey, root: RootKey | None = None) -> WrappedKey:
         root = root or self.current_root()
-        header = WrappedHeader(
-            root.suite, root.key_id, root.version, key.suite, key.key_id, key.version
-        )
-        header_bytes = header.to_bytes()
+        kek_suite, kek_id, kek_version = root.suite, root.key_id, root.version
+        # the root key's half of the header, built once per root key rather than per wrap; the
+        # Enum member is keyed by its value, which hashes in C
+        kek_bytes = self._kek_parts.get((kek_id, kek_version, kek_suite._value_))
+        if kek_bytes is None:
+            kek_bytes = self._kek_part(kek_suite, kek_id, kek_version)
+        # the data key's half is its label (suite | id | version)
+        header_bytes = kek_bytes + key.label
         blob = root.wrap(key.material(), header_bytes)
+        header = WrappedHeader.of(
+            kek_suite, kek_id, kek_version, key.suite, key.key_id, key.version
+        )
         # built from the header just made: no need to parse it back (one per imported resident)
         return WrappedKey.assemble(header, header_bytes, blob)
+
+    def _kek_part(self, suite: Suite, key_id: str, version: int) -> bytes:
+        part = kek_part(suite, key_id, version)
+        if len(self._kek_parts) >= _KEK_PARTS_LIMIT:
+            self._kek_parts.clear()
+        self._kek_parts[(key_id, version, suite._value_)] = part
+        return part
 
     def unwrap(self, wrapped: WrappedKey) -> DataKey:
         cached = self._cache.get(wrapped.data)
@@ -83,6 +100,16 @@ class Keyring:
             cache.pop(next(iter(cache), b""), None)
         cache[wrapped.data] = key
         return key
+
+    def unwrap_stored(self, data: bytes) -> DataKey:
+        """`unwrap(WrappedKey.from_bytes(data))`, skipping the parse when the key is cached:
+        what a pull does once per record with the wrapped key it read from the database."""
+        if type(data) is not bytes:
+            data = bytes(data)
+        cached = self._cache.get(data)
+        if cached is not None:
+            return cached
+        return self.unwrap(WrappedKey.from_bytes(data))
 
     def _unwrap_uncached(self, wrapped: WrappedKey) -> DataKey:
         h = wrapped.header
@@ -132,6 +159,12 @@ class Keyring:
     # Several columns of one row at once (a pull): row framing computed once per row.
     #   decrypt_row(data_key, table, row_id, {column: EncryptedValue}) -> {column: plaintext}
     decrypt_row = staticmethod(fields.decrypt_row)
+
+    # A pull straight from the stored column bytes, no EncryptedValue per field:
+    #   plan = stored_columns(table, (column, ...))   (once; the same object for the same args)
+    #   decrypt_stored_row(data_key, plan, row_id, (bytes | None, ...)) -> {column: plaintext}
+    stored_columns = staticmethod(fields.stored_columns)
+    decrypt_stored_row = staticmethod(fields.decrypt_stored_row)
 
     # -- pseudonyms -----------------------------------------------------------------------
     def _key(self, purpose: Purpose, scope: str, version: int | None) -> PseudonymKey:

@@ -134,7 +134,7 @@ class LocalRootKey:
         return self._suite
 
     def wrap(self, plaintext: bytes, associated_data: bytes) -> bytes:
-        nonce = secrets.token_bytes(NONCE_LENGTH)
+        nonce = os.urandom(NONCE_LENGTH)  # secrets.token_bytes is only a wrapper around this
         return nonce + self._aead.encrypt(nonce, plaintext, associated_data)
 
     def unwrap(self, blob: bytes, associated_data: bytes) -> bytes:
@@ -181,6 +181,10 @@ class LocalKeyProvider:
     ) -> RootKey:
         if key_id is not None and key_id != ROOT_KEY_ID:
             raise KeyNotFoundError(f"root key {key_id!r} is not held by this provider")
+        if version is not None:  # every unwrap names its version: skip building a Secret
+            known = self._root_cache.get((suite, version))
+            if known is not None:
+                return known
         secret = self.secret(Purpose.ROOT, version)
         cached = self._root_cache.get((suite, secret.version))
         if cached is None:

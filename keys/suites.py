@@ -28,14 +28,20 @@ class Suite(enum.Enum):
 
     @property
     def wire_id(self) -> int:
-        return _WIRE_IDS[self]
+        # keyed by the value: a str hashes in C, an Enum member through Enum.__hash__ in Python
+        return _WIRE_IDS_BY_VALUE[self._value_]
+
+    @property
+    def wire_byte(self) -> bytes:
+        """`wire_id` as the one byte written into headers."""
+        return _WIRE_BYTES_BY_VALUE[self._value_]
 
     @classmethod
     def from_wire(cls, wire_id: int) -> Suite:
-        for suite, number in _WIRE_IDS.items():
-            if number == wire_id:
-                return suite
-        raise UnsupportedSuiteError(f"unknown crypto suite id {wire_id}")
+        suite = _SUITES_BY_WIRE_ID.get(wire_id)
+        if suite is None:
+            raise UnsupportedSuiteError(f"unknown crypto suite id {wire_id}")
+        return suite
 
     @classmethod
     def parse(cls, name: str) -> Suite:
@@ -47,14 +53,14 @@ class Suite(enum.Enum):
     @property
     def key_length(self) -> int:
         """Length of an AEAD key (data key) in this suite."""
-        return 32 if self is Suite.INTL else 16
+        return 32 if self is _INTL else 16
 
     def hash(self) -> hashes.HashAlgorithm:
-        return hashes.SHA256() if self is Suite.INTL else hashes.SM3()
+        return hashes.SHA256() if self is _INTL else hashes.SM3()
 
     def aead(self, key: bytes) -> Aead:
         """An AEAD object, built once per key. Failures raise cryptography's InvalidTag."""
-        if self is Suite.INTL:
+        if self is _INTL:
             return AESGCM(key)
         return Sm4Gcm(key)
 
@@ -64,7 +70,11 @@ class Suite(enum.Enum):
         return hkdf.derive(material)
 
 
+_INTL = Suite.INTL  # a module global: reading Suite.INTL goes through the Enum metaclass
 _WIRE_IDS = {Suite.INTL: 1, Suite.GM: 2}
+_WIRE_IDS_BY_VALUE = {suite.value: number for suite, number in _WIRE_IDS.items()}
+_SUITES_BY_WIRE_ID = {number: suite for suite, number in _WIRE_IDS.items()}
+_WIRE_BYTES_BY_VALUE = {suite.value: bytes([number]) for suite, number in _WIRE_IDS.items()}
 
 
 class Aead(Protocol):

@@ -12,16 +12,19 @@ importer writes).
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import LargeBinary, Select, select, type_coerce
+from sqlalchemy.orm import Session, defer, selectinload
+from sqlalchemy.orm.interfaces import LoaderOption
 
 from exchange.db import models as m
+from exchange.db.types import EncryptedField
 from exchange.ledger import storage
-from keys.datakeys import DataKey, WrappedKey
-from keys.fields import EncryptedValue
+from keys.datakeys import DataKey, WrappedKey  # noqa: F401  (bench/pull.py reads it here)
+from keys.fields import EncryptedValue, StoredColumns, stored_columns
 from keys.keyring import Keyring
 from policies.catalogue import ADDRESS_PARTS, RECORD_FIELDS, ConsentScope, Service
 from policies.document import Policy
@@ -54,6 +57,11 @@ _ENCRYPTED: Mapping[str, tuple[str, str, Callable[[str], object]]] = {
     "child.birth_date": (CHILDREN, "birth_date", storage.decode_date),
     "child.sex": (CHILDREN, "sex", str),
 }
+# (table, column) -> (record field, decoder)
+_FIELD_OF: Mapping[tuple[str, str], tuple[str, Callable[[str], object]]] = {
+    (table, column): (name, decode) for name, (table, column, decode) in _ENCRYPTED.items()
+}
+_MODELS: Mapping[str, Any] = {RESIDENTS: m.Resident, EPISODES: m.MaternalEpisode, CHILDREN: m.Child}
 # plain columns (scoping needs them unencrypted)
 _PLAIN = frozenset({"address.district", "address.street", "address.community", "episode.stage"})
 
@@ -155,20 +163,24 @@ def _latest(rows: Iterable[Any]) -> dict[str, Any]:
     return out
 
 
-def _decrypt_columns(
-    keyring: Keyring, key: DataKey, table: str, row: Any, wanted: Sequence[str]
-) -> dict[str, object]:
-    columns: dict[str, EncryptedValue] = {}
-    for name in wanted:
-        value = getattr(row, _ENCRYPTED[name][1])
-        if value is not None:
-            columns[_ENCRYPTED[name][1]] = value
-    plain = keyring.decrypt_row(key, table, row.id, columns) if columns else {}
-    out: dict[str, object] = {}
-    for name in wanted:
-        text = plain.get(_ENCRYPTED[name][1])
-        out[name] = None if text is None else _ENCRYPTED[name][2](text)
-    return out
+# table -> row id -> the row's stored bytes of its table's StoredColumns, in that order
+StoredValues = Mapping[str, Mapping[str, Sequence[bytes | None]]]
+
+
+@lru_cache(maxsize=64)
+def _plans(fields: frozenset[str]) -> dict[str, StoredColumns]:
+    """table -> the encrypted columns of it that `fields` read (fields sorted by name)."""
+    by_table: dict[str, list[str]] = {}
+    for name in sorted(fields & _ENCRYPTED.keys()):
+        table, column, _ = _ENCRYPTED[name]
+        by_table.setdefault(table, []).append(column)
+    return {table: stored_columns(table, tuple(cols)) for table, cols in by_table.items()}
+
+
+def _stored_of(row: Any, plan: StoredColumns) -> tuple[bytes | None, ...]:
+    """The stored bytes of an already loaded row (callers that pass no StoredValues)."""
+    values = (getattr(row, column) for column in plan.columns)
+    return tuple(None if v is None else EncryptedValue.to_bytes(v) for v in values)
 
 
 def build_record(
@@ -180,8 +192,14 @@ def build_record(
     episode: m.MaternalEpisode | None,
     child: m.Child | None,
     fields: Collection[str],
+    *,
+    stored: StoredValues | None = None,
 ) -> ResidentRecord:
-    """Decrypt only `fields` of one resident; an erased resident (no key) yields no values."""
+    """Decrypt only `fields` of one resident; an erased resident (no key) yields no values.
+
+    `stored` (from `_load_rows`) holds the rows' stored bytes, decrypted without building an
+    EncryptedValue per field; without it the rows' own (loaded) attributes are read.
+    """
     values: dict[str, object] = {}
     if key is None or resident.erased_at is not None:
         return ResidentRecord({}, case_reference)
@@ -192,14 +210,17 @@ def build_record(
         "episode.stage": episode.stage if episode is not None else None,
     }
     values.update({n: v for n, v in plain.items() if n in fields})
-    by_table: dict[str, list[str]] = {}
-    for name in fields:
-        if name in _ENCRYPTED:
-            by_table.setdefault(_ENCRYPTED[name][0], []).append(name)
-    for table, names in by_table.items():
+    decrypt = keyring.decrypt_stored_row
+    for table, plan in _plans(frozenset(fields)).items():
         row = {RESIDENTS: resident, EPISODES: episode, CHILDREN: child}[table]
-        if row is not None:
-            values.update(_decrypt_columns(keyring, key, table, row, sorted(names)))
+        if row is None:
+            continue
+        raw = stored.get(table, {}).get(row.id) if stored is not None else None
+        texts = decrypt(key, plan, row.id, _stored_of(row, plan) if raw is None else raw)
+        for column in plan.columns:
+            name, decode = _FIELD_OF[(table, column)]
+            text = texts.get(column)
+            values[name] = None if text is None else decode(text)
     return ResidentRecord(values, case_reference)
 
 
@@ -212,12 +233,44 @@ class _Rows:
     episodes: dict[str, m.MaternalEpisode]
     children: dict[str, m.Child]
     consents: dict[str, list[m.ConsentEvent]]
+    stored: dict[str, dict[str, tuple[bytes | None, ...]]] = field(default_factory=dict)
+
+
+def _encrypted_deferred(model: Any) -> list[LoaderOption]:
+    """Leave every encrypted column of `model` unloaded: the reads select the stored bytes
+    of the columns they decrypt (`_with_stored`), so none is parsed into an EncryptedValue."""
+    columns = [c.key for c in model.__table__.columns if isinstance(c.type, EncryptedField)]
+    return [defer(getattr(model, key)) for key in columns]
+
+
+def _with_stored(
+    session: Session,
+    query: Select[Any],
+    table: str,
+    plans: Mapping[str, StoredColumns],
+    stored: dict[str, dict[str, tuple[bytes | None, ...]]],
+) -> list[Any]:
+    """Run `query` (one entity of `table`) with the stored bytes of the planned columns."""
+    model = _MODELS[table]
+    plan = plans.get(table)
+    raw = [type_coerce(getattr(model, c), LargeBinary) for c in plan.columns] if plan else []
+    by_id: dict[str, tuple[bytes | None, ...]] = {}
+    stored[table] = by_id
+    out = []
+    for entity, *values in session.execute(
+        query.add_columns(*raw).options(*_encrypted_deferred(model))
+    ):
+        by_id[entity.id] = tuple(values)
+        out.append(entity)
+    return out
 
 
 def _load_rows(
     session: Session, assignments: Sequence[m.Assignment], fields: Collection[str]
 ) -> _Rows:
     resident_ids = sorted({a.resident_id for a in assignments})
+    plans = _plans(frozenset(fields))
+    stored: dict[str, dict[str, tuple[bytes | None, ...]]] = {}
     agreement_ids = sorted({a.agreement_id for a in assignments})
     agreements = {
         a.id: a
@@ -228,7 +281,14 @@ def _load_rows(
         )
     }
     residents = {
-        r.id: r for r in session.scalars(select(m.Resident).where(m.Resident.id.in_(resident_ids)))
+        r.id: r
+        for r in _with_stored(
+            session,
+            select(m.Resident).where(m.Resident.id.in_(resident_ids)),
+            RESIDENTS,
+            plans,
+            stored,
+        )
     }
     community_rows = session.execute(
         select(m.Community.id, m.Community.name).where(
@@ -247,14 +307,24 @@ def _load_rows(
     episodes: dict[str, m.MaternalEpisode] = {}
     if any(f.startswith("episode.") for f in fields):
         episodes = _latest(
-            session.scalars(
-                select(m.MaternalEpisode).where(m.MaternalEpisode.resident_id.in_(resident_ids))
+            _with_stored(
+                session,
+                select(m.MaternalEpisode).where(m.MaternalEpisode.resident_id.in_(resident_ids)),
+                EPISODES,
+                plans,
+                stored,
             )
         )
     children: dict[str, m.Child] = {}
     if any(f.startswith("child.") for f in fields):
         children = _latest(
-            session.scalars(select(m.Child).where(m.Child.resident_id.in_(resident_ids)))
+            _with_stored(
+                session,
+                select(m.Child).where(m.Child.resident_id.in_(resident_ids)),
+                CHILDREN,
+                plans,
+                stored,
+            )
         )
     consents: dict[str, list[m.ConsentEvent]] = {}
     for event in session.scalars(
@@ -263,7 +333,7 @@ def _load_rows(
         .order_by(m.ConsentEvent.resident_id, m.ConsentEvent.sequence)
     ):
         consents.setdefault(event.resident_id, []).append(event)
-    return _Rows(agreements, residents, communities, keys, episodes, children, consents)
+    return _Rows(agreements, residents, communities, keys, episodes, children, consents, stored)
 
 
 def load_cases(
@@ -284,7 +354,7 @@ def load_cases(
     for assignment in assignments:
         resident = rows.residents[assignment.resident_id]
         wrapped = rows.keys.get(resident.id)
-        key = keyring.unwrap(WrappedKey.from_bytes(wrapped)) if wrapped is not None else None
+        key = keyring.unwrap_stored(wrapped) if wrapped is not None else None
         reference = keyring.case_reference(assignment.agreement_id, resident.id)
         record = build_record(
             keyring,
@@ -295,6 +365,7 @@ def load_cases(
             rows.episodes.get(resident.id),
             rows.children.get(resident.id),
             fields,
+            stored=rows.stored,
         )
         out.append(
             CaseInputs(
