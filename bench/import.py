@@ -6,8 +6,10 @@ streaming pass), derives a blind index, makes and wraps a data key per resident,
 every personal field and inserts into 3-4 tables; the baseline reads the same CSV and inserts
 its cells as text into one table with Core executemany in batches of 500. Runs are paired
 (baseline, then import) so load from other processes hits both alike; the ratio is the median
-of the per-pair ratios, in wall time and in CPU time of the child. Peak memory is shown at 10k
-rows and at the full size. A breakdown (one process, CPU time per row) shows where the time goes.
+of the per-pair ratios, in wall time and in CPU time of the child (with the import's worker
+processes: it validates and encrypts in two forked workers while it reads and inserts). Peak
+memory is shown at 10k rows and at the full size, for the main process and for the largest
+worker. A breakdown (one process, CPU time per row) shows where the time goes.
 
     .venv/bin/python bench/import.py [--rows N] [--quick] [--runs R]
 """
@@ -96,13 +98,19 @@ def _child(kind: str, path: Path, db: Path) -> None:
     rows = _child_import(path, url) if kind == "import" else _child_raw(path, url)
     seconds = time.perf_counter() - started
     usage = resource.getrusage(resource.RUSAGE_SELF)
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN)  # the import's worker processes
     print(json.dumps({"rows": rows, "seconds": seconds, "peak_kb": usage.ru_maxrss,
+                      "worker_peak_kb": workers.ru_maxrss,
                       "cpu": _cpu() - _CPU_AT_START}))  # fmt: skip
 
 
 def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    """CPU time of this process and of the worker processes it has waited for."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
 
 
 _CPU_AT_START = 0.0
@@ -112,7 +120,7 @@ def _child_breakdown(path: Path) -> None:
     """CPU time per row of each stage of the import, each timed on its own over the file."""
     from exchange.db.engine import make_engine, make_session_factory, unit_of_work
     from exchange.db.migrate import upgrade_engine
-    from exchange.ledger import importer
+    from exchange.ledger import importer, prepare
     from exchange.ledger.reader import open_source
     from exchange.ledger.validate import LedgerRow, Rules, validate_row
     from exchange.ledger.vocabulary import CHENGYANG_COMMUNITIES
@@ -149,24 +157,26 @@ def _child_breakdown(path: Path) -> None:
 
     def seal() -> None:
         for row, (key, _) in zip(rows, keys, strict=True):
-            importer._sealed(keyring, key, "residents", "r", importer._RESIDENT_SEALED,
-                             importer._resident_texts(row))  # fmt: skip
-            importer._sealed(keyring, key, "maternal_episodes", "e", importer._EPISODE_SEALED,
-                             importer._episode_texts(row))  # fmt: skip
-            if importer._has_child(row):
-                importer._sealed(keyring, key, "children", "c", importer._CHILD_SEALED,
-                                 importer._child_texts(row))  # fmt: skip
+            prepare.seal_values(keyring, key, "residents", "r", prepare.RESIDENT_SEALED,
+                                prepare.resident_texts(row))  # fmt: skip
+            prepare.seal_values(keyring, key, "maternal_episodes", "e", prepare.EPISODE_SEALED,
+                                prepare.episode_texts(row))  # fmt: skip
+            if prepare.has_child(row):
+                prepare.seal_values(keyring, key, "children", "c", prepare.CHILD_SEALED,
+                                    prepare.child_texts(row))  # fmt: skip
 
     timed("field encryption", seal)
-    with tempfile.TemporaryDirectory() as tmp:
-        engine = make_engine(f"sqlite:///{Path(tmp) / 'b.db'}")
-        upgrade_engine(engine)
-        factory = make_session_factory(engine)
-        with unit_of_work(factory) as s:
-            importer.ensure_communities(s)
-        with unit_of_work(factory) as s:
-            report = timed("whole import", lambda: importer.import_ledger(
-                s, keyring, open_source(path), today=AS_OF))  # fmt: skip
+    for workers, name in ((0, "whole import"), (None, "whole import, with workers")):
+        with tempfile.TemporaryDirectory() as tmp:
+            engine = make_engine(f"sqlite:///{Path(tmp) / 'b.db'}")
+            upgrade_engine(engine)
+            factory = make_session_factory(engine)
+            with unit_of_work(factory) as s:
+                importer.ensure_communities(s)
+            with unit_of_work(factory) as s:
+                # CPU time of this process only: the workers' share is not in it
+                report = timed(name, lambda s=s, w=workers: importer.import_ledger(
+                    s, keyring, open_source(path), today=AS_OF, workers=w))  # fmt: skip
     print(json.dumps({"rows": report.rows_read, "stages": stages}))
 
 
@@ -239,6 +249,8 @@ def measure(rows: int = FULL_ROWS, runs: int = 3) -> list[Row]:
     baseline = f"peak RSS at {min(10_000, rows)} rows"
     ratio = big_mem[1] / small_mem[1]
     results.append((f"import peak RSS, {rows} rows", "MiB", *big_mem, baseline, ratio))
+    worker_mem = _stats([m.get("worker_peak_kb", 0) / 1024 for m in imp])
+    results.append((f"import worker peak RSS (each), {rows} rows", "MiB", *worker_mem, "", None))
     return results
 
 
@@ -253,6 +265,7 @@ def breakdown(rows: int) -> str:
     data = json.loads(out.stdout.strip().splitlines()[-1])
     stages: dict[str, float] = data["stages"]
     total = stages.pop("whole import")
+    main_share = stages.pop("whole import, with workers")
     lines = ["| stage (each timed alone) | µs/row | share of the import |", "| --- | ---: | ---: |"]
     for name, seconds in stages.items():
         lines.append(f"| {name} | {seconds / rows * 1e6:.1f} | {seconds / total:.0%} |")
@@ -260,7 +273,9 @@ def breakdown(rows: int) -> str:
     lines.append(
         f"| SQL inserts, batching, the rest | {rest / rows * 1e6:.1f} | {rest / total:.0%} |"
     )
-    lines.append(f"| whole import | {total / rows * 1e6:.1f} | 100% |")
+    lines.append(f"| whole import (one process) | {total / rows * 1e6:.1f} | 100% |")
+    lines.append(f"| with workers: the main process's share | {main_share / rows * 1e6:.1f} | "
+                 f"{main_share / total:.0%} |")  # fmt: skip
     return "\n".join(lines)
 
 

@@ -2,9 +2,11 @@
 
 One streaming pass, so memory does not depend on the file size except for one 64-bit keyed
 hash per valid row (in-file duplicate detection; never the ID number itself). Each row is
-validated once; valid rows are written in batches of `BATCH_SIZE`: matched on the resident
-blind index, new residents inserted (a fresh data key each) and existing ones updated
-(re-encrypted under their own key).
+validated once and new residents are encrypted (a fresh data key each) by `prepare`, in forked
+worker processes for a large file while this process reads and writes; valid rows are written
+in batches of `BATCH_SIZE`: matched on the resident blind index, new residents inserted through
+the driver's executemany and existing ones updated (re-encrypted under their own key). The
+page cache of the connection is enlarged for the import (`bulk_write_pragmas`).
 
 All-or-nothing (the default) runs inside a SAVEPOINT: the first invalid row stops the writing
 (the rest is still validated, so the report lists every problem) and the savepoint is rolled
@@ -15,24 +17,40 @@ Never commits: the caller's unit of work does, so an exception anywhere leaves n
 
 from __future__ import annotations
 
-import hashlib
-import os
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, exists, select, update
+from sqlalchemy import Connection, Dialect, Table, bindparam, exists, select, update
 from sqlalchemy.orm import Session
 
 from exchange.db.base import new_id, utcnow
+from exchange.db.engine import bulk_write_pragmas
 from exchange.db.models import Child, Community, MaternalEpisode, Resident, ResidentDataKey
-from exchange.ledger import storage
 from exchange.ledger.errors import HeaderError, LedgerError
 from exchange.ledger.headers import HeaderMap, map_headers
+from exchange.ledger.prepare import (
+    CHILD_SEALED,
+    CHUNK_SIZE,
+    EPISODE_SEALED,
+    INSERT_COLUMNS,
+    RESIDENT_SEALED,
+    Preparer,
+    Ready,
+    Sealed,
+    child_texts,
+    default_workers,
+    episode_texts,
+    has_child,
+    prepared_chunks,
+    resident_texts,
+    seal_values,
+)
 from exchange.ledger.reader import LedgerSource
 from exchange.ledger.report import ImportReport
-from exchange.ledger.validate import LedgerRow, RowError, Rules, validate_row
+from exchange.ledger.validate import LedgerRow, RowError, Rules
 from exchange.ledger.vocabulary import CHENGYANG_COMMUNITIES, DISTRICT, STREET
 from keys.datakeys import DataKey, WrappedKey
 from keys.fields import EncryptedValue
@@ -48,29 +66,17 @@ _EPISODES = cast(Table, MaternalEpisode.__table__)
 _CHILDREN = cast(Table, Child.__table__)
 _COMMUNITIES = cast(Table, Community.__table__)
 
-# Encrypted columns, in the order of the plaintexts `_texts` builds for each table.
-_RESIDENT_SEALED = ("name", "national_id", "phone", "birth_date", "address_compound",
-                    "address_building", "address_unit", "address_room")  # fmt: skip
-_EPISODE_SEALED = ("due_date", "delivery_date", "parity", "risk_flags")
-_CHILD_SEALED = ("birth_date", "sex")
-
-# Every column an insert writes, in the order of the row tuples `_write_batch` builds.
-_INSERT_COLUMNS: dict[str, tuple[str, ...]] = {
-    "residents": ("id", "community_id", "district", "street", "national_id_index", "created_at",
-                  "updated_at", *_RESIDENT_SEALED),
-    "resident_data_keys": ("resident_id", "wrapped_key", "kek_id", "kek_version", "created_at"),
-    "maternal_episodes": ("id", "resident_id", "stage", "created_at", "updated_at",
-                          *_EPISODE_SEALED),
-    "children": ("id", "resident_id", "created_at", *_CHILD_SEALED),
-}  # fmt: skip
 _TABLES = {t.name: t for t in (_RESIDENTS, _KEYS, _EPISODES, _CHILDREN)}
 _PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 
 
 @dataclass(frozen=True, slots=True)
-class _Scope:
-    community_ids: dict[str, str]
-    rules: Rules
+class _Options:
+    partial: bool
+    progress: Progress
+    batch_size: int
+    workers: int
+    chunk_size: int
 
 
 def _no_progress(_phase: str, _n: int) -> None:
@@ -112,9 +118,15 @@ def import_ledger(
     allowed_communities: frozenset[str] | None = None,
     progress: Progress = _no_progress,
     batch_size: int = BATCH_SIZE,
+    workers: int | None = None,
+    chunk_size: int = CHUNK_SIZE,
 ) -> ImportReport:
     """Import a ledger. Raises LedgerFileError for a file that cannot be read at all; row
-    problems are in the returned report. All-or-nothing unless `partial`."""
+    problems are in the returned report. All-or-nothing unless `partial`.
+
+    A file longer than `chunk_size` rows is validated and encrypted by `workers` forked
+    processes (default: one per core, up to two; 0 keeps everything in this process) while
+    this one reads and writes; the outcome is the same either way."""
     headers = read_header(source)
     community_ids = known_communities(session)
     if not community_ids:
@@ -124,8 +136,13 @@ def import_ledger(
     report.refused_columns = headers.refused
 
     savepoint = None if partial else session.begin_nested()
-    writer = _Writer(session, keyring, _Scope(community_ids, rules), report)
-    _import_rows(source, headers, rules, keyring, writer, report, partial, progress, batch_size)
+    inserts = _Inserts(session.connection())
+    preparer = Preparer(headers, rules, keyring, community_ids, inserts.stamp, inserts.raw)
+    writer = _Writer(session, keyring, community_ids, inserts, report)
+    options = _Options(partial, progress, batch_size,
+                       default_workers() if workers is None else workers, chunk_size)  # fmt: skip
+    with bulk_write_pragmas(session.connection()):
+        _import_rows(source, preparer, writer, report, options)
     if report.rows_valid == 0 or (report.invalid_rows and not partial):
         if savepoint is not None:
             savepoint.rollback()  # all-or-nothing: whatever was written before the bad row
@@ -139,106 +156,49 @@ def import_ledger(
 
 def _import_rows(
     source: LedgerSource,
-    headers: HeaderMap,
-    rules: Rules,
-    keyring: Keyring,
+    preparer: Preparer,
     writer: _Writer,
     report: ImportReport,
-    partial: bool,
-    progress: Progress,
-    batch_size: int,
+    options: _Options,
 ) -> None:
-    """The single pass: validate each row once; write valid rows in batches while the import
-    can still apply (always with `partial`; until the first invalid row otherwise)."""
+    """The single pass: each row validated once (in file order, here or in workers); valid
+    rows written in batches while the import can still apply (always with `partial`; until
+    the first invalid row otherwise)."""
+    partial, progress = options.partial, options.progress
     seen: set[int] = set()  # 64-bit prefixes of keyed blind indexes: never the ID itself
-    batch: list[tuple[LedgerRow, str]] = []
-    for raw in source.rows():
-        report.rows_read += 1
-        result = validate_row(raw, headers, rules)
-        if isinstance(result, LedgerRow):
-            index = keyring.blind_index(result.national_id.value)
-            fingerprint = _fingerprint(index)
-            if fingerprint in seen:
-                report.add_errors([RowError(raw.number, "resident.national_id",
-                                            "duplicate_in_file", "身份证号")])  # fmt: skip
-            else:
-                seen.add(fingerprint)
-                report.rows_valid += 1
-                if partial or not report.invalid_rows:
-                    batch.append((result, index))
-        else:
-            report.add_errors(result)
-        if not partial and report.invalid_rows:
-            batch.clear()  # nothing will be applied: stop encrypting and writing
-        elif len(batch) >= batch_size:
-            writer.write(batch)
-            progress("write", len(batch))
-            batch = []
-        if report.rows_read % _PROGRESS_EVERY == 0:
-            progress("validate", _PROGRESS_EVERY)
+    batch: list[Ready] = []
+
+    def applies() -> bool:
+        return partial or not report.invalid_rows
+
+    chunks = prepared_chunks(preparer, source.rows(), encrypt=applies, keep_rows=writer.lookup,
+                             workers=options.workers, chunk_size=options.chunk_size)  # fmt: skip
+    with closing(chunks):  # stops the workers at once if anything below raises
+        for outcomes in chunks:
+            for outcome in outcomes:
+                report.rows_read += 1
+                if isinstance(outcome, list):
+                    report.add_errors(outcome)
+                elif outcome[2] in seen:  # its fingerprint
+                    report.add_errors([RowError(outcome[0], "resident.national_id",
+                                                "duplicate_in_file", "身份证号")])  # fmt: skip
+                else:
+                    seen.add(outcome[2])
+                    report.rows_valid += 1
+                    if applies():
+                        batch.append(outcome)
+                if not applies():
+                    batch.clear()  # nothing will be applied: stop encrypting and writing
+                elif len(batch) >= options.batch_size:
+                    writer.write(batch)
+                    progress("write", len(batch))
+                    batch = []
+                if report.rows_read % _PROGRESS_EVERY == 0:
+                    progress("validate", _PROGRESS_EVERY)
     progress("validate", report.rows_read % _PROGRESS_EVERY)
     if batch:
         writer.write(batch)
         progress("write", len(batch))
-
-
-def _fingerprint(blind_index: str) -> int:
-    # 64 bits of the (already keyed) blind index, whatever its text encoding: an int is the
-    # smallest thing a Python set holds; a collision could only refuse a row, never merge two.
-    return int.from_bytes(hashlib.blake2b(blind_index.encode(), digest_size=8).digest(), "big")
-
-
-def _new_ids(count: int) -> list[str]:
-    """`count` random (version 4) UUIDs as text, as `exchange.db.base.new_id` makes them;
-    one urandom call for the batch instead of a `uuid.UUID` object per id."""
-    raw = bytearray(os.urandom(16 * count))
-    out = []
-    for start in range(0, 16 * count, 16):
-        raw[start + 6] = raw[start + 6] & 0x0F | 0x40  # version 4
-        raw[start + 8] = raw[start + 8] & 0x3F | 0x80  # RFC 4122 variant
-        h = raw[start : start + 16].hex()
-        out.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
-    return out
-
-
-def _date(value: date | None) -> str | None:
-    return None if value is None else storage.encode_date(value)
-
-
-def _resident_texts(row: LedgerRow) -> tuple[str | None, ...]:
-    return (row.name, row.national_id.value, row.phone, storage.encode_date(row.birth_date),
-            row.compound, row.building, row.unit, row.room)  # fmt: skip
-
-
-def _episode_texts(row: LedgerRow) -> tuple[str | None, ...]:
-    return (
-        _date(row.due_date),
-        _date(row.delivery_date),
-        None if row.parity is None else storage.encode_int(row.parity),
-        storage.encode_flags(row.risk_flags) if row.risk_flags else None,
-    )
-
-
-def _child_texts(row: LedgerRow) -> tuple[str | None, ...]:
-    return (_date(row.child_birth_date), row.child_sex)
-
-
-def _has_child(row: LedgerRow) -> bool:
-    return row.child_birth_date is not None or row.child_sex is not None
-
-
-def _sealed(
-    keyring: Keyring,
-    key: DataKey,
-    table: str,
-    row_id: str,
-    columns: tuple[str, ...],
-    texts: tuple[str | None, ...],
-) -> list[EncryptedValue | None]:
-    """The encrypted values of `columns` (None where there is no text), straight from keys."""
-    present = {c: t for c, t in zip(columns, texts, strict=True) if t is not None}
-    sealed = keyring.encrypt_row(key, table, row_id, present)
-    return [sealed.get(c) for c in columns]
 
 
 @dataclass
@@ -283,7 +243,7 @@ class _Inserts:
     The rows carry values already in their stored form, so SQLAlchemy's per-value processing
     is skipped: encrypted columns hold `EncryptedValue.to_bytes()` of values `keys` has just
     produced (the invariant `EncryptedField` enforces for everything else), timestamps hold
-    the column type's own bind processing of the batch's `now`, computed once. A driver whose
+    the column type's own bind processing of the chunk's `now`, computed once. A driver whose
     parameter style this does not handle gets Core executemany with the typed values instead.
     """
 
@@ -302,19 +262,11 @@ class _Inserts:
                     ", ".join(map(quote, columns)),
                     ", ".join([placeholder] * len(columns)),
                 )
-                for table, columns in _INSERT_COLUMNS.items()
+                for table, columns in INSERT_COLUMNS.items()
             }
-        stamp = _RESIDENTS.c.created_at.type.bind_processor(dialect)
-        self._stamp: Callable[[datetime], Any] = stamp if stamp is not None else _same
-
-    def stamp(self, now: datetime) -> Any:
-        """`now` as the timestamp columns store it (these all share the `UTCDateTime` type)."""
-        return self._stamp(now) if self._sql is not None else now
-
-    def sealed(self, value: EncryptedValue | None) -> Any:
-        if self._sql is None or value is None:
-            return value
-        return value.to_bytes()
+        self.raw = self._sql is not None
+        # `now` as the timestamp columns store it (these all share the `UTCDateTime` type)
+        self.stamp: Callable[[datetime], Any] = _stored_stamp(dialect) if self.raw else _same
 
     def run(self, table: str, rows: list[tuple[Any, ...]]) -> None:
         if not rows:
@@ -322,9 +274,28 @@ class _Inserts:
         if self._sql is not None:
             self._connection.exec_driver_sql(self._sql[table], rows)
             return
-        columns = _INSERT_COLUMNS[table]
+        columns = INSERT_COLUMNS[table]
         params = [dict(zip(columns, row, strict=True)) for row in rows]
         self._connection.execute(_TABLES[table].insert(), params)
+
+
+def _stored_stamp(dialect: Dialect) -> Callable[[datetime], Any]:
+    """The column type's bind processing, then (sqlite3) the driver's own adapter, which
+    would otherwise run again for each of the ~4 timestamps of every row."""
+    process = _RESIDENTS.c.created_at.type.bind_processor(dialect) or _same
+    dbapi = dialect.dbapi
+    adapters = getattr(dbapi, "adapters", None) if dialect.driver == "pysqlite" else None
+    adapt = None
+    if isinstance(adapters, dict):
+        adapt = adapters.get((datetime, getattr(dbapi, "PrepareProtocol", None)))
+    if adapt is None:
+        return process
+
+    def stamp(now: datetime) -> Any:
+        value = process(now)
+        return adapt(value) if isinstance(value, datetime) else value
+
+    return stamp
 
 
 def _same(value: datetime) -> datetime:
@@ -332,65 +303,49 @@ def _same(value: datetime) -> datetime:
 
 
 class _Writer:
-    """Writes batches of valid rows in the caller's transaction."""
+    """Writes batches of prepared rows in the caller's transaction."""
 
-    def __init__(self, session: Session, keyring: Keyring, scope: _Scope, report: ImportReport):
+    def __init__(
+        self,
+        session: Session,
+        keyring: Keyring,
+        community_ids: dict[str, str],
+        inserts: _Inserts,
+        report: ImportReport,
+    ) -> None:
         self._session = session
         self._keyring = keyring
-        self._scope = scope
+        self._community_ids = community_ids
+        self._inserts = inserts
         self._report = report
-        self._inserts: _Inserts | None = None
         # residents present before this import; when there were none, every row is new (an
         # in-file repeat is refused as duplicate_in_file) and no batch needs a lookup
-        self._lookup = bool(session.scalar(select(exists().select_from(_RESIDENTS))))
+        self.lookup = bool(session.scalar(select(exists().select_from(_RESIDENTS))))
 
-    def write(self, batch: list[tuple[LedgerRow, str]]) -> None:
-        if self._inserts is None:
-            self._inserts = _Inserts(self._session.connection())
-        existing = _existing(self._session, [i for _, i in batch]) if self._lookup else {}
-        fresh = [(row, index) for row, index in batch if index not in existing]
+    def write(self, batch: list[Ready]) -> None:
+        indexes = [index for _, index, _, _, _ in batch]
+        existing = _existing(self._session, indexes) if self.lookup else {}
+        fresh = [sealed for _, index, _, sealed, _ in batch if index not in existing]
         if fresh:
-            self._insert(self._inserts, fresh)
+            self._insert(cast(list[Sealed], fresh))  # rows that still apply are always sealed
         if existing:
-            self._update([(row, existing[index]) for row, index in batch if index in existing])
+            matches = [(row, existing[i]) for _, i, _, _, row in batch if i in existing]
+            self._update(cast(list[tuple[LedgerRow, _Existing]], matches))  # rows were kept
 
-    def _insert(self, inserts: _Inserts, batch: list[tuple[LedgerRow, str]]) -> None:
-        keyring, community_ids = self._keyring, self._scope.community_ids
-        stamp = inserts.stamp(utcnow())
-        sealed = inserts.sealed
-        root = keyring.current_root()  # one root key for the batch, as new_data_key would use
-        ids = iter(_new_ids(3 * len(batch)))
-        residents: list[tuple[Any, ...]] = []
-        keys: list[tuple[Any, ...]] = []
-        episodes: list[tuple[Any, ...]] = []
-        children: list[tuple[Any, ...]] = []
-        for row, index in batch:
-            rid, eid, cid = next(ids), next(ids), next(ids)
-            key = DataKey.generate(keyring.suite)
-            wrapped = keyring.wrap(key, root)
-            resident = _sealed(keyring, key, "residents", rid, _RESIDENT_SEALED,
-                               _resident_texts(row))  # fmt: skip
-            residents.append((rid, community_ids[row.community], DISTRICT, STREET, index, stamp,
-                              stamp, *map(sealed, resident)))  # fmt: skip
-            keys.append((rid, wrapped.to_bytes(), root.key_id, root.version, stamp))
-            episode = _sealed(keyring, key, "maternal_episodes", eid, _EPISODE_SEALED,
-                              _episode_texts(row))  # fmt: skip
-            episodes.append((eid, rid, row.stage, stamp, stamp, *map(sealed, episode)))
-            if _has_child(row):
-                child = _sealed(keyring, key, "children", cid, _CHILD_SEALED, _child_texts(row))
-                children.append((cid, rid, stamp, *map(sealed, child)))
+    def _insert(self, batch: list[Sealed]) -> None:
+        run = self._inserts.run
         # parents first: foreign keys are checked per statement
-        inserts.run("residents", residents)
-        inserts.run("resident_data_keys", keys)
-        inserts.run("maternal_episodes", episodes)
-        inserts.run("children", children)
+        run("residents", [resident for resident, _, _, _ in batch])
+        run("resident_data_keys", [data_key for _, data_key, _, _ in batch])
+        run("maternal_episodes", [episode for _, _, episode, _ in batch])
+        run("children", [child for _, _, _, child in batch if child is not None])
         self._report.inserted += len(batch)
 
     def _update(self, matches: list[tuple[LedgerRow, _Existing]]) -> None:
         """Existing residents: re-encrypted under their own key, latest episode and child
         updated in place (or added). Through Core, so `EncryptedField` checks every value."""
         keyring, session = self._keyring, self._session
-        community_ids = self._scope.community_ids
+        community_ids = self._community_ids
         now = utcnow()
         upd_residents: list[dict[str, Any]] = []
         upd_episodes: list[dict[str, Any]] = []
@@ -402,21 +357,21 @@ class _Writer:
             rid = match.resident_id
             upd_residents.append({"b_id": rid, "community_id": community_ids[row.community],
                                   "updated_at": now, **_sealed_dict(
-                                      keyring, key, "residents", rid, _RESIDENT_SEALED,
-                                      _resident_texts(row))})  # fmt: skip
+                                      keyring, key, "residents", rid, RESIDENT_SEALED,
+                                      resident_texts(row))})  # fmt: skip
             eid = match.episode_id or new_id()
-            episode = _sealed_dict(keyring, key, "maternal_episodes", eid, _EPISODE_SEALED,
-                                   _episode_texts(row))  # fmt: skip
+            episode = _sealed_dict(keyring, key, "maternal_episodes", eid, EPISODE_SEALED,
+                                   episode_texts(row))  # fmt: skip
             if match.episode_id is None:
                 new_episodes.append({"id": eid, "resident_id": rid, "stage": row.stage,
                                      "created_at": now, "updated_at": now, **episode})  # fmt: skip
             else:
                 upd_episodes.append({"b_id": eid, "stage": row.stage, "updated_at": now,
                                      **episode})  # fmt: skip
-            if _has_child(row):
+            if has_child(row):
                 cid = match.child_id or new_id()
-                child = _sealed_dict(keyring, key, "children", cid, _CHILD_SEALED,
-                                     _child_texts(row))  # fmt: skip
+                child = _sealed_dict(keyring, key, "children", cid, CHILD_SEALED,
+                                     child_texts(row))  # fmt: skip
                 if match.child_id is None:
                     new_children.append({"id": cid, "resident_id": rid, "created_at": now,
                                          **child})  # fmt: skip
@@ -441,4 +396,4 @@ def _sealed_dict(
     columns: tuple[str, ...],
     texts: tuple[str | None, ...],
 ) -> dict[str, EncryptedValue | None]:
-    return dict(zip(columns, _sealed(keyring, key, table, row_id, columns, texts), strict=True))
+    return dict(zip(columns, seal_values(keyring, key, table, row_id, columns, texts), strict=True))

@@ -11,6 +11,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date, timedelta
+from operator import itemgetter
+from typing import cast
 
 from exchange.ledger.headers import CANONICAL_HEADERS, Column, HeaderMap
 from exchange.ledger.idnumber import IdProblem, NationalId, parse_national_id
@@ -126,6 +128,14 @@ _NONE_WORDS = frozenset({"无", "否", "none", "-", "/"})
 def parse_date(text: str) -> date | None:
     """A calendar date in the formats spreadsheets produce; None when not a real date."""
     folded = unicodedata.normalize("NFKC", text).strip()
+    if len(folded) == 10 and folded.isascii() and folded[4] == "-" == folded[7]:
+        # the usual YYYY-MM-DD, without the regular expressions (ASCII: isdigit is [0-9])
+        y, m, d = folded[:4], folded[5:7], folded[8:]
+        if y.isdigit() and m.isdigit() and d.isdigit():
+            try:
+                return date(int(y), int(m), int(d))
+            except ValueError:
+                return None
     if "T" in folded:  # an ISO datetime from a workbook cell
         folded = folded.split("T", 1)[0]
     for pattern in _DATE_PATTERNS:
@@ -139,48 +149,63 @@ def parse_date(text: str) -> date | None:
     return None
 
 
-_positions_of: tuple[HeaderMap | None, dict[str, int]] = (None, {})
+# The order in which `_Layout.values` hands a row's cells to `validate_row`.
+_ORDER = (
+    Column.NAME, Column.NATIONAL_ID, Column.PHONE, Column.DISTRICT, Column.STREET,
+    Column.COMMUNITY, Column.COMPOUND, Column.BUILDING, Column.UNIT, Column.ROOM, Column.STAGE,
+    Column.DUE_DATE, Column.DELIVERY_DATE, Column.PARITY, Column.RISK_FLAGS,
+    Column.CHILD_BIRTH_DATE, Column.CHILD_SEX,
+)  # fmt: skip
 
 
-def _positions(headers: HeaderMap) -> dict[str, int]:
-    """The header map keyed by column *name*: Enum members hash in Python, str in C, and a
-    row looks columns up ~25 times. Cached for the last header map (one per import)."""
-    global _positions_of
-    cached, positions = _positions_of
-    if cached is not headers:
-        positions = {column.name: index for column, index in headers.columns.items()}
-        _positions_of = (headers, positions)
-    return positions
+class _Layout:
+    """Where each column of `_ORDER` sits in a row, and the date bounds of `rules`: worked
+    out once per import, so a row's 17 cells come out of one C call (`itemgetter`)."""
+
+    def __init__(self, headers: HeaderMap, rules: Rules) -> None:
+        self.headers, self.rules = headers, rules
+        self.need = max(headers.columns.values(), default=-1) + 1
+        # a missing column reads index -1: the "" that `values` always appends
+        self._get = itemgetter(*(headers.columns.get(c, -1) for c in _ORDER))
+        self.national_id_at = headers.columns.get(Column.NATIONAL_ID)
+        today = rules.today
+        self.due_range = (today - DUE_DATE_PAST, today + DUE_DATE_FUTURE)
+        self.past_range = (today - PROGRAMME_SPAN, today)
+
+    def values(self, cells: tuple[str, ...]) -> tuple[str, ...]:
+        # short rows are padded (a cell past the end reads ""), and one "" always follows
+        missing = self.need - len(cells)
+        pad = ("",) * (missing + 1) if missing > 0 else ("",)
+        return cast(tuple[str, ...], self._get(cells + pad))
+
+
+_layout_of: _Layout | None = None
+
+
+def _layout(headers: HeaderMap, rules: Rules) -> _Layout:
+    """Cached for the last (header map, rules) pair: one per import."""
+    global _layout_of
+    cached = _layout_of
+    if cached is None or cached.headers is not headers or cached.rules is not rules:
+        cached = _layout_of = _Layout(headers, rules)
+    return cached
 
 
 class _Checker:
     """Collects the errors of one row while parsing its fields."""
 
-    def __init__(self, raw: RawRow, headers: HeaderMap, rules: Rules) -> None:
-        self.raw = raw
-        self.cells = raw.cells
-        self.positions = _positions(headers)
-        self.rules = rules
+    __slots__ = ("number", "today", "errors")
+
+    def __init__(self, number: int, today: date) -> None:
+        self.number = number
+        self.today = today
         self.errors: list[RowError] = []
 
-    def cell(self, column: Column) -> str:
-        index = self.positions.get(column._name_)
-        cells = self.cells
-        if index is None or index >= len(cells):
-            return ""
-        return cells[index]
-
-    def was_number(self, column: Column) -> bool:
-        index = self.positions.get(column._name_)
-        return index is not None and index in self.raw.numeric
-
     def fail(self, column: Column, reason: str) -> None:
-        self.errors.append(
-            RowError(self.raw.number, column.value, reason, CANONICAL_HEADERS[column])
-        )
+        self.errors.append(RowError(self.number, column.value, reason, CANONICAL_HEADERS[column]))
 
-    def text(self, column: Column, *, required: bool = False) -> str | None:
-        value = unicodedata.normalize("NFKC", self.cell(column)).strip()
+    def text(self, column: Column, cell: str, *, required: bool = False) -> str | None:
+        value = unicodedata.normalize("NFKC", cell).strip()
         if not value:
             if required:
                 self.fail(column, "required")
@@ -190,14 +215,14 @@ class _Checker:
             return None
         return value
 
-    def date(self, column: Column, earliest: date, latest: date) -> date | None:
-        raw = self.cell(column)
-        if not raw.strip():
+    def date(self, column: Column, cell: str, bounds: tuple[date, date]) -> date | None:
+        if not cell or cell.isspace():
             return None
-        parsed = parse_date(raw)
+        parsed = parse_date(cell)
+        earliest, latest = bounds
         if parsed is None:
             self.fail(column, "date_format")
-        elif parsed > self.rules.today and latest <= self.rules.today:
+        elif parsed > self.today and latest <= self.today:
             self.fail(column, "date_future")
         elif not earliest <= parsed <= latest:
             self.fail(column, "date_range")
@@ -206,19 +231,18 @@ class _Checker:
         return None
 
 
-def _national_id(c: _Checker) -> NationalId | None:
-    raw = c.cell(Column.NATIONAL_ID)
-    if not raw.strip():
+def _national_id(c: _Checker, raw: str, was_number: bool) -> NationalId | None:
+    if not raw or raw.isspace():
         c.fail(Column.NATIONAL_ID, "required")
         return None
-    if c.was_number(Column.NATIONAL_ID) and len(raw) >= 16:
+    if was_number and len(raw) >= 16:
         c.fail(Column.NATIONAL_ID, "id_stored_as_number")
         return None
     parsed = parse_national_id(raw)
     if isinstance(parsed, IdProblem):
         c.fail(Column.NATIONAL_ID, parsed.value)
         return None
-    born, today = parsed.birth_date, c.rules.today
+    born, today = parsed.birth_date, c.today
     age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
     if not MIN_RESIDENT_AGE <= age <= MAX_RESIDENT_AGE:
         c.fail(Column.NATIONAL_ID, "resident_age")
@@ -226,21 +250,24 @@ def _national_id(c: _Checker) -> NationalId | None:
     return parsed
 
 
-def _name(c: _Checker) -> str | None:
-    value = unicodedata.normalize("NFKC", c.cell(Column.NAME)).strip()
+_NAME_JOINERS_TABLE = {ord(j): None for j in _NAME_JOINERS}
+
+
+def _name(c: _Checker, cell: str) -> str | None:
+    value = unicodedata.normalize("NFKC", cell).strip()
     if not value:
         c.fail(Column.NAME, "required")
         return None
-    letters = value.translate({ord(j): None for j in _NAME_JOINERS})
+    letters = value.translate(_NAME_JOINERS_TABLE)
     if len(value) > MAX_TEXT or not letters or _NAME_BAD.search(letters):
         c.fail(Column.NAME, "name_format")
         return None
     return value
 
 
-def _phone(c: _Checker) -> str | None:
-    raw = unicodedata.normalize("NFKC", c.cell(Column.PHONE))
-    if not raw.strip():
+def _phone(c: _Checker, cell: str) -> str | None:
+    raw = unicodedata.normalize("NFKC", cell)
+    if not raw or raw.isspace():
         c.fail(Column.PHONE, "required")
         return None
     digits = _PHONE_NOISE.sub("", raw)
@@ -254,37 +281,39 @@ def _phone(c: _Checker) -> str | None:
     return digits
 
 
-def _community(c: _Checker) -> str | None:
-    value = c.text(Column.COMMUNITY, required=True)
+def _community(c: _Checker, cell: str, rules: Rules) -> str | None:
+    value = c.text(Column.COMMUNITY, cell, required=True)
     if value is None:
         return None
-    known = c.rules.communities
+    known = rules.communities
     name = value if value in known or f"{value}社区" not in known else f"{value}社区"
     if name not in known:
         c.fail(Column.COMMUNITY, "community_unknown")
         return None
-    allowed = c.rules.allowed_communities
+    allowed = rules.allowed_communities
     if allowed is not None and name not in allowed:
         c.fail(Column.COMMUNITY, "community_out_of_scope")
         return None
     return name
 
 
-def _fixed(c: _Checker, column: Column, expected: str, reason: str) -> None:
-    value = c.text(column)
+def _fixed(c: _Checker, column: Column, cell: str, expected: str, reason: str) -> None:
+    if cell == expected:  # the usual case: already exactly the expected text
+        return
+    value = c.text(column, cell)
     if value is not None and value != expected:
         c.fail(column, reason)
 
 
-def _numbered(c: _Checker, column: Column, suffix: str) -> str | None:
-    value = c.text(column)
+def _numbered(c: _Checker, column: Column, cell: str, suffix: str) -> str | None:
+    value = c.text(column, cell)
     if value is not None and value.isdigit():
         return f"{int(value)}{suffix}"  # "3" -> "3号楼", as the ledger writes it elsewhere
     return value
 
 
-def _stage(c: _Checker) -> str | None:
-    value = c.text(Column.STAGE, required=True)
+def _stage(c: _Checker, cell: str) -> str | None:
+    value = c.text(Column.STAGE, cell, required=True)
     if value is None:
         return None
     stage = STAGES.get(value) or STAGES.get(value.lower())
@@ -293,8 +322,8 @@ def _stage(c: _Checker) -> str | None:
     return stage
 
 
-def _parity(c: _Checker) -> int | None:
-    value = unicodedata.normalize("NFKC", c.cell(Column.PARITY)).strip()
+def _parity(c: _Checker, cell: str) -> int | None:
+    value = unicodedata.normalize("NFKC", cell).strip()
     if not value:
         return None
     if value.endswith(".0"):  # a number cell of a workbook
@@ -305,8 +334,8 @@ def _parity(c: _Checker) -> int | None:
     return int(value)
 
 
-def _risk_flags(c: _Checker) -> tuple[str, ...]:
-    value = unicodedata.normalize("NFKC", c.cell(Column.RISK_FLAGS)).strip()
+def _risk_flags(c: _Checker, cell: str) -> tuple[str, ...]:
+    value = unicodedata.normalize("NFKC", cell).strip()
     if not value or value.lower() in _NONE_WORDS:
         return ()
     codes: set[str] = set()
@@ -321,8 +350,8 @@ def _risk_flags(c: _Checker) -> tuple[str, ...]:
     return tuple(sorted(codes))
 
 
-def _sex(c: _Checker) -> str | None:
-    value = unicodedata.normalize("NFKC", c.cell(Column.CHILD_SEX)).strip()
+def _sex(c: _Checker, cell: str) -> str | None:
+    value = unicodedata.normalize("NFKC", cell).strip()
     if not value:
         return None
     sex = SEXES.get(value.removesuffix("性").removesuffix("孩"))
@@ -331,35 +360,39 @@ def _sex(c: _Checker) -> str | None:
     return sex
 
 
+def _blank(cell: str) -> bool:
+    return not cell or cell.isspace()
+
+
 def validate_row(raw: RawRow, headers: HeaderMap, rules: Rules) -> LedgerRow | list[RowError]:
     """Every field is checked (not just the first bad one) so a report lists all problems."""
-    c = _Checker(raw, headers, rules)
-    today = rules.today
-    name = _name(c)
-    national_id = _national_id(c)
-    phone = _phone(c)
-    _fixed(c, Column.DISTRICT, DISTRICT, "district_mismatch")
-    _fixed(c, Column.STREET, STREET, "street_mismatch")
-    community = _community(c)
-    compound = c.text(Column.COMPOUND)
-    building = _numbered(c, Column.BUILDING, "号楼")
-    unit = _numbered(c, Column.UNIT, "单元")
-    room = c.text(Column.ROOM)
-    stage = _stage(c)
-    due = c.date(Column.DUE_DATE, today - DUE_DATE_PAST, today + DUE_DATE_FUTURE)
-    delivered = c.date(Column.DELIVERY_DATE, today - PROGRAMME_SPAN, today)
-    parity = _parity(c)
-    flags = _risk_flags(c)
-    child_born = c.date(Column.CHILD_BIRTH_DATE, today - PROGRAMME_SPAN, today)
-    child_sex = _sex(c)
+    layout = _layout(headers, rules)
+    (name_cell, id_cell, phone_cell, district_cell, street_cell, community_cell, compound_cell,
+     building_cell, unit_cell, room_cell, stage_cell, due_cell, delivered_cell, parity_cell,
+     flags_cell, child_born_cell, child_sex_cell) = layout.values(raw.cells)  # fmt: skip
+    c = _Checker(raw.number, rules.today)
+    name = _name(c, name_cell)
+    id_at = layout.national_id_at
+    national_id = _national_id(c, id_cell, id_at is not None and id_at in raw.numeric)
+    phone = _phone(c, phone_cell)
+    _fixed(c, Column.DISTRICT, district_cell, DISTRICT, "district_mismatch")
+    _fixed(c, Column.STREET, street_cell, STREET, "street_mismatch")
+    community = _community(c, community_cell, rules)
+    compound = c.text(Column.COMPOUND, compound_cell)
+    building = _numbered(c, Column.BUILDING, building_cell, "号楼")
+    unit = _numbered(c, Column.UNIT, unit_cell, "单元")
+    room = c.text(Column.ROOM, room_cell)
+    stage = _stage(c, stage_cell)
+    due = c.date(Column.DUE_DATE, due_cell, layout.due_range)
+    delivered = c.date(Column.DELIVERY_DATE, delivered_cell, layout.past_range)
+    parity = _parity(c, parity_cell)
+    flags = _risk_flags(c, flags_cell)
+    child_born = c.date(Column.CHILD_BIRTH_DATE, child_born_cell, layout.past_range)
+    child_sex = _sex(c, child_sex_cell)
 
-    if stage == "pregnant" and due is None and not c.cell(Column.DUE_DATE).strip():
+    if stage == "pregnant" and due is None and _blank(due_cell):
         c.fail(Column.DUE_DATE, "due_date_missing")
-    if (
-        stage == "postpartum"
-        and not c.cell(Column.DELIVERY_DATE).strip()
-        and not c.cell(Column.CHILD_BIRTH_DATE).strip()
-    ):
+    if stage == "postpartum" and _blank(delivered_cell) and _blank(child_born_cell):
         c.fail(Column.DELIVERY_DATE, "delivery_missing")
     if delivered and child_born and abs((delivered - child_born).days) > 1:
         c.fail(Column.CHILD_BIRTH_DATE, "dates_inconsistent")

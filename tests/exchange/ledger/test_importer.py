@@ -286,9 +286,9 @@ def test_every_stored_value_is_a_valid_encrypted_value_of_its_own_row(
 
 
 def test_insert_column_lists_cover_every_required_column() -> None:
-    from exchange.ledger import importer
+    from exchange.ledger import importer, prepare
 
-    for name, columns in importer._INSERT_COLUMNS.items():
+    for name, columns in prepare.INSERT_COLUMNS.items():
         table = importer._TABLES[name]
         assert set(columns) <= set(table.c.keys())
         required = {c.name for c in table.columns if not c.nullable}
@@ -300,10 +300,121 @@ def test_insert_column_lists_cover_every_required_column() -> None:
 def test_new_ids_are_version_4_uuids() -> None:
     import uuid
 
-    from exchange.ledger.importer import _new_ids
+    from exchange.ledger.prepare import new_ids as _new_ids
 
     ids = _new_ids(200)
     assert len(set(ids)) == 200
     for rendered in ids:
         parsed = uuid.UUID(rendered)
         assert str(parsed) == rendered and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+
+
+def _spy_on_workers(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the chunks prepared in worker processes (to know the pool was really used)."""
+    from exchange.ledger import prepare
+
+    chunks: list[int] = []
+    real = prepare._in_workers
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        for outcomes in real(*args, **kwargs):
+            chunks.append(len(outcomes))
+            yield outcomes
+
+    monkeypatch.setattr(prepare, "_in_workers", counting)
+    return chunks
+
+
+def _outcome(report) -> tuple[object, ...]:  # type: ignore[no-untyped-def]
+    return (report.rows_read, report.rows_valid, report.applied, report.inserted,
+            report.updated, [(e.row, e.field, e.reason) for e in report.errors])  # fmt: skip
+
+
+def test_worker_processes_report_exactly_what_one_process_does(
+    tmp_path: Path,
+    factory: sessionmaker[Session],
+    keyring: Keyring,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rows = [person(i) for i in range(30)]
+    rows[17] = rows[17] | {"联系电话": "12345"}  # an invalid row in a chunk a worker prepares
+    rows[26] = rows[26] | {"身份证号": rows[3]["身份证号"]}  # a repeat of a row from chunk 1
+    path = _csv(tmp_path, rows)
+    chunks = _spy_on_workers(monkeypatch)
+    one = _import(factory, keyring, path, workers=0, chunk_size=4)
+    assert not chunks
+    pooled = _import(factory, keyring, path, workers=2, chunk_size=4, batch_size=3)
+    assert sum(chunks) == 30 - 4  # all but the first chunk went to the workers
+    assert _outcome(pooled) == _outcome(one)
+    assert [(e.row, e.reason) for e in pooled.errors] == [(19, "phone_format"),
+                                                          (28, "duplicate_in_file")]  # fmt: skip
+    assert not pooled.applied and _count(factory, Resident) == 0  # all-or-nothing
+
+    partial = _import(factory, keyring, path, workers=2, chunk_size=4, batch_size=3, partial=True)
+    assert partial.applied and (partial.inserted, partial.updated) == (28, 0)
+    assert (_count(factory, Resident), _count(factory, MaternalEpisode),
+            _count(factory, ResidentDataKey)) == (28, 28, 28)  # fmt: skip
+    with factory() as s:
+        index = keyring.blind_index(rows[29]["身份证号"])
+        resident = s.scalars(select(Resident).where(Resident.national_id_index == index)).one()
+        assert _decrypt_resident(s, keyring, resident)["name"] == rows[29]["姓名"]
+
+    # a re-import through the workers updates the residents in place (the row that was
+    # invalid now has a valid phone number: it is the one new resident)
+    changed = [r | {"联系电话": "13700000000"} for r in rows]
+    again = _import(factory, keyring, _csv(tmp_path, changed, "again.csv"), workers=2,
+                    chunk_size=4, partial=True)  # fmt: skip
+    assert (again.inserted, again.updated) == (1, 28)
+    assert _count(factory, Resident) == 29 and _count(factory, MaternalEpisode) == 29
+    with factory() as s:
+        resident = s.scalars(select(Resident).where(Resident.national_id_index == index)).one()
+        assert _decrypt_resident(s, keyring, resident)["phone"] == "13700000000"
+
+
+def test_a_failure_in_a_worker_stops_the_import_and_writes_nothing(
+    tmp_path: Path,
+    factory: sessionmaker[Session],
+    keyring: Keyring,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from exchange.ledger import prepare
+
+    real = prepare.validate_row
+
+    def failing_late(raw, headers, rules):  # type: ignore[no-untyped-def]
+        if raw.number > 20:  # a chunk only a worker prepares (the workers inherit the patch)
+            raise RuntimeError("worker failed")
+        return real(raw, headers, rules)
+
+    monkeypatch.setattr(prepare, "validate_row", failing_late)
+    chunks = _spy_on_workers(monkeypatch)
+    path = _csv(tmp_path, [person(i) for i in range(30)])
+    with pytest.raises(RuntimeError, match="worker failed"):
+        _import(factory, keyring, path, workers=2, chunk_size=4, batch_size=2)
+    assert chunks  # the earlier chunks did come back from the workers
+    assert _count(factory, Resident) == 0 and _count(factory, ResidentDataKey) == 0
+
+
+def test_the_import_enlarges_the_sqlite_page_cache_only_while_it_runs(
+    tmp_path: Path, factory: sessionmaker[Session], keyring: Keyring, database_url: str
+) -> None:
+    from exchange.db.engine import SQLITE_BULK_CACHE_KIB
+
+    if not database_url.startswith("sqlite"):
+        pytest.skip("a SQLite pragma")
+    path = _csv(tmp_path, [person(i) for i in range(3)])
+    with unit_of_work(factory) as s:
+
+        def cache_size() -> int:
+            return int(s.connection().exec_driver_sql("PRAGMA cache_size").scalar_one())
+
+        before = cache_size()
+        during: list[int] = []
+        report = import_ledger(s, keyring, open_source(path), today=TODAY,
+                               progress=lambda _phase, _n: during.append(cache_size()))  # fmt: skip
+        assert report.inserted == 3
+        assert during and set(during) == {-SQLITE_BULK_CACHE_KIB} != {before}
+        assert cache_size() == before
+        foreign_keys = s.connection().exec_driver_sql("PRAGMA foreign_keys").scalar_one()
+        journal = s.connection().exec_driver_sql("PRAGMA journal_mode").scalar_one()
+        assert (foreign_keys, str(journal).lower()) == (1, "wal")

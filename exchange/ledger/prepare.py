@@ -1,0 +1,282 @@
+"""Raw ledger rows -> rows ready to insert, in this process or in forked worker processes.
+
+Validating, blind indexing, making and wrapping a data key and encrypting the fields are pure
+CPU work on one row at a time, about as much as reading the file and inserting. So for a file
+larger than one chunk, chunks of raw rows are prepared by worker processes while this process
+reads the file and writes: on two cores the halves overlap. Outcomes come back one per row in
+file order, so the importer sees exactly what a single process would have produced.
+
+Workers are forked: the keyring is inherited in memory and never serialised or sent over a
+pipe. They only compute: no database connection, file or progress display is touched in them,
+and at most `IN_FLIGHT` chunks are outstanding, so memory stays flat whatever the file size.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import date, datetime
+from itertools import islice
+from typing import Any
+
+from exchange.db.base import utcnow
+from exchange.ledger import storage
+from exchange.ledger.headers import HeaderMap
+from exchange.ledger.reader import RawRow
+from exchange.ledger.validate import LedgerRow, RowError, Rules, validate_row
+from exchange.ledger.vocabulary import DISTRICT, STREET
+from keys.datakeys import DataKey
+from keys.fields import EncryptedValue
+from keys.keyring import Keyring
+
+CHUNK_SIZE = 500
+IN_FLIGHT = 4  # chunks submitted and not yet consumed: enough to keep two workers busy
+
+# Encrypted columns, in the order of the plaintexts the `*_texts` functions build.
+RESIDENT_SEALED = ("name", "national_id", "phone", "birth_date", "address_compound",
+                   "address_building", "address_unit", "address_room")  # fmt: skip
+EPISODE_SEALED = ("due_date", "delivery_date", "parity", "risk_flags")
+CHILD_SEALED = ("birth_date", "sex")
+
+# Every column an insert writes, in the order of the row tuples `Preparer` builds.
+INSERT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "residents": ("id", "community_id", "district", "street", "national_id_index", "created_at",
+                  "updated_at", *RESIDENT_SEALED),
+    "resident_data_keys": ("resident_id", "wrapped_key", "kek_id", "kek_version", "created_at"),
+    "maternal_episodes": ("id", "resident_id", "stage", "created_at", "updated_at",
+                          *EPISODE_SEALED),
+    "children": ("id", "resident_id", "created_at", *CHILD_SEALED),
+}  # fmt: skip
+
+Insert = tuple[Any, ...]  # one row of an insert, values in their stored form
+
+
+# Plain tuples, not NamedTuples: they cross a pipe per row, and a NamedTuple costs about three
+# times as much to pickle and unpickle.
+# A new resident's rows for residents, resident_data_keys, maternal_episodes and children
+# (None: the ledger names no child).
+Sealed = tuple[Insert, Insert, Insert, Insert | None]
+# A valid row: (row number, keyed blind index of the ID number, 64-bit fingerprint of that
+# index for in-file duplicate detection, its inserts, the row itself). The inserts are None
+# when nothing will be written (an all-or-nothing import that already met an invalid row);
+# the row only when the importer asked to keep it (to update an existing resident).
+Ready = tuple[int, str, int, Sealed | None, LedgerRow | None]
+Outcome = Ready | list[RowError]
+
+
+def fingerprint(blind_index: str) -> int:
+    # 64 bits of the (already keyed) blind index, whatever its text encoding: an int is the
+    # smallest thing a Python set holds; a collision could only refuse a row, never merge two.
+    return int.from_bytes(hashlib.blake2b(blind_index.encode(), digest_size=8).digest(), "big")
+
+
+def new_ids(count: int) -> list[str]:
+    """`count` random (version 4) UUIDs as text, as `exchange.db.base.new_id` makes them;
+    one urandom call for the batch instead of a `uuid.UUID` object per id."""
+    raw = bytearray(os.urandom(16 * count))
+    out = []
+    for start in range(0, 16 * count, 16):
+        raw[start + 6] = raw[start + 6] & 0x0F | 0x40  # version 4
+        raw[start + 8] = raw[start + 8] & 0x3F | 0x80  # RFC 4122 variant
+        h = raw[start : start + 16].hex()
+        out.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+    return out
+
+
+def _date(value: date | None) -> str | None:
+    return None if value is None else storage.encode_date(value)
+
+
+def resident_texts(row: LedgerRow) -> tuple[str | None, ...]:
+    return (row.name, row.national_id.value, row.phone, storage.encode_date(row.birth_date),
+            row.compound, row.building, row.unit, row.room)  # fmt: skip
+
+
+def episode_texts(row: LedgerRow) -> tuple[str | None, ...]:
+    return (
+        _date(row.due_date),
+        _date(row.delivery_date),
+        None if row.parity is None else storage.encode_int(row.parity),
+        storage.encode_flags(row.risk_flags) if row.risk_flags else None,
+    )
+
+
+def child_texts(row: LedgerRow) -> tuple[str | None, ...]:
+    return (_date(row.child_birth_date), row.child_sex)
+
+
+def has_child(row: LedgerRow) -> bool:
+    return row.child_birth_date is not None or row.child_sex is not None
+
+
+def seal_values(
+    keyring: Keyring,
+    key: DataKey,
+    table: str,
+    row_id: str,
+    columns: tuple[str, ...],
+    texts: tuple[str | None, ...],
+) -> list[EncryptedValue | None]:
+    """The encrypted values of `columns` (None where there is no text), straight from keys."""
+    present = {c: t for c, t in zip(columns, texts, strict=True) if t is not None}
+    sealed = keyring.encrypt_row(key, table, row_id, present)
+    return [sealed.get(c) for c in columns]
+
+
+@dataclass(frozen=True, slots=True)
+class Preparer:
+    """Everything a row is prepared with. `stamp` turns a timestamp into its stored form;
+    with `raw_values` encrypted columns are given as their bytes (the driver's executemany
+    path), otherwise as `EncryptedValue`s for Core to check and convert."""
+
+    headers: HeaderMap
+    rules: Rules
+    keyring: Keyring
+    community_ids: dict[str, str]
+    stamp: Callable[[datetime], Any]
+    raw_values: bool
+
+    def prepare(self, raws: list[RawRow], encrypt: bool, keep_rows: bool) -> list[Outcome]:
+        """One outcome per raw row, in order: its errors, or the row ready to insert."""
+        headers, rules, blind_index = self.headers, self.rules, self.keyring.blind_index
+        outcomes: list[Outcome] = []
+        sealer = _Sealer(self, len(raws)) if encrypt else None
+        for raw in raws:
+            result = validate_row(raw, headers, rules)
+            if isinstance(result, list):
+                outcomes.append(result)
+                continue
+            index = blind_index(result.national_id.value)
+            sealed = None if sealer is None else sealer.seal(result, index)
+            kept = result if keep_rows else None
+            outcomes.append((raw.number, index, fingerprint(index), sealed, kept))
+        return outcomes
+
+
+class _Sealer:
+    """Makes the four inserts of new residents: one data key each, one root key and one
+    timestamp per chunk (as a batch of the single-process import had)."""
+
+    def __init__(self, preparer: Preparer, rows: int) -> None:
+        self._keyring = preparer.keyring
+        self._community_ids = preparer.community_ids
+        self._raw_values = preparer.raw_values
+        self._root = self._keyring.current_root()
+        self._stamp = preparer.stamp(utcnow())
+        self._ids = iter(new_ids(3 * rows))
+
+    def _values(self, key: DataKey, table: str, row_id: str, columns: tuple[str, ...],
+                texts: tuple[str | None, ...]) -> list[Any]:  # fmt: skip
+        if not self._raw_values:
+            return seal_values(self._keyring, key, table, row_id, columns, texts)
+        present = {c: t for c, t in zip(columns, texts, strict=True) if t is not None}
+        get = self._keyring.encrypt_row(key, table, row_id, present).get
+        return [None if (v := get(c)) is None else v.to_bytes() for c in columns]
+
+    def seal(self, row: LedgerRow, index: str) -> Sealed:
+        ids, stamp, root = self._ids, self._stamp, self._root
+        rid, eid, cid = next(ids), next(ids), next(ids)
+        key = DataKey.generate(self._keyring.suite)
+        wrapped = self._keyring.wrap(key, root)
+        resident = (rid, self._community_ids[row.community], DISTRICT, STREET, index, stamp,
+                    stamp, *self._values(key, "residents", rid, RESIDENT_SEALED,
+                                         resident_texts(row)))  # fmt: skip
+        data_key = (rid, wrapped.to_bytes(), root.key_id, root.version, stamp)
+        episode = (eid, rid, row.stage, stamp, stamp,
+                   *self._values(key, "maternal_episodes", eid, EPISODE_SEALED,
+                                 episode_texts(row)))  # fmt: skip
+        child = None
+        if has_child(row):
+            sealed = self._values(key, "children", cid, CHILD_SEALED, child_texts(row))
+            child = (cid, rid, stamp, *sealed)
+        return resident, data_key, episode, child
+
+
+def default_workers() -> int:
+    """Worker processes for a large import: none on one core (nothing to overlap)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    if cores < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return 0
+    return min(cores, 2)
+
+
+def prepared_chunks(
+    preparer: Preparer,
+    rows: Iterator[RawRow],
+    *,
+    encrypt: Callable[[], bool],
+    keep_rows: bool,
+    workers: int,
+    chunk_size: int = CHUNK_SIZE,
+) -> Generator[list[Outcome], None, None]:
+    """The outcomes of `rows`, chunk by chunk, in order. `encrypt` is asked as each chunk is
+    handed out (an all-or-nothing import stops encrypting once a row was invalid). The first
+    chunk is always prepared here: a small file (a registration) never starts a process."""
+    first = list(islice(rows, chunk_size))
+    yield preparer.prepare(first, encrypt(), keep_rows)
+    if len(first) < chunk_size:
+        return
+    chunks = iter(lambda: list(islice(rows, chunk_size)), [])
+    if workers < 1:
+        for chunk in chunks:
+            yield preparer.prepare(chunk, encrypt(), keep_rows)
+        return
+    yield from _in_workers(preparer, chunks, encrypt, keep_rows, workers)
+
+
+_adopted: Preparer | None = None  # set in each worker process only
+
+
+def _adopt(preparer: Preparer) -> None:
+    global _adopted
+    _adopted = preparer
+    # what the worker inherited lives as long as it does: keep the collector from walking
+    # (and so copying on write) the parent's objects again and again
+    gc.freeze()
+
+
+# A raw row on its way to a worker: (number, cells, numeric); a plain tuple pickles faster.
+_Record = tuple[int, tuple[str, ...], frozenset[int]]
+
+
+def _prepare_adopted(records: list[_Record], encrypt: bool, keep_rows: bool) -> list[Outcome]:
+    assert _adopted is not None, "only called in a worker started by _in_workers"
+    return _adopted.prepare([RawRow(*r) for r in records], encrypt, keep_rows)
+
+
+def _in_workers(
+    preparer: Preparer,
+    chunks: Iterator[list[RawRow]],
+    encrypt: Callable[[], bool],
+    keep_rows: bool,
+    workers: int,
+) -> Iterator[list[Outcome]]:
+    # fork: the preparer (and the keyring in it) reaches the workers as inherited memory;
+    # the pool forks all its workers before starting any thread of its own
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_adopt,
+        initargs=(preparer,),
+    )
+    pending: deque[Future[list[Outcome]]] = deque()
+    try:
+        for chunk in chunks:
+            records = [(r.number, r.cells, r.numeric) for r in chunk]
+            pending.append(pool.submit(_prepare_adopted, records, encrypt(), keep_rows))
+            if len(pending) >= IN_FLIGHT:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        # also when the importer stops early (an exception): nothing is left running
+        pool.shutdown(wait=True, cancel_futures=True)
