@@ -26,8 +26,13 @@ RESULTS: Final = frozenset({"ok", "denied", "error"})
 _NAME = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*\Z")
 # base64url pseudonyms (keys/) may begin with "-" or "_"
 _IDENT = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9._:/+=\-]{0,127}\Z")
-# Shapes of personal identifiers that must never become an audit identifier.
-_PERSONAL = (re.compile(r"\d{17}[\dXx]\Z"), re.compile(r"1[3-9]\d{9}\Z"))
+# Shapes of personal identifiers that must never become an audit identifier: a national ID
+# number, a mobile number (one pattern, one match call per identifier).
+_PERSONAL = re.compile(r"(?:\d{17}[\dXx]|1[3-9]\d{9})\Z")
+# Names are a small vocabulary (actions, fields, reasons, purposes) checked once per process;
+# bounded so a caller inventing names cannot grow it without limit.
+_KNOWN_NAMES: set[str] = set()
+_KNOWN_NAMES_MAX = 4096
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
@@ -46,15 +51,19 @@ class Action:
 
 
 def _name(value: object, what: str) -> str:
+    if type(value) is str and value in _KNOWN_NAMES:
+        return value
     if not isinstance(value, str) or len(value) > 64 or not _NAME.match(value):
         raise EntryError(f"{what} must be a dotted lower-case name")
+    if len(_KNOWN_NAMES) < _KNOWN_NAMES_MAX:
+        _KNOWN_NAMES.add(value)
     return value
 
 
 def _ident(value: object, what: str) -> str:
     if not isinstance(value, str) or not _IDENT.match(value):
         raise EntryError(f"{what} must be an identifier of 1-128 characters [A-Za-z0-9._:/+=-]")
-    if any(p.match(value) for p in _PERSONAL):
+    if _PERSONAL.match(value):
         raise EntryError(f"{what} looks like a personal identifier and is refused")
     return value
 
@@ -64,7 +73,7 @@ def _opt_ident(value: object, what: str) -> str | None:
 
 
 def _names(values: Iterable[object], what: str) -> tuple[str, ...]:
-    out = tuple(_name(v, what) for v in values)
+    out = tuple([_name(v, what) for v in values])
     if len(set(out)) != len(out):
         raise EntryError(f"{what} lists a name twice")
     return out
@@ -118,16 +127,21 @@ class Subject:
     def __post_init__(self) -> None:
         _ident(self.pseudonym, "subject.pseudonym")
         _opt_ident(self.case, "subject.case")
-        object.__setattr__(self, "disclosed", _names(self.disclosed, "subject.disclosed"))
-        object.__setattr__(self, "withheld", tuple(self.withheld))
-        if not all(isinstance(w, Withheld) for w in self.withheld):
-            raise EntryError("subject.withheld must hold Withheld values")
-        overlap = set(self.disclosed) & {w.field for w in self.withheld}
-        if overlap or len({w.field for w in self.withheld}) != len(self.withheld):
-            raise EntryError("a field is both disclosed and withheld, or withheld twice")
-        object.__setattr__(
-            self, "consents", tuple(_ident(c, "subject.consents") for c in self.consents)
-        )
+        disclosed = _names(self.disclosed, "subject.disclosed")
+        withheld = tuple(self.withheld)
+        fields = set(disclosed)
+        for w in withheld:
+            if not isinstance(w, Withheld):
+                raise EntryError("subject.withheld must hold Withheld values")
+            if w.field in fields:
+                raise EntryError("a field is both disclosed and withheld, or withheld twice")
+            fields.add(w.field)
+        consents = tuple(self.consents)
+        for c in consents:
+            _ident(c, "subject.consents")
+        object.__setattr__(self, "disclosed", disclosed)
+        object.__setattr__(self, "withheld", withheld)
+        object.__setattr__(self, "consents", consents)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +197,8 @@ class AuditEntry:
     def __post_init__(self) -> None:
         if not isinstance(self.time, datetime) or self.time.utcoffset() is None:
             raise EntryError("time must be a timezone-aware datetime")
-        object.__setattr__(self, "time", self.time.astimezone(UTC))
+        if self.time.tzinfo is not UTC:
+            object.__setattr__(self, "time", self.time.astimezone(UTC))
         if not isinstance(self.actor, Actor):
             raise EntryError("actor must be an Actor")
         _name(self.action, "action")

@@ -157,3 +157,22 @@ def test_non_ascii_and_json_special_strings_are_refused(text: str) -> None:
                   lambda: Subject("ap_1", case=text)):
         with pytest.raises(EntryError):
             build()
+
+
+def test_name_checks_stay_strict_after_a_name_was_seen_once() -> None:
+    """The cache of known names holds only str values that passed: look-alikes still fail."""
+    from audit.entry import Withheld
+
+    Withheld("resident.name", "no_consent")  # now known
+    for bad in (["resident.name"], b"resident.name", "Resident.name", "resident.name "):
+        with pytest.raises(EntryError):
+            Withheld(bad, "no_consent")  # type: ignore[arg-type]
+
+
+def test_personal_identifier_shapes_are_refused_as_identifiers() -> None:
+    from audit.entry import Actor
+
+    for personal in ("37021419900101123X", "370214199001011234", "13912345678"):
+        with pytest.raises(EntryError, match="personal identifier"):
+            Actor(personal, "contractor")
+    assert Actor("1391234567", "contractor").id == "1391234567"  # too short for a mobile
