@@ -17,6 +17,7 @@ import os
 import secrets
 import stat
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -310,6 +311,48 @@ class FileKeyring(LocalKeyProvider):
     ) -> None:
         super().__init__(keys, development=development, audit_key_name=audit_key_name)
         self.path = path
+        self._seen = self._signature()
+        self._checked = time.monotonic()
+
+    # Another process (`exchange keys rotate-root` beside a running server) may rewrite the
+    # file. A provider that kept its first reading would wrap new data keys under a root the
+    # rotation is about to retire, and could not unwrap what the rotation re-wrapped. So the
+    # current root is taken from the file as it is now (checked at most once a second), and an
+    # unknown root version is looked for in the file before it is refused.
+    REFRESH_INTERVAL = 1.0
+
+    def _signature(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def refresh(self) -> bool:
+        """Reload the keyring if its file changed since it was read; True if it did."""
+        self._checked = time.monotonic()
+        seen = self._signature()
+        if seen is None or seen == self._seen:
+            return False
+        fresh = FileKeyring.load(self.path)
+        self._keys = fresh._keys
+        self._development = fresh._development
+        self._audit_key_name = fresh._audit_key_name
+        self._root_cache = {}
+        self._seen = fresh._seen
+        return True
+
+    def root_key(
+        self, suite: Suite, key_id: str | None = None, version: int | None = None
+    ) -> RootKey:
+        if version is None and time.monotonic() - self._checked >= self.REFRESH_INTERVAL:
+            self.refresh()  # wrapping: under the root that is current on disk
+        try:
+            return super().root_key(suite, key_id, version)
+        except KeyNotFoundError:
+            if version is None or not self.refresh():
+                raise
+            return super().root_key(suite, key_id, version)
 
     @classmethod
     def create(
@@ -372,3 +415,4 @@ class FileKeyring(LocalKeyProvider):
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+        self._seen = self._signature()  # our own write is no news
