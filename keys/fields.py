@@ -245,6 +245,45 @@ def encrypt_row(
     return out
 
 
+def encrypt_row_bytes(
+    key: DataKey,
+    table: str,
+    row_id: str,
+    columns: Sequence[str],
+    plaintexts: Sequence[str | None],
+) -> list[bytes | None]:
+    """`encrypt_row` for a bulk insert: the stored bytes of each column, in `columns` order
+    (None where the plaintext is None), without building an EncryptedValue per field.
+
+    Exactly the bytes `EncryptedValue.to_bytes()` of `encrypt_row` gives: same header, same
+    associated data, a fresh random nonce per value.
+    """
+    if len(columns) != len(plaintexts):
+        raise ValueError("one plaintext per column")
+    header = _PREFIX + key.label
+    row = row_id.encode("utf-8")
+    row_part = len(row).to_bytes(4, "big") + row
+    prefixes = _PREFIX_CACHE.get(table, _NO_COLUMNS)
+    encrypt_aead = key.aead.encrypt
+    # one CSPRNG read for the row (NULL columns take a nonce they do not use)
+    nonces = os.urandom(NONCE_LENGTH * len(columns))
+    start = -NONCE_LENGTH
+    out: list[bytes | None] = []
+    append = out.append
+    for column, plaintext in zip(columns, plaintexts):  # noqa: B905 (lengths checked)
+        start += NONCE_LENGTH
+        if plaintext is None:
+            append(None)
+            continue
+        if type(plaintext) is not str:
+            raise FormatError(f"plaintext for {table}.{column} must be str")
+        prefix = prefixes.get(column) or _column_prefix(table, column)
+        nonce = nonces[start : start + NONCE_LENGTH]
+        aad = header + prefix + row_part
+        append(header + nonce + encrypt_aead(nonce, plaintext.encode("utf-8"), aad))
+    return out
+
+
 def decrypt(key: DataKey, value: EncryptedValue, context: FieldContext) -> str:
     """Decrypt one field; any failure is the same opaque DecryptionError, logged without values."""
     table, column, row_id = context

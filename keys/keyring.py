@@ -6,7 +6,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from keys import fields, pseudonyms
 from keys.datakeys import DataKey, WrappedHeader, WrappedKey, kek_part
-from keys.errors import DecryptionError, DevelopmentKeyringError
+from keys.errors import DecryptionError, DevelopmentKeyringError, FormatError
 from keys.fields import EncryptedValue, FieldContext
 from keys.idnumbers import normalise_national_id
 from keys.keyring_document import check_key_name
@@ -83,6 +83,18 @@ class Keyring:
         # built from the header just made: no need to parse it back (one per imported resident)
         return WrappedKey.assemble(header, header_bytes, blob)
 
+    def wrap_bytes(self, key: DataKey, root: RootKey) -> bytes:
+        """`wrap(key, root).to_bytes()` without the WrappedKey and WrappedHeader objects:
+        what a bulk insert stores, once per new resident."""
+        kek_bytes = self._kek_parts.get((root.key_id, root.version, root.suite._value_))
+        if kek_bytes is None:
+            kek_bytes = self._kek_part(root.suite, root.key_id, root.version)
+        header_bytes = kek_bytes + key.label
+        blob = root.wrap(key.material(), header_bytes)
+        if not blob:
+            raise FormatError("wrapped key truncated or malformed")
+        return header_bytes + blob
+
     def _kek_part(self, suite: Suite, key_id: str, version: int) -> bytes:
         part = kek_part(suite, key_id, version)
         if len(self._kek_parts) >= _KEK_PARTS_LIMIT:
@@ -152,6 +164,11 @@ class Keyring:
     # Several columns of one row at once (an import): row framing computed once per row.
     #   encrypt_row(data_key, table, row_id, {column: plaintext}) -> {column: EncryptedValue}
     encrypt_row = staticmethod(fields.encrypt_row)
+
+    # A bulk insert: the stored bytes, in column order, no EncryptedValue per field:
+    #   encrypt_row_bytes(data_key, table, row_id, (column, ...), (plaintext | None, ...))
+    #       -> [bytes | None, ...]
+    encrypt_row_bytes = staticmethod(fields.encrypt_row_bytes)
 
     # The hot path of a pull: bound straight to the cipher function, no extra call layer.
     decrypt_field = staticmethod(fields.decrypt)

@@ -113,9 +113,16 @@ def _clean(cells: list[str]) -> tuple[str, ...]:
     stripped = tuple(map(str.strip, cells))
     # a cell starting with an apostrophe is rare: only then look at each cell. One join finds
     # it (a NUL before every cell; a NUL inside a cell can only make the check look closer)
-    if "\0'" in "\0" + "\0".join(stripped):
+    joined = "\0" + "\0".join(stripped)
+    if "\0'" not in joined:
+        return stripped
+    if joined.count("\0") != len(stripped):  # a NUL inside a cell: look at each cell
         return tuple(map(unneutralise, stripped))
-    return stripped
+    # every NUL starts a cell, so "\0'=" is exactly a neutralised cell's start (a quarter of
+    # the rows of a ledger we exported: a per-cell call each costs more than four replaces)
+    for lead in _FORMULA_LEADS:
+        joined = joined.replace("\0'" + lead, "\0" + lead)
+    return tuple(joined[1:].split("\0"))
 
 
 def _find_header(rows: Iterator[RawRow], name: str) -> RawRow:

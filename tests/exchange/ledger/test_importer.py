@@ -418,3 +418,30 @@ def test_the_import_enlarges_the_sqlite_page_cache_only_while_it_runs(
         foreign_keys = s.connection().exec_driver_sql("PRAGMA foreign_keys").scalar_one()
         journal = s.connection().exec_driver_sql("PRAGMA journal_mode").scalar_one()
         assert (foreign_keys, str(journal).lower()) == (1, "wal")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(
+                st.text(alphabet=["a", "李", "\x1f", "\x1e", " "], max_size=4),
+                min_size=1,
+                max_size=4,
+            ),
+            st.frozensets(st.integers(0, 3), max_size=2),
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_a_chunk_reaches_a_worker_exactly_as_read(
+    rows: list[tuple[list[str], frozenset[int]]],
+) -> None:
+    import pickle
+
+    from exchange.ledger.prepare import pack_chunk, unpack_chunk
+    from exchange.ledger.reader import RawRow
+
+    chunk = [RawRow(n, tuple(cells), numeric) for n, (cells, numeric) in enumerate(rows, start=2)]
+    assert unpack_chunk(pickle.loads(pickle.dumps(pack_chunk(chunk)))) == chunk

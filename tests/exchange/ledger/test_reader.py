@@ -2,6 +2,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openpyxl import Workbook
 
 from exchange.ledger.errors import HeaderError, MalformedFile, UndecodableFile, UnsupportedFileType
@@ -132,3 +134,16 @@ def test_not_a_workbook_is_malformed(tmp_path: Path) -> None:
     path.write_bytes(b"PK\x03\x04 definitely not a zip")
     with pytest.raises(MalformedFile, match="fake.xlsx: not a readable .xlsx"):
         open_source(path)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.text(alphabet=["'", "=", "+", "-", "@", "a", " ", "\0", "\t", "李"], max_size=5),
+        max_size=6,
+    )
+)
+def test_clean_strips_and_unneutralises_every_cell_exactly(cells: list[str]) -> None:
+    from exchange.ledger.reader import _clean, unneutralise
+
+    assert _clean(cells) == tuple(unneutralise(c.strip()) for c in cells)
