@@ -39,6 +39,7 @@ from tests.invariants.harness import (
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 
 CLIENTS = 16
+MIN_REVOCATIONS = 6
 SECONDS = 8.0
 
 
@@ -118,7 +119,8 @@ def test_no_case_served_after_its_revocation_committed(
         with server.client() as office:
             time.sleep(0.5)
             for k, (aid, (rid, side, ref)) in enumerate(victims):
-                if time.monotonic() > deadline:
+                # at least MIN_REVOCATIONS however slow a loaded machine is; more while time lasts
+                if time.monotonic() > deadline and len(revoked_at) >= MIN_REVOCATIONS:
                     break
                 if k % 2:
                     r = office.post(f"/v1/residents/{rid}/consents/withdraw", headers=cadre,
@@ -132,7 +134,7 @@ def test_no_case_served_after_its_revocation_committed(
         stop.set()
         for t in threads:
             t.join(60)
-        assert len(revoked_at) >= 6, "too few revocations to prove anything"
+        assert len(revoked_at) >= MIN_REVOCATIONS, "too few revocations to prove anything"
         assert sum(len(s.refs) for s in log.served) > 100, "too few cases served"
         assert 500 not in log.statuses, "a 500 under concurrency"
 
