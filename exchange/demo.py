@@ -29,7 +29,7 @@ from exchange.services import agreements, assignments, consent, contractors
 from exchange.services.audit_access import Caller
 from keys.contractor_keys import generate_keypair
 from keys.keyring import Keyring
-from policies import shipped_policy
+from policies import office_date, shipped_policy
 
 AGREEMENT_A = "CY-1000-2026-A"
 AGREEMENT_B = "CY-1000-2026-B"
@@ -113,7 +113,8 @@ def _consent_and_assign(
             consent.grant(session, keyring, cadre, resident.id,
                           event(("child_data",), guardian=True))  # fmt: skip
         services = _SERVICES.get(stage, _SERVICES["pregnant"])
-        booking = assignments.BookingInput(services[0], cadre.now.date() + timedelta(days=i % 7))
+        visit_on = office_date(cadre.now) + timedelta(days=i % 7)
+        booking = assignments.BookingInput(services[0], visit_on)
         assignments.create(session, keyring, cadre, assignments.AssignmentInput(
             resident.id, agreement.contractor_id, agreement.id, services, (booking,)))
         assigned += 1
@@ -147,7 +148,7 @@ def load_scenario(
             say(f"demo: public key registered for {label}; private key in "
                 f"{key_path(home, label)}")  # fmt: skip
     first, second = (rows[n] for n in contractor_labels)
-    today = now.date()
+    today = office_date(now)
     a = _agreement(session, admin, first.id, AGREEMENT_A,
                    ("home_visit", "online_guidance", "class_invitation"), today)  # fmt: skip
     b = _agreement(session, admin, second.id, AGREEMENT_B, ("home_visit", "online_guidance"),

@@ -10,7 +10,7 @@ import datetime as dt
 
 from policies.catalogue import ConsentScope, Purpose, Service, Stage
 from policies.document import FieldRule, Policy, load_policy, parse_policy
-from policies.engine import PolicySet
+from policies.engine import PolicySet, office_date
 from policies.errors import (
     DuplicatePolicyError,
     EngineInputError,
@@ -82,6 +82,7 @@ __all__ = [
     "evaluate",
     "load_policies",
     "load_policy",
+    "office_date",
     "parse_policy",
     "render_preview",
     "shipped_policies",

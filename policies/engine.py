@@ -134,10 +134,16 @@ class CompiledPolicy:
         )
 
 
-def _today(now: dt.datetime) -> dt.date:
+def office_date(now: dt.datetime) -> dt.date:
+    """The programme's calendar date at `now`: the date in China Standard Time, which is what
+    a booking, a due date or "within 7 days" mean to the office and the contractor (from
+    16:00 UTC on, it is already tomorrow there)."""
     if not isinstance(now, dt.datetime) or now.tzinfo is None or now.utcoffset() is None:
         raise EngineInputError("now: must be a timezone-aware datetime")
     return now.astimezone(CHINA_STANDARD_TIME).date()
+
+
+_today = office_date
 
 
 class PolicySet:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -22,6 +22,7 @@ from exchange.ledger.errors import LedgerError
 from exchange.ledger.importer import ensure_communities, import_ledger, known_communities
 from exchange.ledger.reader import open_source
 from exchange.ledger.synthetic import write_ledger
+from policies import office_date
 
 EXIT_ROW_ERRORS = 1
 EXIT_UNUSABLE = 2
@@ -81,7 +82,7 @@ def import_residents(
 
             if not known_communities(s):
                 ensure_communities(s)  # a fresh office: the 城阳街道 communities
-            report = import_ledger(s, keyring, source, today=date.today(),
+            report = import_ledger(s, keyring, source, today=office_date(datetime.now(UTC)),
                                    partial=partial, progress=advance)  # fmt: skip
     except LedgerError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -111,7 +112,7 @@ def demo_data(
         typer.echo("error: --bad-rows cannot exceed --residents", err=True)
         raise typer.Exit(EXIT_UNUSABLE)
     try:
-        day = date.fromisoformat(as_of) if as_of else date.today()
+        day = date.fromisoformat(as_of) if as_of else office_date(datetime.now(UTC))
     except ValueError:
         typer.echo("error: --as-of must be YYYY-MM-DD", err=True)
         raise typer.Exit(EXIT_UNUSABLE) from None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 from sqlalchemy.orm import Session
 
@@ -11,6 +11,7 @@ from exchange.ledger.reader import MemorySource
 from exchange.ledger.report import ImportReport
 from exchange.ledger.synthetic import HEADER, generate_rows
 from keys.keyring import Keyring
+from policies import office_date
 
 
 def load_demo(
@@ -23,7 +24,7 @@ def load_demo(
 ) -> ImportReport:
     """Register the 城阳街道 communities and import `residents` synthetic rows. Never commits.
     Re-running with the same seed and day updates the same residents (matched on blind index)."""
-    as_of = today or date.today()
+    as_of = today or office_date(datetime.now(UTC))
     ensure_communities(session)
     source = MemorySource(
         HEADER,

@@ -28,6 +28,7 @@ from keys.datakeys import DataKey, WrappedKey
 from keys.errors import KeysError
 from keys.fields import EncryptedValue
 from keys.keyring import Keyring
+from policies import office_date
 
 OFFICE_ROLES = frozenset({"office_admin", "community_cadre"})
 MAX_PAGE = 200
@@ -121,7 +122,7 @@ def register(session: Session, keyring: Keyring, caller: Caller, data: ResidentI
     source = MemorySource(header, lambda: iter([row]), "registration")
     try:
         report = import_ledger(
-            session, keyring, source, today=caller.now.date(),
+            session, keyring, source, today=office_date(caller.now),
             allowed_communities=_scope_names(session, caller),
         )  # fmt: skip
     except LedgerError as exc:

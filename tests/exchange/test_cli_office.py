@@ -255,7 +255,7 @@ def test_policy_preview_shows_sealed_and_withheld_and_is_audited(home: Path, db:
                          "--purpose", "home_visit", "--as", CADRE)  # fmt: skip
     assert code == 0, err
     assert out.startswith("purpose: home_visit\npolicy:  ")
-    assert "«sealed»" in out
+    assert "«sealed»" in out, out
     assert "withheld:" in out
     db.expire_all()
     assert _entries(db, "policy.preview") == before + 1

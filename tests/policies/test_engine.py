@@ -274,3 +274,13 @@ def test_custom_policy_set():
     )
     assert dict(result.view) == {"name": ("李女士", False, "surname_title")}
     assert "x.only_name" not in shipped_policies()
+
+
+def test_office_date_is_the_date_in_china_standard_time() -> None:
+    from policies import office_date
+
+    assert office_date(dt.datetime(2026, 11, 23, 15, 59, tzinfo=dt.UTC)) == dt.date(2026, 11, 23)
+    # 16:00 UTC is midnight in Qingdao: a booking "today" there is already the 24th
+    assert office_date(dt.datetime(2026, 11, 23, 16, 0, tzinfo=dt.UTC)) == dt.date(2026, 11, 24)
+    with pytest.raises(EngineInputError):
+        office_date(dt.datetime(2026, 11, 23, 16, 0))  # naive: whose midnight?
