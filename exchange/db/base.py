@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from sqlalchemy import CheckConstraint, MetaData, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from exchange.db.ids import new_id
 from exchange.db.types import UTCDateTime
 
 NAMING_CONVENTION = {
@@ -24,16 +24,13 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-def new_id() -> str:
-    return str(uuid.uuid4())
-
-
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
 def uuid_pk() -> Mapped[str]:
-    """A UUID primary key stored as its 36-character string (portable across backends)."""
+    """A UUID primary key (version 7, `exchange.db.ids`) stored as its 36-character string
+    (portable across backends)."""
     return mapped_column(String(36), primary_key=True, default=new_id)
 
 

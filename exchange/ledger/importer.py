@@ -26,8 +26,9 @@ from typing import Any, cast
 from sqlalchemy import Connection, Dialect, Table, bindparam, exists, select, update
 from sqlalchemy.orm import Session
 
-from exchange.db.base import new_id, utcnow
+from exchange.db.base import utcnow
 from exchange.db.engine import bulk_write_pragmas
+from exchange.db.ids import new_id
 from exchange.db.models import Child, Community, MaternalEpisode, Resident, ResidentDataKey
 from exchange.ledger.errors import HeaderError, LedgerError
 from exchange.ledger.headers import HeaderMap, map_headers

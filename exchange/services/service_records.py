@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from audit.entry import Subject
 from exchange.db import models as m
-from exchange.db.base import new_id
+from exchange.db.ids import new_id
 from exchange.services import auditing
 from exchange.services.auditing import Acting, AuditSink
 from exchange.services.cases import CaseNotFound, find_assignment_id

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.db
 
 def _populate(api: TestClient, office: Office, world: World) -> None:
     c = world.contractor()
-    aid = new_agreement(api, office, c.id, ref=f"CY-{c.id[:8]}")
+    aid = new_agreement(api, office, c.id, ref=f"CY-{c.id[-12:]}")
     for i in range(3):
         consented_assignment(api, office, world.resident(phone=f"1390000001{i}"), c.id, aid)
     feed(api, bearer(c))

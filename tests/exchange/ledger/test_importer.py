@@ -297,18 +297,6 @@ def test_insert_column_lists_cover_every_required_column() -> None:
         assert sealed <= set(columns), name
 
 
-def test_new_ids_are_version_4_uuids() -> None:
-    import uuid
-
-    from exchange.ledger.prepare import new_ids as _new_ids
-
-    ids = _new_ids(200)
-    assert len(set(ids)) == 200
-    for rendered in ids:
-        parsed = uuid.UUID(rendered)
-        assert str(parsed) == rendered and parsed.version == 4 and parsed.variant == uuid.RFC_4122
-
-
 def _spy_on_workers(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts the chunks prepared in worker processes (to know the pool was really used)."""
     from exchange.ledger import prepare
