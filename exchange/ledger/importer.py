@@ -207,7 +207,26 @@ class _Existing:
     resident_id: str
     wrapped: bytes
     episode_id: str | None = None
+    episode_stage: str | None = None
+    episode_created: datetime | None = None
     child_id: str | None = None
+    child_created: datetime | None = None
+
+    def new_pregnancy(self, stage: str) -> bool:
+        """A ledger row that is preparing or pregnant again after the latest episode ended in a
+        delivery starts a new episode: the earlier one (and its child) is history, kept."""
+        return self.episode_stage == "postpartum" and stage in _BEFORE_DELIVERY
+
+    def child_of_earlier_episode(self) -> bool:
+        """The latest child was recorded before the latest episode began, so a delivery in
+        this episode is another child (a pregnant row that still names the earlier child
+        keeps updating that one)."""
+        if self.child_created is None or self.episode_created is None:
+            return False
+        return self.child_created < self.episode_created
+
+
+_BEFORE_DELIVERY = frozenset({"preparing", "pregnant"})
 
 
 def _existing(session: Session, indexes: Sequence[str]) -> dict[str, _Existing]:
@@ -223,18 +242,20 @@ def _existing(session: Session, indexes: Sequence[str]) -> dict[str, _Existing]:
         return found
     by_resident = {e.resident_id: e for e in found.values()}
     # the latest episode / child per resident is the one the ledger row describes
-    for rid, eid in session.execute(
-        select(MaternalEpisode.resident_id, MaternalEpisode.id)
+    for rid, eid, stage, created in session.execute(
+        select(MaternalEpisode.resident_id, MaternalEpisode.id, MaternalEpisode.stage,
+               MaternalEpisode.created_at)
         .where(MaternalEpisode.resident_id.in_(by_resident))
         .order_by(MaternalEpisode.created_at, MaternalEpisode.id)
-    ):
-        by_resident[rid].episode_id = eid
-    for rid, cid in session.execute(
-        select(Child.resident_id, Child.id)
+    ):  # fmt: skip
+        match = by_resident[rid]
+        match.episode_id, match.episode_stage, match.episode_created = eid, stage, created
+    for rid, cid, created in session.execute(
+        select(Child.resident_id, Child.id, Child.created_at)
         .where(Child.resident_id.in_(by_resident))
         .order_by(Child.created_at, Child.id)
     ):
-        by_resident[rid].child_id = cid
+        by_resident[rid].child_id, by_resident[rid].child_created = cid, created
     return found
 
 
@@ -344,7 +365,9 @@ class _Writer:
 
     def _update(self, matches: list[tuple[LedgerRow, _Existing]]) -> None:
         """Existing residents: re-encrypted under their own key, latest episode and child
-        updated in place (or added). Through Core, so `EncryptedField` checks every value."""
+        updated in place, or added: a new episode when the row is a new pregnancy after a
+        delivery, a new child when a delivery in the latest episode names one and the latest
+        child predates that episode. Through Core, so `EncryptedField` checks every value."""
         keyring, session = self._keyring, self._session
         community_ids = self._community_ids
         now = utcnow()
@@ -360,20 +383,24 @@ class _Writer:
                                   "updated_at": now, **_sealed_dict(
                                       keyring, key, "residents", rid, RESIDENT_SEALED,
                                       resident_texts(row))})  # fmt: skip
-            eid = match.episode_id or new_id()
+            new_episode = match.episode_id is None or match.new_pregnancy(row.stage)
+            eid = new_id() if new_episode else cast(str, match.episode_id)
             episode = _sealed_dict(keyring, key, "maternal_episodes", eid, EPISODE_SEALED,
                                    episode_texts(row))  # fmt: skip
-            if match.episode_id is None:
+            if new_episode:
                 new_episodes.append({"id": eid, "resident_id": rid, "stage": row.stage,
                                      "created_at": now, "updated_at": now, **episode})  # fmt: skip
             else:
                 upd_episodes.append({"b_id": eid, "stage": row.stage, "updated_at": now,
                                      **episode})  # fmt: skip
             if has_child(row):
-                cid = match.child_id or new_id()
+                new_child = match.child_id is None or (
+                    row.stage == "postpartum" and match.child_of_earlier_episode()
+                )
+                cid = new_id() if new_child else cast(str, match.child_id)
                 child = _sealed_dict(keyring, key, "children", cid, CHILD_SEALED,
                                      child_texts(row))  # fmt: skip
-                if match.child_id is None:
+                if new_child:
                     new_children.append({"id": cid, "resident_id": rid, "created_at": now,
                                          **child})  # fmt: skip
                 else:

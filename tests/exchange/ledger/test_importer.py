@@ -137,6 +137,63 @@ def test_reimport_updates_never_duplicates(
         assert stages == ["postpartum"]
 
 
+def _history(factory: sessionmaker[Session], keyring: Keyring, national_id: str
+             ) -> tuple[list[tuple[str, str | None]], list[str | None]]:  # fmt: skip
+    """(stage, due date) of each episode and the birth date of each child, oldest first."""
+    with factory() as s:
+        index = keyring.blind_index(national_id)
+        resident = s.scalars(select(Resident).where(Resident.national_id_index == index)).one()
+        wrapped = s.scalar(select(ResidentDataKey.wrapped_key).where(
+            ResidentDataKey.resident_id == resident.id))  # fmt: skip
+        assert wrapped is not None
+        key = keyring.unwrap(WrappedKey.from_bytes(wrapped))
+
+        def opened(table: str, row_id: str, value: EncryptedValue | None) -> str | None:
+            if value is None:
+                return None
+            return keyring.decrypt_field(key, value, FieldContext(table, "due_date"
+                                         if table == "maternal_episodes" else "birth_date",
+                                         row_id))  # fmt: skip
+
+        episodes = s.scalars(select(MaternalEpisode).where(
+            MaternalEpisode.resident_id == resident.id).order_by(
+            MaternalEpisode.created_at, MaternalEpisode.id)).all()  # fmt: skip
+        children = s.scalars(select(Child).where(Child.resident_id == resident.id).order_by(
+            Child.created_at, Child.id)).all()  # fmt: skip
+        return ([(e.stage, opened("maternal_episodes", e.id, e.due_date)) for e in episodes],
+                [opened("children", c.id, c.birth_date) for c in children])  # fmt: skip
+
+
+def test_a_new_pregnancy_after_a_delivery_is_a_new_episode_and_keeps_the_old_one(
+    tmp_path: Path, factory: sessionmaker[Session], keyring: Keyring
+) -> None:
+    delivered = person(0) | {"孕产状态": "产后", "预产期": "", "分娩日期": "2024-06-18",
+                             "婴儿出生日期": "2024-06-18", "婴儿性别": "女"}  # fmt: skip
+    # the cadre's row keeps naming the first child while the mother is pregnant again
+    pregnant_again = person(0) | {"孕产状态": "孕期", "预产期": "2025-09-15",
+                                  "婴儿出生日期": "2024-06-18", "婴儿性别": "女"}  # fmt: skip
+    second_birth = person(0) | {"孕产状态": "产后", "预产期": "2025-09-15", "分娩日期": "2025-05-20",
+                                "婴儿出生日期": "2025-05-20", "婴儿性别": "男"}  # fmt: skip
+    nid = person(0)["身份证号"]
+    steps = [
+        (delivered, [("postpartum", None)], ["2024-06-18"]),
+        (delivered, [("postpartum", None)], ["2024-06-18"]),  # same file: no change
+        (pregnant_again, [("postpartum", None), ("pregnant", "2025-09-15")],
+         ["2024-06-18"]),
+        (pregnant_again, [("postpartum", None), ("pregnant", "2025-09-15")],
+         ["2024-06-18"]),
+        (second_birth, [("postpartum", None), ("postpartum", "2025-09-15")],
+         ["2024-06-18", "2025-05-20"]),
+        (second_birth, [("postpartum", None), ("postpartum", "2025-09-15")],
+         ["2024-06-18", "2025-05-20"]),
+    ]  # fmt: skip
+    for number, (row, episodes, children) in enumerate(steps):
+        report = _import(factory, keyring, _csv(tmp_path, [row], f"step{number}.csv"))
+        assert report.applied, report.to_text()
+        assert _history(factory, keyring, nid) == (episodes, children), f"step {number}"
+    assert _count(factory, Resident) == 1
+
+
 def test_database_file_holds_no_plaintext(
     tmp_path: Path, factory: sessionmaker[Session], keyring: Keyring, database_url: str
 ) -> None:
