@@ -172,8 +172,9 @@ def test_a_new_pregnancy_after_a_delivery_is_a_new_episode_and_keeps_the_old_one
     # the cadre's row keeps naming the first child while the mother is pregnant again
     pregnant_again = person(0) | {"孕产状态": "孕期", "预产期": "2025-09-15",
                                   "婴儿出生日期": "2024-06-18", "婴儿性别": "女"}  # fmt: skip
-    second_birth = person(0) | {"孕产状态": "产后", "预产期": "2025-09-15", "分娩日期": "2025-05-20",
-                                "婴儿出生日期": "2025-05-20", "婴儿性别": "男"}  # fmt: skip
+    second_birth = person(0) | {"孕产状态": "产后", "预产期": "2025-09-15",
+                                "分娩日期": "2025-05-20", "婴儿出生日期": "2025-05-20",
+                                "婴儿性别": "男"}  # fmt: skip
     nid = person(0)["身份证号"]
     steps = [
         (delivered, [("postpartum", None)], ["2024-06-18"]),
