@@ -41,10 +41,10 @@ def _fail(message: str, code: int) -> typer.Exit:
 def _signer() -> Signer:
     """The log's signing key from the keyring named by the settings (production rules apply)."""
     from exchange.bootstrap import load_keyring
+    from exchange.services.audit_access import log_signer
     from exchange.settings import get_settings
 
-    keyring = load_keyring(get_settings())
-    return Signer(keyring.audit_key_name, keyring.audit_signing_key())
+    return log_signer(load_keyring(get_settings()))
 
 
 def _session_factory(database_url: str | None) -> sessionmaker[Session]:

@@ -80,9 +80,14 @@ def subject(keyring: Keyring, resident_id: str, **extra: object) -> Subject:
 # -- the auditor's reads ------------------------------------------------------------------
 
 
+def log_signer(keyring: Keyring) -> Signer:
+    """The audit log's checkpoint signer: the keyring's current audit key, under its name
+    (one place, so the API, the schedule and the CLI always sign alike)."""
+    return Signer(keyring.audit_key_name, keyring.audit_signing_key())
+
+
 def audit_log(session: Session, keyring: Keyring, caller: Caller) -> AuditLog:
-    signer = Signer(keyring.audit_key_name, keyring.audit_signing_key())
-    return AuditLog(session, signer=signer, clock=lambda: caller.now)
+    return AuditLog(session, signer=log_signer(keyring), clock=lambda: caller.now)
 
 
 def _read(session: Session, caller: Caller, what: str) -> None:

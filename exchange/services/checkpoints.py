@@ -10,15 +10,14 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from audit.note import Signer
 from audit.store import AuditLog, StoredCheckpoint
+from exchange.services.audit_access import log_signer
 from keys.keyring import Keyring
 
 
 def issue_if_grown(session: Session, keyring: Keyring, now: datetime) -> StoredCheckpoint | None:
     """A new signed checkpoint if the head moved past the latest one, else None (never commits)."""
-    log = AuditLog(session, signer=Signer(keyring.audit_key_name, keyring.audit_signing_key()),
-                   clock=lambda: now)
+    log = AuditLog(session, signer=log_signer(keyring), clock=lambda: now)
     latest = log.latest_checkpoint()
     if latest is not None and latest.checkpoint.size >= log.size():
         return None
