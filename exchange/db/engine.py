@@ -60,6 +60,9 @@ def _sqlite_begin(conn: Any) -> None:
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine with the pragmas and driver our invariants depend on."""
     parsed = make_url(url)
+    # a database error's message never carries the bound values (SQLAlchemy appends them by
+    # default): they are ciphertexts, blind indexes and ids at best, and errors get logged
+    kwargs.setdefault("hide_parameters", True)
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() == "sqlite":

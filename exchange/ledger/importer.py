@@ -24,6 +24,7 @@ from datetime import date, datetime
 from typing import Any, cast
 
 from sqlalchemy import Connection, Dialect, Table, bindparam, exists, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from exchange.db.base import utcnow
@@ -260,13 +261,17 @@ def _existing(session: Session, indexes: Sequence[str]) -> dict[str, _Existing]:
 
 
 class _Inserts:
-    """Multi-row inserts of new residents, through the driver's executemany.
+    """Multi-row inserts of new residents: PostgreSQL's COPY through psycopg, else the
+    driver's executemany.
 
     The rows carry values already in their stored form, so SQLAlchemy's per-value processing
     is skipped: encrypted columns hold `EncryptedValue.to_bytes()` of values `keys` has just
     produced (the invariant `EncryptedField` enforces for everything else), timestamps hold
     the column type's own bind processing of the chunk's `now`, computed once. A driver whose
     parameter style this does not handle gets Core executemany with the typed values instead.
+    On PostgreSQL a batch is one COPY per table (about twice the rows per second of pipelined
+    INSERTs): the same values, sent by psycopg's own adapters, in the caller's transaction and
+    savepoint, with every constraint and trigger checked as for an INSERT.
     """
 
     def __init__(self, connection: Connection) -> None:
@@ -286,6 +291,12 @@ class _Inserts:
                 )
                 for table, columns in INSERT_COLUMNS.items()
             }
+        self._copy: dict[str, str] | None = None
+        if dialect.name == "postgresql" and dialect.driver == "psycopg":
+            self._copy = {
+                table: f"COPY {quote(table)} ({', '.join(map(quote, columns))}) FROM STDIN"
+                for table, columns in INSERT_COLUMNS.items()
+            }
         self.raw = self._sql is not None
         # `now` as the timestamp columns store it (these all share the `UTCDateTime` type)
         self.stamp: Callable[[datetime], Any] = _stored_stamp(dialect) if self.raw else _same
@@ -293,12 +304,31 @@ class _Inserts:
     def run(self, table: str, rows: list[tuple[Any, ...]]) -> None:
         if not rows:
             return
+        if self._copy is not None:
+            self._copy_rows(self._copy[table], rows)
+            return
         if self._sql is not None:
             self._connection.exec_driver_sql(self._sql[table], rows)
             return
         columns = INSERT_COLUMNS[table]
         params = [dict(zip(columns, row, strict=True)) for row in rows]
         self._connection.execute(_TABLES[table].insert(), params)
+
+
+    def _copy_rows(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        dbapi = self._connection.dialect.loaded_dbapi
+        cursor = self._connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            with cursor.copy(sql) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        except dbapi.Error as exc:
+            # as SQLAlchemy raises for its own statements (IntegrityError, OperationalError
+            # ...), so callers and the API's handlers see one kind of database error; the
+            # parameters are left out: they are personal data, even encrypted
+            raise DBAPIError.instance(sql, None, exc, dbapi.Error, hide_parameters=True) from exc
+        finally:
+            cursor.close()
 
 
 def _stored_stamp(dialect: Dialect) -> Callable[[datetime], Any]:

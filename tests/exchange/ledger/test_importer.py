@@ -289,6 +289,30 @@ def test_an_exception_mid_write_rolls_everything_back(
         assert s.execute(text("SELECT count(*) FROM resident_data_keys")).scalar_one() == 0
 
 
+def test_a_constraint_the_bulk_insert_breaks_is_sqlalchemys_integrity_error_without_values(
+    tmp_path: Path, factory: sessionmaker[Session], keyring: Keyring,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As if another import had written the same residents since this one looked them up
+    (COPY on PostgreSQL, executemany on SQLite): one error type for the API's handlers, no
+    bound value in its text, nothing written."""
+    from sqlalchemy.exc import IntegrityError
+
+    from exchange.ledger import importer
+
+    rows = [person(i) for i in range(3)]
+    assert _import(factory, keyring, _csv(tmp_path, rows)).inserted == 3
+    monkeypatch.setattr(importer, "_existing", lambda session, indexes: {})
+    with pytest.raises(IntegrityError) as caught:
+        _import(factory, keyring, _csv(tmp_path, rows[:1] + [person(7)], "again.csv"))
+    message = str(caught.value)
+    assert "national_id_index" in message
+    for plain in (rows[0]["身份证号"], rows[0]["姓名"], rows[0]["联系电话"]):
+        assert plain not in message
+    assert "parameters hidden" in message or "parameters:" not in message
+    assert _count(factory, Resident) == 3  # person(7) was not written either
+
+
 def test_a_bad_row_after_written_batches_leaves_nothing_but_keeps_the_callers_work(
     tmp_path: Path, factory: sessionmaker[Session], keyring: Keyring
 ) -> None:
