@@ -9,7 +9,9 @@ its cells as text into one table with Core executemany in batches of 500. Runs a
 of the per-pair ratios, in wall time and in CPU time of the child (with the import's worker
 processes: it validates and encrypts in two forked workers while it reads and inserts). Peak
 memory is shown at 10k rows and at the full size, for the main process and for the largest
-worker. A breakdown (one process, CPU time per row) shows where the time goes.
+worker. A breakdown (one process, CPU time per row) shows where the time goes. The same pair
+runs on PostgreSQL too (EXCHANGE_BENCH_PG_URL, default the local test server; each run in its
+own schema, dropped after; skipped if unreachable), where the import writes with COPY.
 
     .venv/bin/python bench/import.py [--rows N] [--quick] [--runs R]
 """
@@ -26,6 +28,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -90,10 +95,10 @@ def _child_raw(path: Path, url: str) -> int:
     return count
 
 
-def _child(kind: str, path: Path, db: Path) -> None:
+def _child(kind: str, path: Path, db: Path | None, url: str | None = None) -> None:
     global _CPU_AT_START
     _CPU_AT_START = _cpu()
-    url = f"sqlite:///{db}"
+    url = url or f"sqlite:///{db}"
     started = time.perf_counter()
     rows = _child_import(path, url) if kind == "import" else _child_raw(path, url)
     seconds = time.perf_counter() - started
@@ -180,15 +185,70 @@ def _child_breakdown(path: Path) -> None:
     print(json.dumps({"rows": report.rows_read, "stages": stages}))
 
 
-def _measure(kind: str, path: Path) -> dict[str, float]:
+def _measure(kind: str, path: Path, url: str | None = None) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
+        target = ["--url", url] if url else ["--db", str(Path(tmp) / "bench.db")]
         out = subprocess.run(
-            [sys.executable, __file__, "--child", kind, "--file", str(path), "--db",
-             str(Path(tmp) / "bench.db")],
+            [sys.executable, __file__, "--child", kind, "--file", str(path), *target],
             check=True, capture_output=True, text=True,
         )  # fmt: skip
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
+
+
+PG_URL = os.environ.get("EXCHANGE_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_RUNS = 2
+
+
+@contextmanager
+def _pg_schema() -> Iterator[str | None]:
+    """A URL into a fresh schema of the PostgreSQL server (dropped afterwards), or None."""
+    import sqlalchemy as sa
+
+    schema = f"bench_import_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as c:
+            c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    except Exception as exc:  # unreachable server: no PostgreSQL rows
+        print(f"# PostgreSQL unreachable ({type(exc).__name__}); skipping its rows")
+        yield None
+        return
+    url = sa.engine.make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as c:
+            c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def _measure_pg(kind: str, path: Path) -> dict[str, float] | None:
+    with _pg_schema() as url:
+        return None if url is None else _measure(kind, path, url)
+
+
+def measure_pg(path: Path, rows: int, runs: int = PG_RUNS) -> list[Row]:
+    """The same pair on PostgreSQL (the import writes with COPY there), each run in a new
+    schema; no rows when the server is unreachable."""
+    imp: list[dict[str, float]] = []
+    raw: list[dict[str, float]] = []
+    for _ in range(runs):
+        r = _measure_pg("raw", path)
+        i = _measure_pg("import", path)
+        if r is None or i is None:
+            return []
+        raw.append(r)
+        imp.append(i)
+    wall = [(i["rows"] / i["seconds"]) / (r["rows"] / r["seconds"])
+            for i, r in zip(imp, raw, strict=True)]  # fmt: skip
+    return [
+        (f"postgresql: ledger import, {rows} rows (wall)", "rows/s",
+         *_stats([m["rows"] / m["seconds"] for m in imp]),
+         "postgresql: raw Core executemany (wall)", statistics.median(wall)),
+        (f"postgresql: raw Core insert, {rows} rows (wall)", "rows/s",
+         *_stats([m["rows"] / m["seconds"] for m in raw]), "", None),
+    ]  # fmt: skip
 
 
 def _ledger(directory: Path, rows: int) -> Path:
@@ -228,6 +288,7 @@ def measure(rows: int = FULL_ROWS, runs: int = 3) -> list[Row]:
             raw.append(_measure("raw", big))
             imp.append(_measure("import", big))
         imp_small = [_measure("import", small) for _ in range(runs)]
+        pg_rows = measure_pg(big, rows)
     wall = [
         (i["rows"] / i["seconds"]) / (r["rows"] / r["seconds"])
         for i, r in zip(imp, raw, strict=True)
@@ -251,7 +312,7 @@ def measure(rows: int = FULL_ROWS, runs: int = 3) -> list[Row]:
     results.append((f"import peak RSS, {rows} rows", "MiB", *big_mem, baseline, ratio))
     worker_mem = _stats([m.get("worker_peak_kb", 0) / 1024 for m in imp])
     results.append((f"import worker peak RSS (each), {rows} rows", "MiB", *worker_mem, "", None))
-    return results
+    return results + pg_rows
 
 
 def breakdown(rows: int) -> str:
@@ -297,11 +358,12 @@ if __name__ == "__main__":
     parser.add_argument("--child", choices=("import", "raw", "breakdown"), help=argparse.SUPPRESS)
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child == "breakdown":
         _child_breakdown(args.file)
     elif args.child:
-        _child(args.child, args.file, args.db)
+        _child(args.child, args.file, args.db, args.url)
     else:
         size = 10_000 if args.quick else args.rows
         print(_table(measure(size, args.runs)))
