@@ -314,7 +314,6 @@ class _Inserts:
         params = [dict(zip(columns, row, strict=True)) for row in rows]
         self._connection.execute(_TABLES[table].insert(), params)
 
-
     def _copy_rows(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         dbapi = self._connection.dialect.loaded_dbapi
         cursor = self._connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
@@ -324,8 +323,8 @@ class _Inserts:
                     copy.write_row(row)
         except dbapi.Error as exc:
             # as SQLAlchemy raises for its own statements (IntegrityError, OperationalError
-            # ...), so callers and the API's handlers see one kind of database error; the
-            # parameters are left out: they are personal data, even encrypted
+            # ...), so callers and the API's handlers see one kind of database error; without
+            # the rows (ciphertexts, blind indexes, ids: nothing an error message needs)
             raise DBAPIError.instance(sql, None, exc, dbapi.Error, hide_parameters=True) from exc
         finally:
             cursor.close()
