@@ -10,7 +10,8 @@ field with precomputed associated data, one HMAC-SHA-256 with a pre-keyed object
 
 The key work of a ledger import, per resident: generate and wrap a data key (against one
 CSPRNG read, one `AESGCM` object built and one `AESGCM` encrypt of the key), and encrypt its 11
-fields with `encrypt_row` (against 11 `AESGCM` encrypts, each with a fresh `os.urandom` nonce).
+fields to stored bytes with `encrypt_row_bytes` (against 11 `AESGCM` encrypts, each with a fresh
+`os.urandom` nonce).
 
 Run: .venv/bin/python bench/keys.py   (prints a markdown table; `main()` returns the rows)
 """
@@ -186,17 +187,20 @@ class Fixture:
 
     # -- our path -------------------------------------------------------------------------
     def new_keys(self, n: int) -> None:
-        """As the import does per resident (ledger/prepare.py): generate, wrap under a held root."""
-        ring, root, suite = self.ring, self.ring.current_root(), self.ring.suite
+        """As the import does per resident (ledger/prepare.py): generate, wrap under a held root
+        straight to the stored bytes."""
+        wrap, root, suite = self.ring.wrap_bytes, self.ring.current_root(), self.ring.suite
         for _ in range(n):
-            ring.wrap(DataKey.generate(suite), root)
+            wrap(DataKey.generate(suite), root)
 
     def encrypt_fields(self, n: int) -> None:
-        """As the import does per resident: one encrypt_row per table, 11 fields in all."""
-        encrypt_row = self.ring.encrypt_row
+        """As the import does per resident (ledger/prepare.py): one encrypt_row_bytes per
+        table, 11 fields in all, straight to the stored bytes."""
+        encrypt = self.ring.encrypt_row_bytes
+        tables = [(table, tuple(texts), tuple(texts.values())) for table, texts in IMPORT_ROWS]
         for key, (rid, _w, _s) in zip(self.import_keys[:n], self.rows, strict=False):
-            for table, texts in IMPORT_ROWS:
-                encrypt_row(key, table, rid, dict(texts))
+            for table, columns, plaintexts in tables:
+                encrypt(key, table, rid, columns, plaintexts)
 
     def decrypt_fields(self, n: int) -> None:
         """Per-field API: parse each stored value, build its context, decrypt."""
@@ -426,11 +430,17 @@ def main() -> list[dict[str, object]]:
         )
     )
     cases.append(
-        ("import: DataKey.generate + Keyring.wrap", fx.new_keys, fx.bare_new_key, BARE_KEY, RECORDS)
+        (
+            "import: DataKey.generate + Keyring.wrap_bytes",
+            fx.new_keys,
+            fx.bare_new_key,
+            BARE_KEY,
+            RECORDS,
+        )
     )
     cases.append(
         (
-            "import: encrypt_row x 3 tables, 11 fields",
+            "import: encrypt_row_bytes x 3 tables, 11 fields",
             fx.encrypt_fields,
             fx.bare_encrypt_fields,
             BARE_ENC,

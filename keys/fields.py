@@ -222,25 +222,15 @@ def encrypt_row(
 
     Exactly what `encrypt` gives per column: same format, same associated data, fresh nonces.
     """
-    header = _PREFIX + key.label
-    row = row_id.encode("utf-8")
-    row_part = len(row).to_bytes(4, "big") + row
-    prefixes = _PREFIX_CACHE.get(table, _NO_COLUMNS)
-    encrypt_aead = key.aead.encrypt
-    # every nonce of the row from one CSPRNG read (a system call each otherwise); still a
-    # distinct random 96-bit nonce per value, and nothing is kept between calls (fork-safe)
-    nonces = os.urandom(NONCE_LENGTH * len(values))
-    start = 0
+    columns, texts = tuple(values), tuple(values.values())
+    if None in texts:  # a NULL is the caller's to leave out; `encrypt_row_bytes` allows it
+        column = columns[texts.index(None)]
+        raise FormatError(f"plaintext for {table}.{column} must be str")
     out: dict[str, EncryptedValue] = {}
-    for column, plaintext in values.items():
-        if not isinstance(plaintext, str):
-            raise FormatError(f"plaintext for {table}.{column} must be str")
-        prefix = prefixes.get(column) or _column_prefix(table, column)
-        nonce = nonces[start : start + NONCE_LENGTH]
-        start += NONCE_LENGTH
-        body = encrypt_aead(nonce, plaintext.encode("utf-8"), header + prefix + row_part)
+    sealed = encrypt_row_bytes(key, table, row_id, columns, texts)
+    for column, data in zip(columns, sealed, strict=True):
         value: EncryptedValue = _new(EncryptedValue)
-        _store(value, header + nonce + body)
+        _store(value, data)
         out[column] = value
     return out
 
@@ -265,7 +255,9 @@ def encrypt_row_bytes(
     row_part = len(row).to_bytes(4, "big") + row
     prefixes = _PREFIX_CACHE.get(table, _NO_COLUMNS)
     encrypt_aead = key.aead.encrypt
-    # one CSPRNG read for the row (NULL columns take a nonce they do not use)
+    # every nonce of the row from one CSPRNG read (a system call each otherwise); still a
+    # distinct random 96-bit nonce per value, and nothing is kept between calls (fork-safe).
+    # NULL columns take a nonce they do not use.
     nonces = os.urandom(NONCE_LENGTH * len(columns))
     start = -NONCE_LENGTH
     out: list[bytes | None] = []

@@ -68,17 +68,9 @@ class Keyring:
 
     def wrap(self, key: DataKey, root: RootKey | None = None) -> WrappedKey:
         root = root or self.current_root()
-        kek_suite, kek_id, kek_version = root.suite, root.key_id, root.version
-        # the root key's half of the header, built once per root key rather than per wrap; the
-        # Enum member is keyed by its value, which hashes in C
-        kek_bytes = self._kek_parts.get((kek_id, kek_version, kek_suite._value_))
-        if kek_bytes is None:
-            kek_bytes = self._kek_part(kek_suite, kek_id, kek_version)
-        # the data key's half is its label (suite | id | version)
-        header_bytes = kek_bytes + key.label
-        blob = root.wrap(key.material(), header_bytes)
+        header_bytes, blob = self._wrapped_parts(key, root)
         header = WrappedHeader.of(
-            kek_suite, kek_id, kek_version, key.suite, key.key_id, key.version
+            root.suite, root.key_id, root.version, key.suite, key.key_id, key.version
         )
         # built from the header just made: no need to parse it back (one per imported resident)
         return WrappedKey.assemble(header, header_bytes, blob)
@@ -86,14 +78,22 @@ class Keyring:
     def wrap_bytes(self, key: DataKey, root: RootKey) -> bytes:
         """`wrap(key, root).to_bytes()` without the WrappedKey and WrappedHeader objects:
         what a bulk insert stores, once per new resident."""
-        kek_bytes = self._kek_parts.get((root.key_id, root.version, root.suite._value_))
-        if kek_bytes is None:
-            kek_bytes = self._kek_part(root.suite, root.key_id, root.version)
-        header_bytes = kek_bytes + key.label
-        blob = root.wrap(key.material(), header_bytes)
+        header_bytes, blob = self._wrapped_parts(key, root)
         if not blob:
             raise FormatError("wrapped key truncated or malformed")
         return header_bytes + blob
+
+    def _wrapped_parts(self, key: DataKey, root: RootKey) -> tuple[bytes, bytes]:
+        """(header, provider blob) of `key` wrapped under `root`; the header is the wrap's
+        associated data."""
+        # the root key's half of the header, built once per root key rather than per wrap; the
+        # Enum member is keyed by its value, which hashes in C
+        kek_bytes = self._kek_parts.get((root.key_id, root.version, root.suite._value_))
+        if kek_bytes is None:
+            kek_bytes = self._kek_part(root.suite, root.key_id, root.version)
+        # the data key's half is its label (suite | id | version)
+        header_bytes = kek_bytes + key.label
+        return header_bytes, root.wrap(key.material(), header_bytes)
 
     def _kek_part(self, suite: Suite, key_id: str, version: int) -> bytes:
         part = kek_part(suite, key_id, version)

@@ -58,6 +58,9 @@ def test_encrypt_row_refuses_non_text(keyring: Keyring) -> None:
     key, _ = keyring.new_data_key()
     with pytest.raises(FormatError):
         keyring.encrypt_row(key, "residents", "r-1", {"name": b"bytes"})  # type: ignore[dict-item]
+    # a NULL is left out by the caller, never encrypted as a value (encrypt_row_bytes skips it)
+    with pytest.raises(FormatError, match="residents.phone"):
+        keyring.encrypt_row(key, "residents", "r-1", {"name": "李", "phone": None})  # type: ignore[dict-item]
 
 
 def test_per_key_prefix_cache_keeps_tables_and_columns_apart(keyring: Keyring) -> None:
