@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     auth_failures_per_minute: int = Field(default=30, ge=1)
     # seconds between scheduled audit checkpoints (issued only if the log grew); 0 turns it off
     checkpoint_interval: float = Field(default=300.0, ge=0)
+    # released statistics: counts of 1..threshold-1 distinct residents are suppressed (<5)
+    statistics_threshold: int = Field(default=5, ge=3, le=1000)
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:

@@ -4,6 +4,7 @@
     ├── NotFound                no such thing, or not visible to the caller (answers the same)
     │   ├── CaseNotFound        no visible case with that reference (an AuditedDenial)
     │   └── TombstoneNotFound   no tombstone with that reference for this contractor
+    ├── Forbidden               the caller's role may not have this variant (exact statistics)
     ├── Conflict                valid request that the current state does not allow
     ├── InvalidInput            the request is malformed; `errors` lists (field, reason, message)
     │   └── IdempotencyMismatch an Idempotency-Key reused for a different request
@@ -64,6 +65,11 @@ class TombstoneNotFound(NotFound):
 
     def __init__(self, detail: str = "no such tombstone") -> None:
         super().__init__(detail)
+
+
+class Forbidden(FlowError):
+    status = 403
+    slug = "forbidden"
 
 
 class Conflict(FlowError):

@@ -6,13 +6,13 @@ loaded into Python and nothing is decrypted. The answer is the leaf level of a c
 dimension of the table, every category); margins and totals are summed by the statistics core,
 so that a release for any `by=` is a view of one protected cube.
 
-| table       | counts distinct             | dimensions                              | also        |
-| ----------- | --------------------------- | --------------------------------------- | ----------- |
-| residents   | residents (latest episode)  | community, stage, due_month             |             |
-| assignments | residents, active           | community, service, month (assigned)    |             |
-| bookings    | residents with a booking    | community, service, month (scheduled)   | events      |
-| deliveries  | residents visited           | community, service, month (delivered)   | events      |
-| deletions   | cases (agreement, reference)| contractor, status, month (notified)    |             |
+| table       | counts distinct            | dimensions                            | also   |
+| ----------- | -------------------------- | ------------------------------------- | ------ |
+| residents   | residents (latest episode) | community, stage, due_month           |        |
+| assignments | residents, active          | community, service, month (assigned)  |        |
+| bookings    | residents with a booking   | community, service, month (scheduled) | events |
+| deliveries  | residents visited          | community, service, month (delivered) | events |
+| deletions   | cases (agreement, ref.)    | contractor, status, month (notified)  |        |
 
 Months are the office's (China Standard Time, UTC+8). A deletion notice names a case by its
 pseudonymous reference only, which cannot be joined to a community without the office's keys:
@@ -23,8 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
@@ -35,6 +34,8 @@ from sqlalchemy.sql.functions import FunctionElement
 from exchange.db import models as m
 from exchange.db.models.codes import SERVICES, STAGES
 from policies.statistics import Cube, Dimension
+
+Query: TypeAlias = sa.Select[*tuple[Any, ...]]
 
 NO_DUE_MONTH: Final = "none"
 DELETION_STATUSES: Final = ("acknowledged", "outstanding")
@@ -81,7 +82,7 @@ class TableSpec:
     title: str  # 中文 for the workbook and the terminal
     dims: tuple[str, ...]
     time: str  # the dimension that is a month
-    query: Callable[[Session], sa.Select[Any]]
+    query: Callable[[Session], Query]
     companion: str | None = None  # "events": visits or bookings behind the residents
 
     @property
@@ -89,7 +90,7 @@ class TableSpec:
         return "community" in self.dims
 
 
-def _residents(session: Session) -> sa.Select[Any]:
+def _residents(session: Session) -> Query:
     e, r, c = m.MaternalEpisode, m.Resident, m.Community
     # a resident is counted once, in the stage of her latest episode
     latest = sa.select(
@@ -115,7 +116,7 @@ def _services(session: Session) -> Any:
     return sa.func.json_each(services).table_valued("value")
 
 
-def _assignments(session: Session) -> sa.Select[Any]:
+def _assignments(session: Session) -> Query:
     a, r, c = m.Assignment, m.Resident, m.Community
     service = _services(session)
     month = office_month(a.created_at)
@@ -130,7 +131,7 @@ def _assignments(session: Session) -> sa.Select[Any]:
     )
 
 
-def _bookings(session: Session) -> sa.Select[Any]:
+def _bookings(session: Session) -> Query:
     b, a, r, c = m.Booking, m.Assignment, m.Resident, m.Community
     month = date_month(b.scheduled_on)
     return (
@@ -144,7 +145,7 @@ def _bookings(session: Session) -> sa.Select[Any]:
     )  # fmt: skip
 
 
-def _deliveries(session: Session) -> sa.Select[Any]:
+def _deliveries(session: Session) -> Query:
     s, a, r, c = m.ServiceRecord, m.Assignment, m.Resident, m.Community
     month = office_month(s.delivered_at)
     return (
@@ -158,7 +159,7 @@ def _deliveries(session: Session) -> sa.Select[Any]:
     )  # fmt: skip
 
 
-def _deletions(session: Session) -> sa.Select[Any]:
+def _deletions(session: Session) -> Query:
     t, k = m.Tombstone, m.Contractor
     status = sa.case((t.acknowledged_at.is_(None), "outstanding"), else_="acknowledged")
     month = office_month(t.created_at)
@@ -216,15 +217,29 @@ def categories(session: Session, spec: TableSpec, dim: str) -> tuple[str, ...]:
     return {"stage": STAGES, "service": SERVICES, "status": DELETION_STATUSES}[dim]
 
 
-def fetch_cube(session: Session, spec: TableSpec) -> Cube:
-    """The table's leaf counts from one GROUP BY; every other cell is summed by the core."""
+def period_months(period: str) -> set[str]:
+    """The months of a period node: "2025-03", "2025-Q1" or "2025"."""
+    year = period[:4]
+    if len(period) == 7 and period[5] == "Q":
+        first = (int(period[6]) - 1) * 3 + 1
+        return {f"{year}-{mo:02d}" for mo in range(first, first + 3)}
+    if len(period) == 4:
+        return {f"{year}-{mo:02d}" for mo in range(1, 13)}
+    return {period}
+
+
+def fetch_cube(session: Session, spec: TableSpec, period: str | None = None) -> Cube:
+    """The table's leaf counts from one GROUP BY; every other cell is summed by the core.
+    The month dimension spans the data and the asked period (a quiet period shows zeros; a
+    zero leaf never changes how the rest is protected)."""
     rows = session.execute(spec.query(session)).all()
     width = len(spec.dims)
     time_at = spec.dims.index(spec.time)
     dims = []
     for i, name in enumerate(spec.dims):
         if i == time_at:
-            dims.append(month_dimension(name, {row[i] for row in rows}))
+            months = {row[i] for row in rows} | (period_months(period) if period else set())
+            dims.append(month_dimension(name, months))
             continue
         known = categories(session, spec, name)
         extra = sorted({row[i] for row in rows} - set(known))  # e.g. a community made meanwhile
@@ -242,6 +257,3 @@ def backfill_pending(session: Session) -> bool:
     pending = sa.select(e.id).where(e.due_date.is_not(None), e.due_month.is_(None)).limit(1)
     return session.scalar(pending) is not None
 
-
-def month_of(value: date) -> str:
-    return value.strftime("%Y-%m")

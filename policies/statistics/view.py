@@ -43,10 +43,11 @@ def view(
     at: Mapping[str, str] | None = None,
     scope: Mapping[str, Sequence[str]] | None = None,
     measure: str | None = None,
+    exact: bool = False,
 ) -> View:
     """Cut a view: `by` dimensions vary, every other is summed (TOTAL), fixed to a node by
     `at` (a period: a year, quarter or month), or limited to some leaves by `scope` (a
-    cadre's communities)."""
+    cadre's communities). `exact` shows every count, still flagging what a release hides."""
     cube = protected.cube
     names = [d.name for d in cube.dims]
     at, scope = dict(at or {}), dict(scope or {})
@@ -77,7 +78,7 @@ def view(
 
     def entry(coords: list[Coordinate]) -> Entry:
         key = tuple((names[i], str(coords[i])) for i in varying)
-        count, flag = _value(protected, coords, measure)
+        count, flag = _value(protected, coords, measure, exact)
         return Entry(key, count, flag)
 
     cells = []
@@ -94,7 +95,7 @@ def view(
             coords[i] = value
             row.append(_only(entry(coords), names[i]))
         margins[names[i]] = tuple(row)
-    total = Entry((), *_value(protected, fixed, measure))
+    total = Entry((), *_value(protected, fixed, measure, exact))
     shown = [*cells, *(e for row in margins.values() for e in row), total]
     return View(tuple(by), tuple(cells), margins, total, sum(1 for e in shown if e.flag))
 
@@ -112,13 +113,15 @@ def _only(entry: Entry, name: str) -> Entry:
 
 
 def _value(
-    protected: Suppressed, coords: Sequence[Coordinate], measure: str | None
+    protected: Suppressed, coords: Sequence[Coordinate], measure: str | None, exact: bool
 ) -> tuple[int | None, Flag | None]:
     choices = [(c,) if isinstance(c, str) else c for c in coords]
     parts: list[Cell] = [tuple(p) for p in product(*choices)]
+    values = protected.values if measure is None else protected.companions[measure]
     if len(parts) == 1:
-        return protected.shown(parts[0], measure), protected.flag(parts[0])
-    shown = [protected.shown(p, measure) for p in parts]
-    if any(s is None for s in shown):
+        count = values[parts[0]] if exact else protected.shown(parts[0], measure)
+        return count, protected.flag(parts[0])
+    hidden = any(protected.flag(p) is not None for p in parts)
+    if hidden and not exact:
         return None, Flag.SECONDARY
-    return sum(s for s in shown if s is not None), None
+    return sum(values[p] for p in parts), Flag.SECONDARY if hidden else None

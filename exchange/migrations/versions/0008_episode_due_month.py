@@ -28,7 +28,8 @@ def upgrade() -> None:
     with op.batch_alter_table("maternal_episodes") as batch:
         batch.add_column(sa.Column("due_month", sa.String(length=7), nullable=True))
         batch.create_check_constraint(
-            op.f("ck_maternal_episodes_due_month_shape"), "due_month IS NULL OR length(due_month) = 7"
+            op.f("ck_maternal_episodes_due_month_shape"),
+            "due_month IS NULL OR length(due_month) = 7",
         )
 
 
