@@ -74,7 +74,8 @@ class Street:
                                     created_at=datetime(2026, 1, 1, tzinfo=UTC)))  # fmt: skip
             return r.id
 
-    def residents(self, n: int, community: str, stage: str, due_month: str | None = None) -> list[str]:
+    def residents(self, n: int, community: str, stage: str,
+                  due_month: str | None = None) -> list[str]:
         return [self.resident(community, stage, due_month) for _ in range(n)]
 
     def assignment(self, resident_id: str, services: list[str] = SERVICES4, *,
