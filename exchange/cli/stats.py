@@ -6,8 +6,8 @@ workbook the API gives. `exchange stats backfill` fills the due months of episod
 before migration 0008 (it decrypts each due date once; releases never decrypt).
 """
 
-from __future__ import annotations
-
+# no `from __future__ import annotations`: Typer reads the per-table option help from the
+# annotations, which refer to the closure's `name`
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
@@ -69,10 +69,11 @@ def _command(name: str) -> None:
         xlsx: Annotated[Path | None, typer.Option(help="also write the workbook here")] = None,
         acting: AsOption = None,
     ) -> None:
-        request = statistics.parse(name, by, _date(start, "--from"), _date(end, "--to"),
-                                   measure=measure, exact=exact, reason=reason)  # fmt: skip
+        first, last = _date(start, "--from"), _date(end, "--to")
         rule = Rule(get_settings().statistics_threshold)
-        with acting_as(acting) as a:
+        with acting_as(acting) as a:  # its error translation names a bad parameter too
+            request = statistics.parse(name, by, first, last, measure=measure, exact=exact,
+                                       reason=reason)  # fmt: skip
             release = statistics.release(a.session, a.acting, request, rule)
         _print(release)
         if xlsx is not None:
