@@ -23,9 +23,6 @@ import os
 import random
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +30,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+from bench._pg import pg_schema
 from bench._rows import row
 from exchange.db import models as m
 from exchange.db.engine import make_engine, make_session_factory, unit_of_work
@@ -43,7 +41,6 @@ from exchange.services.statistics_export import document
 from exchange.services.statistics_queries import TABLES
 from policies.statistics import Cube, Dimension, protect
 
-PG_URL = os.environ.get("EXCHANGE_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 FULL, QUICK = 100_000, 20_000
 RUNS = 5
 COMMUNITIES = ("向阳社区", "民城路社区", "瑞阳路社区", "城阳社区", "西城汇社区", "长城路社区",
@@ -118,26 +115,6 @@ def _pair(engine: sa.Engine, label: str, residents: int) -> list[dict[str, Any]]
     ]
 
 
-@contextmanager
-def _pg_schema() -> Iterator[str | None]:
-    schema = f"bench_stats_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    except Exception as exc:  # unreachable server: no PostgreSQL rows
-        print(f"# PostgreSQL unreachable ({type(exc).__name__}); skipping its rows")
-        yield None
-        return
-    url = sa.engine.make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as c:
-            c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
 def _database(url: str, label: str, residents: int) -> list[dict[str, Any]]:
     upgrade(url)
     engine = make_engine(url)
@@ -175,7 +152,7 @@ def main() -> list[dict[str, Any]]:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         results += _database(f"sqlite:///{Path(tmp) / 'stats.db'}", "sqlite", residents)
-    with _pg_schema() as url:
+    with pg_schema("bench_stats") as url:
         if url is not None:
             results += _database(url, "postgresql", residents)
     return results + _core()

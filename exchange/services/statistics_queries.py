@@ -131,32 +131,28 @@ def _assignments(session: Session) -> Query:
     )
 
 
-def _bookings(session: Session) -> Query:
-    b, a, r, c = m.Booking, m.Assignment, m.Resident, m.Community
-    month = date_month(b.scheduled_on)
+def _events(event: Any, assignment_id: Any, service: Any, month: Any) -> Query:
+    """Residents behind events of one kind (bookings, visits), and the events themselves."""
+    a, r, c = m.Assignment, m.Resident, m.Community
     return (
-        sa.select(c.name, b.service_code, month, sa.func.count(sa.distinct(a.resident_id)),
-                  sa.func.count(b.id))
-        .select_from(b)
-        .join(a, a.id == b.assignment_id)
+        sa.select(c.name, service, month, sa.func.count(sa.distinct(a.resident_id)),
+                  sa.func.count(event.id))
+        .select_from(event)
+        .join(a, a.id == assignment_id)
         .join(r, r.id == a.resident_id)
         .join(c, c.id == r.community_id)
-        .group_by(c.name, b.service_code, month)
+        .group_by(c.name, service, month)
     )  # fmt: skip
+
+
+def _bookings(session: Session) -> Query:
+    b = m.Booking
+    return _events(b, b.assignment_id, b.service_code, date_month(b.scheduled_on))
 
 
 def _deliveries(session: Session) -> Query:
-    s, a, r, c = m.ServiceRecord, m.Assignment, m.Resident, m.Community
-    month = office_month(s.delivered_at)
-    return (
-        sa.select(c.name, s.service_code, month, sa.func.count(sa.distinct(a.resident_id)),
-                  sa.func.count(s.id))
-        .select_from(s)
-        .join(a, a.id == s.assignment_id)
-        .join(r, r.id == a.resident_id)
-        .join(c, c.id == r.community_id)
-        .group_by(c.name, s.service_code, month)
-    )  # fmt: skip
+    s = m.ServiceRecord
+    return _events(s, s.assignment_id, s.service_code, office_month(s.delivered_at))
 
 
 def _deletions(session: Session) -> Query:

@@ -1,44 +1,21 @@
+# ruff: noqa: F811 - the demo home fixtures are imported from test_cli_office
 """`exchange stats TABLE --by …` on a prepared demo home (SQLite): the same release as the API,
 printed with Chinese labels, audited; bad parameters are one line naming the parameter."""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select
 from typer.testing import CliRunner
 
 from audit.store import tables as audit_tables
 from exchange.cli import app
-from exchange.cli.dev import prepare
 from exchange.db.engine import make_engine, make_session_factory
-from exchange.settings import Settings, get_settings
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("template") / "home"
-    prepare(Settings(home=home), lambda _line: None)
-    return home
-
-
-@pytest.fixture
-def home(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    for key in list(os.environ):
-        if key.startswith("EXCHANGE_"):
-            monkeypatch.delenv(key)
-    target = tmp_path / "home"
-    shutil.copytree(template, target)
-    monkeypatch.setenv("EXCHANGE_HOME", str(target))
-    get_settings.cache_clear()
-    yield target
-    get_settings.cache_clear()
+from exchange.settings import Settings
+from tests.exchange.test_cli_office import home, template  # noqa: F401 - the demo home fixtures
 
 
 def _entries(home: Path) -> list[dict]:
