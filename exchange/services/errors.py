@@ -1,6 +1,7 @@
 """Errors of the flows, one tree. Messages name fields and codes, never a personal value.
 
     FlowError                 base; `status` is the HTTP status the API answers with
+    ├── NotPermitted          the caller's role may not do this at all
     ├── NotFound              no such thing, or not visible to the caller (answers the same)
     ├── Conflict              valid request that the current state does not allow
     └── InvalidInput          the request is malformed; `errors` lists (field, reason, message)
@@ -26,6 +27,11 @@ class FlowError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.errors = errors
+
+
+class NotPermitted(FlowError):
+    status = 403
+    slug = "forbidden"
 
 
 class NotFound(FlowError):
