@@ -44,7 +44,8 @@ CONSOLE_ROLES: Final = frozenset({"office_admin", "community_cadre", "auditor"})
 MIN_PASSWORD = 10
 MAX_PASSWORD = 128
 # RFC 9106's second recommended option (argon2id, 64 MiB, 3 passes, 4 lanes)
-_HASHER = PasswordHasher.from_parameters(profiles.RFC_9106_LOW_MEMORY)
+_HASHER_PARAMETERS = profiles.RFC_9106_LOW_MEMORY
+_HASHER = PasswordHasher.from_parameters(_HASHER_PARAMETERS)
 # verified against when the user does not exist, so both answers take the same time
 _DUMMY_HASH = _HASHER.hash("exchange/console/no-such-user")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}\Z")
