@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from exchange.db import models as m
@@ -31,8 +32,8 @@ class World:
 def populate(factory: sessionmaker[Session], now: datetime = START) -> World:
     ids = {}
     with unit_of_work(factory) as session:
-        community = f.community(session)
-        other = f.community(session, "瑞阳路社区")
+        community = _community(session, "民城路社区")
+        other = _community(session, "瑞阳路社区")
         for role, name in NAMES.items():
             row = f.principal(session, name, role)
             row.display_name = {"office_admin": "王主任", "community_cadre": "李干事",
@@ -41,9 +42,14 @@ def populate(factory: sessionmaker[Session], now: datetime = START) -> World:
                 row.communities = [community]
             ensure_account(session, row, PASSWORDS[role], now)
             ids[role] = row.id
-        contractor = f.contractor(session)
+        contractor = f.contractor(session, "青岛安心母婴健康服务有限公司")
         f.principal(session, "machine-01", "contractor", contractor.id)
     return World(ids, community.id, other.id)
+
+
+def _community(session: Session, name: str) -> m.Community:
+    row = session.scalars(select(m.Community).where(m.Community.name == name)).first()
+    return row if row is not None else f.community(session, name)
 
 
 def account(session: Session, principal_id: str) -> m.ConsoleAccount:
