@@ -1,6 +1,8 @@
 """Safe defaults for every console response, and the cookie rules.
 
-Headers: a CSP that allows no inline script or style and no framing, nosniff, no referrer,
+Headers: a CSP that allows no inline script or style and no framing, nosniff, no referrer
+to other sites (`same-origin`: with `no-referrer` Chromium sends `Origin: null` on a form post,
+which the origin check must refuse),
 and `Cache-Control: no-store` on every page (they show personal data: residents', and the
 staff's own names and addresses); only the versioned static assets may be cached.
 
@@ -38,7 +40,7 @@ _PAGE_HEADERS = (
     (b"content-security-policy", CSP.encode()),
     (b"x-frame-options", b"DENY"),
     (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
+    (b"referrer-policy", b"same-origin"),
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
 )

@@ -19,3 +19,11 @@ def cheap_password_hashing() -> Iterator[None]:
         yield
     finally:
         accounts._HASHER = real
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    from tests.exchange.console.browser import SKIPPED
+
+    if SKIPPED:
+        terminalreporter.write_sep("!", f"{len(SKIPPED)} browser tests SKIPPED: {SKIPPED[0]}",
+                                   yellow=True, bold=True)  # fmt: skip

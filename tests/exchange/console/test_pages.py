@@ -38,7 +38,7 @@ def test_every_page_has_the_safe_headers(app) -> None:
         assert r.headers["cache-control"] == "no-store", path
         assert r.headers["x-content-type-options"] == "nosniff"
         assert r.headers["x-frame-options"] == "DENY"
-        assert r.headers["referrer-policy"] == "no-referrer"
+        assert r.headers["referrer-policy"] == "same-origin"
         assert "<script>" not in r.text and " style=" not in r.text and "onclick" not in r.text
         assert '<html lang="zh-CN">' in r.text
     assert client.get("/", follow_redirects=False).headers["location"] == "/console/"
