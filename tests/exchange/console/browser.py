@@ -18,7 +18,8 @@ from tests.conftest import in_ci
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+         "--disable-background-networking", "--disable-component-update",
+         "--disable-sync"]
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "var" / "screenshots"
 SKIPPED: list[str] = []
 

@@ -137,7 +137,8 @@ def test_a_forged_cross_site_post_changes_nothing(chromium, served) -> None:  # 
     target = f"{base}/console/users/{world.ids['community_cadre']}"
     evil = ("<html><body><form id=f method=post action='" + target + "'>"
             "<input name=action value=password><input name=password value=Forged-pass-123>"
-            "</form><script>document.getElementById('f').submit()</script></body></html>")  # fmt: skip
+            "</form><script>document.getElementById('f').submit()</script>"
+            "</body></html>")
     page.route("http://evil.test/", lambda route: route.fulfill(body=evil,
                content_type="text/html"))  # fmt: skip
     page.goto("http://evil.test/")

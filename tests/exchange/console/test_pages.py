@@ -98,7 +98,8 @@ def test_bad_input_names_the_field_in_chinese_and_changes_nothing(app) -> None:
         "password": "short",
     })  # fmt: skip
     assert r.status_code == 422
-    for text in ("用户名：格式不正确", "姓名：格式不正确", "密码：长度须为10至128位", "未做任何更改"):
+    for text in ("用户名：格式不正确", "姓名：格式不正确", "密码：长度须为10至128位",
+                 "未做任何更改"):
         assert text in r.text
     assert "short" not in r.text  # the password is never echoed
     r = client.post("/console/users/new", data={
