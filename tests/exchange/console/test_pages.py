@@ -145,3 +145,33 @@ def test_the_chinese_catalogue_translates_every_message() -> None:
     with (LOCALE_DIR / "messages.pot").open("rb") as fh:
         template = {msg.id for msg in read_po(fh) if msg.id}
     assert template <= {msg.id for msg in catalogue if msg.id}, "run pybabel update"
+
+
+OPEN_ROUTES = {"/", "/console/", "/console/login", "/console/logout", "/console/language/{code}",
+               "/console/static"}
+
+
+def _depends_on(dependant, target) -> bool:
+    return any(d.call is target or _depends_on(d, target) for d in dependant.dependencies)
+
+
+def test_every_console_route_but_the_open_ones_needs_a_signed_in_user(tmp_path: Path) -> None:
+    from fastapi.routing import APIRoute, iter_route_contexts
+
+    from exchange.console.context import _admin, _signed_in
+    from tests.exchange.apptools import build
+
+    app = build(f"sqlite:///{tmp_path / 'x.db'}", tmp_path).app
+    seen = set()
+    for route in iter_route_contexts(app.routes):
+        path = route.path
+        if not (path == "/" or path.startswith("/console")):
+            continue
+        seen.add(path)
+        if path in OPEN_ROUTES:
+            continue
+        assert isinstance(route.original_route, APIRoute), path
+        assert _depends_on(route.dependant, _signed_in), path
+        if path.startswith(("/console/users", "/console/online-users", "/console/login-log")):
+            assert _depends_on(route.dependant, _admin), path
+    assert {"/console/users", "/console/online-users/{session_id}/end"} <= seen
