@@ -16,6 +16,7 @@ from exchange.api.middleware import BodyLimitMiddleware, RequestContextMiddlewar
 from exchange.api.problems import declare_problem_responses, install_problem_handlers
 from exchange.api.routers import API_PREFIX, domain_routers
 from exchange.api.schedule import lifespan_with_checkpoints
+from exchange.console import install_console
 from exchange.settings import Settings
 from keys.keyring import Keyring
 
@@ -58,6 +59,7 @@ def create_app(
     for router in (*domain_routers(), *extra_routers):
         app.include_router(router, prefix=API_PREFIX)  # type: ignore[arg-type]
     declare_problem_responses(app, lambda route: route.path.startswith(API_PREFIX + "/"))
+    install_console(app)  # /console: the same services behind pages (exchange/console)
 
     # added last = outermost: the request context wraps the body limit
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -1,6 +1,7 @@
 """Errors of the flows, one tree. Messages name fields and codes, never a personal value.
 
     FlowError                   base; `status` and `slug` are what the API answers with
+    ├── NotPermitted            the caller's role may not do this at all
     ├── NotFound                no such thing, or not visible to the caller (answers the same)
     │   ├── CaseNotFound        no visible case with that reference (an AuditedDenial)
     │   └── TombstoneNotFound   no tombstone with that reference for this contractor
@@ -45,6 +46,11 @@ class FlowError(Exception):
 
 class AuditedDenial(FlowError, CommitThenRaise):
     """A refused read that was audited: the entry commits, then the refusal is answered."""
+
+
+class NotPermitted(FlowError):
+    status = 403
+    slug = "forbidden"
 
 
 class NotFound(FlowError):
