@@ -22,7 +22,7 @@ from exchange.identity import Acting
 from exchange.services.auditing import SqlAuditSink
 from exchange.services.auditing import append as audit_append
 from exchange.services.bounds import MAX_SQL_INT
-from exchange.services.errors import InvalidInput, NotFound
+from exchange.services.errors import FieldErrors, InvalidInput, NotFound
 from keys.keyring import Keyring
 
 AUDIT_READ = "audit.read"
@@ -105,12 +105,17 @@ class EntryQuery:
 def entries(
     session: Session, keyring: Keyring, acting: Acting, query: EntryQuery
 ) -> dict[str, object]:
+    errors = FieldErrors()
     if not 1 <= query.limit <= MAX_PAGE:
-        raise InvalidInput.field("limit", "out_of_range", f"must be 1-{MAX_PAGE}")
+        errors.add("limit", "out_of_range", f"must be 1-{MAX_PAGE}")
     if not -1 <= query.after <= MAX_SQL_INT:
-        raise InvalidInput.field("after", "out_of_range", f"must be -1-{MAX_SQL_INT}")
-    if query.since and query.until and query.until <= query.since:
-        raise InvalidInput.field("until", "before_since", "must be after since")
+        errors.add("after", "out_of_range", f"must be -1-{MAX_SQL_INT}")
+    for name, value in (("since", query.since), ("until", query.until)):
+        if value is not None and value.tzinfo is None:
+            errors.add(name, "timezone_required", "give a UTC offset, e.g. Z")
+    if not errors and query.since and query.until and query.until <= query.since:
+        errors.add("until", "before_since", "must be after since")
+    errors.raise_any()
     log = audit_log(session, keyring, acting)
     size_before = log.size()  # the page never includes the entry recording this read
     _read(session, acting, "audit.entries")

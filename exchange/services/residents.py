@@ -23,8 +23,7 @@ from exchange.ledger.headers import CANONICAL_HEADERS, Column
 from exchange.ledger.importer import import_ledger, known_communities
 from exchange.ledger.reader import MemorySource
 from exchange.services.audit_access import record, subject
-from exchange.services.bounds import MAX_SQL_INT
-from exchange.services.errors import Conflict, FieldProblem, InvalidInput, NotFound
+from exchange.services.errors import Conflict, FieldProblem, InvalidInput, NotFound, check_page
 from keys.datakeys import DataKey, WrappedKey
 from keys.errors import KeysError
 from keys.fields import EncryptedValue
@@ -244,10 +243,7 @@ def list_residents(
     offset: int = 0,
 ) -> tuple[int, Sequence[ResidentView]]:
     """(total visible, page) of the residents in the acting's scope, oldest first."""
-    if not 1 <= limit <= MAX_PAGE:
-        raise InvalidInput.field("limit", "out_of_range", f"must be 1-{MAX_PAGE}")
-    if not 0 <= offset <= MAX_SQL_INT:
-        raise InvalidInput.field("offset", "out_of_range", f"must be 0-{MAX_SQL_INT}")
+    check_page(limit, offset, MAX_PAGE)
     names = _community_names(session)
     conds: list[ColumnElement[bool]] = []
     if acting.identity.role != "office_admin":

@@ -23,7 +23,12 @@ from exchange.identity import Acting
 from exchange.services import auditing
 from exchange.services.auditing import AuditSink
 from exchange.services.cases import find_assignment_id
-from exchange.services.errors import CaseNotFound, IdempotencyMismatch, InvalidInput
+from exchange.services.errors import (
+    CaseNotFound,
+    FieldErrors,
+    IdempotencyMismatch,
+    InvalidInput,
+)
 from keys.datakeys import WrappedKey
 from keys.errors import KeysError
 from keys.fields import FieldContext
@@ -49,12 +54,12 @@ class Recorded:
     created: bool
 
 
-def check_key(key: str | None) -> str:
+def check_key(key: str | None, errors: FieldErrors) -> str:
     if key is None or not IDEMPOTENCY_KEY.fullmatch(key):
-        raise InvalidInput.field(
+        errors.add(
             "Idempotency-Key", "invalid", "header required: 8-128 characters [A-Za-z0-9._:-]"
         )
-    return key
+    return key or ""
 
 
 def _view(row: m.ServiceRecord, reference: str) -> dict[str, Any]:
@@ -68,13 +73,13 @@ def _view(row: m.ServiceRecord, reference: str) -> dict[str, Any]:
     }
 
 
-def _check(report: ServiceReport, now: datetime) -> None:
+def _check(report: ServiceReport, now: datetime, errors: FieldErrors) -> None:
     if report.delivered_at.tzinfo is None:
-        raise InvalidInput.field("delivered_at", "naive", "must carry a timezone offset")
-    if report.delivered_at > now + CLOCK_SKEW:
-        raise InvalidInput.field("delivered_at", "future", "lies in the future")
+        errors.add("delivered_at", "naive", "must carry a timezone offset")
+    elif report.delivered_at > now + CLOCK_SKEW:
+        errors.add("delivered_at", "future", "lies in the future")
     if report.notes is not None and len(report.notes) > MAX_NOTES:
-        raise InvalidInput.field("notes", "too_long", f"at most {MAX_NOTES} characters")
+        errors.add("notes", "too_long", f"at most {MAX_NOTES} characters")
 
 
 def record_service(
@@ -88,8 +93,10 @@ def record_service(
     report: ServiceReport,
 ) -> Recorded:
     """Store (or find the stored) record; raises CaseNotFound, InvalidInput, IdempotencyMismatch."""
-    key = check_key(idempotency_key)
-    _check(report, acting.now)
+    errors = FieldErrors()
+    key = check_key(idempotency_key, errors)
+    _check(report, acting.now, errors)
+    errors.raise_any()
     assignment_id = find_assignment_id(session, keyring, contractor_id, reference)
     if assignment_id is None:
         raise CaseNotFound()

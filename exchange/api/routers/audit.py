@@ -9,11 +9,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from exchange.api.context import Context, context_for
 from exchange.api.problems import problems
@@ -46,8 +47,8 @@ def entries(
     pseudonym: Ident = None,
     agreement: Ident = None,
     outcome: Literal["ok", "denied", "error"] | None = None,
-    since: Annotated[AwareDatetime | None, Query(description="with a UTC offset, e.g. Z")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="with a UTC offset, e.g. Z")] = None,
+    since: Annotated[datetime | None, Query(description="with a UTC offset, e.g. Z")] = None,
+    until: Annotated[datetime | None, Query(description="with a UTC offset, e.g. Z")] = None,
     after: Annotated[int, Query(ge=-1, le=MAX_SQL_INT)] = -1,
     limit: Annotated[int, Query(ge=1, le=audit_access.MAX_PAGE)] = 100,
 ) -> dict[str, Any]:
