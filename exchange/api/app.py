@@ -57,7 +57,7 @@ def create_app(
     app.include_router(health.router)
     for router in (*domain_routers(), *extra_routers):
         app.include_router(router, prefix=API_PREFIX)  # type: ignore[arg-type]
-    declare_problem_responses(app, lambda route: route.path.startswith(API_PREFIX + "/"))
+    declare_problem_responses(app, API_PREFIX + "/")
 
     # added last = outermost: the request context wraps the body limit
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

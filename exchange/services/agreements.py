@@ -14,10 +14,10 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session, selectinload
+from typing_extensions import TypedDict
 
 from audit.entry import Outcome
 from exchange.db import models as m
@@ -165,7 +165,26 @@ def terminate(
     return row
 
 
-def view(row: m.Agreement) -> dict[str, Any]:
+class PolicyChoice(TypedDict):
+    policy_id: str
+    policy_version: int
+
+
+class AgreementView(TypedDict):
+    id: str
+    contractor_id: str
+    reference: str
+    status: str
+    valid_from: str
+    valid_to: str
+    retention_days: int
+    sub_processors: list[str]
+    purposes: dict[str, PolicyChoice]
+    created_at: str
+    terminated_at: str | None
+
+
+def view(row: m.Agreement) -> AgreementView:
     return {
         "id": row.id, "contractor_id": row.contractor_id, "reference": row.reference,
         "status": row.status, "valid_from": row.valid_from.isoformat(),
@@ -180,7 +199,7 @@ def view(row: m.Agreement) -> dict[str, Any]:
 
 def list_agreements(
     session: Session, contractor_id: str | None = None, status: str | None = None
-) -> list[dict[str, Any]]:
+) -> list[AgreementView]:
     conds: list[ColumnElement[bool]] = []
     if contractor_id is not None:
         conds.append(m.Agreement.contractor_id == contractor_id)

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, selectinload
+from typing_extensions import TypedDict
 
 from audit.entry import Outcome
 from exchange.db import models as m
@@ -191,7 +191,40 @@ def add_booking(
 # -- reading ------------------------------------------------------------------------------
 
 
-def view(row: m.Assignment, delivered: dict[str, int] | None = None) -> dict[str, Any]:
+class BookingView(TypedDict):
+    service: str
+    on: str
+
+
+class Progress(TypedDict):
+    delivered: dict[str, int]
+    services_done: int
+    services_total: int
+
+
+class AssignmentView(TypedDict):
+    id: str
+    resident_id: str
+    contractor_id: str
+    agreement_id: str
+    services: list[str]
+    bookings: list[BookingView]
+    status: str
+    change_seq: int
+    created_at: str
+    revoked_at: str | None
+    progress: Progress
+
+
+class ServiceRecordView(TypedDict):
+    id: str
+    service: str
+    delivered_at: str
+    recorded_at: str
+    notes: str | None
+
+
+def view(row: m.Assignment, delivered: dict[str, int] | None = None) -> AssignmentView:
     done = delivered or {}
     return {
         "id": row.id,
@@ -226,7 +259,7 @@ def _delivered(session: Session, ids: Sequence[str]) -> dict[str, dict[str, int]
     return out
 
 
-def get(session: Session, acting: Acting, assignment_id: str) -> dict[str, Any]:
+def get(session: Session, acting: Acting, assignment_id: str) -> AssignmentView:
     row = visible_assignment(session, acting, assignment_id)
     return view(row, _delivered(session, [row.id]).get(row.id))
 
@@ -241,7 +274,7 @@ def list_assignments(
     status: str | None = None,
     limit: int = 50,
     offset: int = 0,
-) -> tuple[int, list[dict[str, Any]]]:
+) -> tuple[int, list[AssignmentView]]:
     check_page(limit, offset, MAX_PAGE)
     conds: list[ColumnElement[bool]] = []
     if acting.identity.role != "office_admin":
@@ -264,12 +297,12 @@ def list_assignments(
 
 def service_records(
     session: Session, keyring: Keyring, acting: Acting, assignment_id: str
-) -> list[dict[str, Any]]:
+) -> list[ServiceRecordView]:
     """What the contractor reported back; notes decrypted (office roles reach this only)."""
     row = visible_assignment(session, acting, assignment_id)
     resident = session.get(m.Resident, row.resident_id)
     key = data_key(keyring, resident) if resident is not None else None
-    out = []
+    out: list[ServiceRecordView] = []
     for rec in session.scalars(
         select(m.ServiceRecord).where(m.ServiceRecord.assignment_id == row.id)
         .order_by(m.ServiceRecord.delivered_at, m.ServiceRecord.id)

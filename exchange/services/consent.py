@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
+from typing_extensions import TypedDict
 
 from audit.entry import Outcome
 from exchange.db import models as m
@@ -157,7 +157,27 @@ def withdraw(
     return event
 
 
-def event_view(event: m.ConsentEvent) -> dict[str, Any]:
+class ConsentEventView(TypedDict):
+    id: str
+    sequence: int
+    action: str
+    scopes: list[str]
+    agreement_id: str | None
+    programme: str | None
+    method: str
+    notice_version: str
+    evidence_sha256: str
+    guardian: bool
+    recorded_at: str
+    recorded_by: str
+
+
+class ConsentHistory(TypedDict):
+    events: list[ConsentEventView]
+    current: dict[str, list[str]]  # agreement id -> the scopes consented to now
+
+
+def event_view(event: m.ConsentEvent) -> ConsentEventView:
     return {
         "id": event.id, "sequence": event.sequence, "action": event.action,
         "scopes": list(event.scopes), "agreement_id": event.agreement_id,
@@ -168,7 +188,7 @@ def event_view(event: m.ConsentEvent) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def history(session: Session, acting: Acting, resident_id: str) -> dict[str, Any]:
+def history(session: Session, acting: Acting, resident_id: str) -> ConsentHistory:
     """Every consent event of the resident in order, and the current consent per agreement."""
     if acting.identity.role == "auditor":  # no personal value here; auditors check consent
         found = session.get(m.Resident, resident_id) if len(resident_id) <= 36 else None

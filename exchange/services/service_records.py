@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from typing_extensions import TypedDict
 
 from audit.entry import Subject
 from exchange.db import models as m
@@ -48,9 +49,20 @@ class ServiceReport:
     notes: str | None = None
 
 
+class ServiceRecordReceipt(TypedDict):
+    """What the contractor gets back (never the notes: only whether some were recorded)."""
+
+    id: str
+    case_reference: str
+    service: str
+    delivered_at: str
+    recorded_at: str
+    notes_recorded: bool
+
+
 @dataclass(frozen=True, slots=True)
 class Recorded:
-    record: dict[str, Any]
+    record: ServiceRecordReceipt
     created: bool
 
 
@@ -62,7 +74,7 @@ def check_key(key: str | None, errors: FieldErrors) -> str:
     return key or ""
 
 
-def _view(row: m.ServiceRecord, reference: str) -> dict[str, Any]:
+def _view(row: m.ServiceRecord, reference: str) -> ServiceRecordReceipt:
     return {
         "id": row.id,
         "case_reference": reference,
