@@ -1,4 +1,8 @@
-"""The two list shapes every /v1 list answers with, typed by what they list."""
+"""The two list shapes every /v1 list answers with, typed by what they list.
+
+Name each use (`class AgreementList(Items[AgreementView])`): a schema's title names the
+model a client generator writes, and two untitled uses would both be called `Items`.
+"""
 
 from __future__ import annotations
 

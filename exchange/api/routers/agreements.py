@@ -24,6 +24,10 @@ Reader = Annotated[Context, context_for("agreements.read")]
 Writer = Annotated[Context, context_for("agreements.write")]
 
 
+class AgreementList(Items[agreements.AgreementView]):
+    pass
+
+
 class AgreementBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -54,7 +58,7 @@ def list_agreements(
     ctx: Reader,
     contractor_id: Annotated[str | None, Query(max_length=36)] = None,
     status: Literal["draft", "active", "suspended", "terminated"] | None = None,
-) -> Items[agreements.AgreementView]:
+) -> AgreementList:
     return {"items": agreements.list_agreements(ctx.session, contractor_id, status)}
 
 

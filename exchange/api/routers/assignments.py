@@ -24,6 +24,14 @@ Reader = Annotated[Context, context_for("assignments.read")]
 Writer = Annotated[Context, context_for("assignments.write")]
 
 
+class AssignmentPage(Page[assignments.AssignmentView]):
+    pass
+
+
+class ServiceRecordList(Items[assignments.ServiceRecordView]):
+    pass
+
+
 class BookingBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     service: Service
@@ -61,7 +69,7 @@ def list_assignments(
     status: Literal["active", "revoked"] | None = None,
     limit: Annotated[int, Query(ge=1, le=assignments.MAX_PAGE)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_SQL_INT)] = 0,
-) -> Page[assignments.AssignmentView]:
+) -> AssignmentPage:
     """Assignments in the caller's scope, each with its progress (services delivered)."""
     total, items = assignments.list_assignments(
         ctx.session, ctx.acting, resident_id=resident_id, contractor_id=contractor_id,
@@ -93,7 +101,7 @@ def add_booking(
 @router.get("/{assignment_id}/service-records", responses=problems(404, 500))
 def service_records(
     ctx: Annotated[Context, context_for("progress.read")], assignment_id: AssignmentId
-) -> Items[assignments.ServiceRecordView]:
+) -> ServiceRecordList:
     """What the contractor reported back; notes decrypted (office roles only)."""
     items = assignments.service_records(ctx.session, ctx.keyring, ctx.acting, assignment_id)
     return {"items": items}

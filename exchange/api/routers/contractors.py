@@ -18,6 +18,14 @@ ContractorId = Annotated[str, Path(min_length=1, max_length=36)]
 Reader = Annotated[Context, context_for("contractors.read")]
 
 
+class ContractorList(Items[contractors.ContractorView]):
+    pass
+
+
+class KeyList(Items[contractors.KeyView]):
+    pass
+
+
 class ContractorBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Annotated[str, Field(min_length=1, max_length=contractors.MAX_NAME)]
@@ -37,7 +45,7 @@ def create_contractor(
 
 
 @router.get("")
-def list_contractors(ctx: Reader) -> Items[contractors.ContractorView]:
+def list_contractors(ctx: Reader) -> ContractorList:
     return {"items": contractors.list_contractors(ctx.session)}
 
 
@@ -58,6 +66,6 @@ def register_key(
 
 
 @router.get("/{contractor_id}/keys", responses=problems(404))
-def list_keys(ctx: Reader, contractor_id: ContractorId) -> Items[contractors.KeyView]:
+def list_keys(ctx: Reader, contractor_id: ContractorId) -> KeyList:
     row = contractors.get_contractor(ctx.session, contractor_id)
     return {"items": contractors.view(row)["keys"]}

@@ -80,6 +80,10 @@ class ResidentOut(TypedDict):
     children: NotRequired[list[residents.ChildView]]
 
 
+class ResidentPage(Page[ResidentOut]):
+    pass
+
+
 def _view(v: residents.ResidentView) -> ResidentOut:
     out: ResidentOut = {"id": v.id, "district": v.district, "street": v.street,
                         "community": v.community, "stage": v.stage, "erased": v.erased}
@@ -94,7 +98,7 @@ def list_residents(
     community: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=residents.MAX_PAGE)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_SQL_INT)] = 0,
-) -> Page[ResidentOut]:
+) -> ResidentPage:
     """Residents in the caller's scope (a cadre: her communities), oldest first."""
     total, page = residents.list_residents(
         ctx.session, ctx.keyring, ctx.acting, community=community, limit=limit, offset=offset
