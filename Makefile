@@ -22,10 +22,12 @@ catalogues: $(CATALOGUES)
 $(LOCALE)/%/LC_MESSAGES/messages.mo: $(LOCALE)/%/LC_MESSAGES/messages.po $(STAMP)
 	$(BIN)/pybabel compile --statistics -d $(LOCALE) -D messages -l $*
 
-$(STAMP): pyproject.toml requirements.lock
+$(STAMP): pyproject.toml requirements.lock requirements-codegen.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	test -x $(VENV)/codegen/bin/python || $(PYTHON) -m venv $(VENV)/codegen
+	$(VENV)/codegen/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-codegen.lock
 	touch $(STAMP)
 
 run: install

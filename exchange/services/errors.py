@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from exchange.db.engine import CommitThenRaise
+from exchange.services.bounds import MAX_SQL_INT
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,3 +128,13 @@ class FieldErrors:
         if self._problems:
             names = ", ".join(dict.fromkeys(p.field for p in self._problems))
             raise InvalidInput(f"invalid request: {names}", tuple(self._problems))
+
+
+def check_page(limit: int, offset: int, max_page: int) -> None:
+    """A page request's bounds (the API's own checks say the same; the CLI has none)."""
+    errors = FieldErrors()
+    if not 1 <= limit <= max_page:
+        errors.add("limit", "out_of_range", f"must be 1-{max_page}")
+    if not 0 <= offset <= MAX_SQL_INT:
+        errors.add("offset", "out_of_range", f"must be 0-{MAX_SQL_INT}")
+    errors.raise_any()
