@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     checkpoint_interval: float = Field(default=300.0, ge=0)
     # released statistics: counts of 1..threshold-1 distinct residents are suppressed (<5)
     statistics_threshold: int = Field(default=5, ge=3, le=1000)
+    # the web console's sessions (docs/console.md)
+    console_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    console_absolute_hours: int = Field(default=12, ge=1, le=7 * 24)
+    console_max_failures: int = Field(default=5, ge=1, le=100)
+    # None: Secure `__Host-` cookie over HTTPS (and always in production), plain name over HTTP
+    console_secure_cookie: bool | None = None
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:
