@@ -10,11 +10,12 @@ formula injection like every workbook the broker writes.
 from __future__ import annotations
 
 import io
-from typing import Final
+from typing import Final, Literal
 
 from openpyxl import Workbook
 from openpyxl.comments import Comment
 from openpyxl.styles import Alignment, Font
+from typing_extensions import TypedDict
 
 from exchange.db.models.codes import SERVICES, STAGES
 from exchange.ledger.csvsafe import neutralise
@@ -131,12 +132,39 @@ def rule_text(release: Release) -> str:
     return release.rule.name
 
 
-def _entry(entry: Entry) -> dict[str, object]:
-    return {"key": dict(entry.key), "count": entry.count,
-            "flag": None if entry.flag is None else entry.flag.value}  # fmt: skip
+FlagName = Literal["primary", "secondary"]
 
 
-def document(release: Release) -> dict[str, object]:
+class StatisticsTotal(TypedDict):
+    count: int | None  # None: suppressed
+    flag: FlagName | None
+
+
+class StatisticsCell(StatisticsTotal):
+    key: dict[str, str]  # dimension -> category
+
+
+class StatisticsDocument(TypedDict):
+    """The API's answer (issue 16): a suppressed count is null, its flag says why."""
+
+    table: str
+    by: list[str]
+    threshold: int
+    rule: str
+    cells: list[StatisticsCell]
+    margins: dict[str, list[StatisticsCell]]
+    total: StatisticsTotal
+
+
+def _flag(entry: Entry) -> FlagName | None:
+    return None if entry.flag is None else entry.flag.value
+
+
+def _entry(entry: Entry) -> StatisticsCell:
+    return {"key": dict(entry.key), "count": entry.count, "flag": _flag(entry)}
+
+
+def document(release: Release) -> StatisticsDocument:
     """The API's JSON answer, exactly: table, by, threshold, rule, cells, margins, total."""
     v = release.view
     return {
@@ -146,6 +174,5 @@ def document(release: Release) -> dict[str, object]:
         "rule": rule_text(release),
         "cells": [_entry(e) for e in v.cells],
         "margins": {dim: [_entry(e) for e in margin] for dim, margin in v.margins.items()},
-        "total": {"count": v.total.count,
-                  "flag": None if v.total.flag is None else v.total.flag.value},
-    }  # fmt: skip
+        "total": {"count": v.total.count, "flag": _flag(v.total)},
+    }
