@@ -1,11 +1,11 @@
 """Errors of the flows, one tree. Messages name fields and codes, never a personal value.
 
     FlowError                   base; `status` and `slug` are what the API answers with
-    ├── NotPermitted            the caller's role may not do this at all
+    ├── NotPermitted            the caller's role may not do this (or not this variant of it,
+    │                           e.g. exact statistics)
     ├── NotFound                no such thing, or not visible to the caller (answers the same)
     │   ├── CaseNotFound        no visible case with that reference (an AuditedDenial)
     │   └── TombstoneNotFound   no tombstone with that reference for this contractor
-    ├── Forbidden               the caller's role may not have this variant (exact statistics)
     ├── Conflict                valid request that the current state does not allow
     ├── InvalidInput            the request is malformed; `errors` lists (field, reason, message)
     │   └── IdempotencyMismatch an Idempotency-Key reused for a different request
@@ -72,11 +72,6 @@ class TombstoneNotFound(NotFound):
 
     def __init__(self, detail: str = "no such tombstone") -> None:
         super().__init__(detail)
-
-
-class Forbidden(FlowError):
-    status = 403
-    slug = "forbidden"
 
 
 class Conflict(FlowError):

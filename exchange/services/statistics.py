@@ -30,7 +30,7 @@ from exchange.db import models as m
 from exchange.identity import AUDITOR, COMMUNITY_CADRE, OFFICE_ADMIN, Acting
 from exchange.services.auditing import AuditSink, SqlAuditSink
 from exchange.services.auditing import append as audit_append
-from exchange.services.errors import Conflict, FieldErrors, Forbidden
+from exchange.services.errors import Conflict, FieldErrors, NotPermitted
 from exchange.services.statistics_queries import TABLES, TableSpec, backfill_pending, fetch_cube
 
 __all__ = ["REASONS", "TABLES", "Release", "ReleaseRequest", "parse", "release"]
@@ -138,11 +138,11 @@ def _scope(session: Session, acting: Acting, spec: TableSpec) -> tuple[str, ...]
     """None for the whole street; a cadre's community names otherwise."""
     identity = acting.identity
     if identity.role not in READERS:
-        raise Forbidden(f"role {identity.role} may not read statistics")
+        raise NotPermitted(f"role {identity.role} may not read statistics")
     if identity.role != COMMUNITY_CADRE:
         return None
     if not spec.community:
-        raise Forbidden(f"table {spec.name} covers the whole street only")
+        raise NotPermitted(f"table {spec.name} covers the whole street only")
     names = session.scalars(
         select(m.Community.name).where(m.Community.id.in_(identity.community_ids))
     ).all()
@@ -160,7 +160,7 @@ def release(
     rule = rule or Rule()
     spec = TABLES[request.table]
     if request.exact and acting.identity.role != OFFICE_ADMIN:
-        raise Forbidden("exact figures are for office admins only")
+        raise NotPermitted("exact figures are for office admins only")
     scope = _scope(session, acting, spec)
     if spec.name == "residents" and backfill_pending(session):
         raise Conflict("due months are not filled in yet: run `exchange stats backfill`")

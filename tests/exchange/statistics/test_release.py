@@ -12,7 +12,7 @@ from exchange.db import models as m
 from exchange.db.engine import unit_of_work
 from exchange.services import residents, statistics
 from exchange.services.auditing import MemoryAuditSink
-from exchange.services.errors import Conflict, Forbidden, InvalidInput
+from exchange.services.errors import Conflict, InvalidInput, NotPermitted
 from exchange.services.statistics_backfill import backfill_due_months
 from keys.keyring import Keyring
 from keys.providers import MemoryKeyProvider
@@ -80,7 +80,7 @@ def test_sums_over_a_cadres_communities_use_shown_cells_only(street: Street) -> 
 def test_exact_figures_only_for_an_office_admin_with_a_reason(street: Street) -> None:
     _populate(street)
     for who in ("cadre", "auditor"):
-        with pytest.raises(Forbidden):
+        with pytest.raises(NotPermitted):
             _release(street, who, exact=True, reason="settlement")
     with pytest.raises(InvalidInput) as missing:
         statistics.parse("residents", "community", exact=True)
@@ -113,7 +113,7 @@ def test_every_release_is_one_audit_entry_without_a_count(street: Street) -> Non
 
 
 def test_a_cadre_gets_no_street_only_table(street: Street) -> None:
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotPermitted):
         _release(street, "cadre", table="deletions", by="contractor")
     whole = _release(street, "admin", table="deletions", by="contractor,status")
     assert whole.view.total.count == 0
