@@ -15,8 +15,7 @@ from exchange.services.key_store import SqlContractorKeyStore
 from keys import Purpose, generate_keypair
 from keys.rotation import current_contractor_key
 from tests.exchange import factories
-
-from .conftest import NOW, World, assert_no_secret, audit_entries, clock
+from tests.world import NOW, World, assert_no_secret, audit_entries, clock
 
 pytestmark = pytest.mark.db
 
