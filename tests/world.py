@@ -295,41 +295,31 @@ class World:
     def case_reference(self, agreement_id: str, resident_id: str) -> str:
         return self.keyring.case_reference(agreement_id, resident_id)
 
-    def revoke(self, assignment_id: str, reason: str = "assignment_revoked") -> str:
-        """What the office flows do: revoke, bump the feed, write the tombstone."""
+    def revoke(self, assignment_id: str, reason: str = "assignment_revoked", *,
+               acknowledged: bool = False) -> str:  # fmt: skip
+        """What the office flows do: revoke, bump the feed, write the tombstone (`acknowledged`:
+        as the contractor leaves it after deleting the case)."""
         with unit_of_work(self.factory) as s:
             a = s.get_one(m.Assignment, assignment_id)
             a.status = "revoked"
             a.revoked_at = self.now
             a.change_seq = next_feed_seq(s, a.contractor_id)
-            ref = self.keyring.case_reference(a.agreement_id, a.resident_id)
-            s.add(
-                m.Tombstone(
-                    contractor_id=a.contractor_id,
-                    agreement_id=a.agreement_id,
-                    case_reference=ref,
-                    reason=reason,
-                    seq=next_feed_seq(s, a.contractor_id),
-                )
-            )
-            return ref
+            return self._tombstone(s, a, reason, acknowledged)
 
     def withdraw(self, resident_id: str, assignment_id: str, scopes: tuple[str, ...]) -> str:
         """Consent withdrawal as the office flows record it: event + tombstone."""
         self.consent(resident_id, scopes, action="withdraw")
         with unit_of_work(self.factory) as s:
-            a = s.get_one(m.Assignment, assignment_id)
-            ref = self.keyring.case_reference(a.agreement_id, a.resident_id)
-            s.add(
-                m.Tombstone(
-                    contractor_id=a.contractor_id,
-                    agreement_id=a.agreement_id,
-                    case_reference=ref,
-                    reason="consent_withdrawn",
-                    seq=next_feed_seq(s, a.contractor_id),
-                )
-            )
-            return ref
+            return self._tombstone(s, s.get_one(m.Assignment, assignment_id), "consent_withdrawn")
+
+    def _tombstone(self, s: Session, a: m.Assignment, reason: str,
+                   acknowledged: bool = False) -> str:  # fmt: skip
+        ref = self.keyring.case_reference(a.agreement_id, a.resident_id)
+        s.add(m.Tombstone(contractor_id=a.contractor_id, agreement_id=a.agreement_id,
+                          case_reference=ref, reason=reason,
+                          seq=next_feed_seq(s, a.contractor_id),
+                          acknowledged_at=self.now if acknowledged else None))  # fmt: skip
+        return ref
 
     # -- the programme's verbs (see build_programme) ----------------------------------------
 
