@@ -25,16 +25,15 @@ import pytest
 from exchange.bootstrap import load_keyring
 from exchange.settings import Settings
 from tests.invariants.harness import (
-    ContractorSide,
     Home,
     LiveServer,
     build_world,
-    consent_body,
     copy_home,
     export_and_verify,
     parse_export,
     prepare_home,
 )
+from tests.world import ContractorHandle, consent_body
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 
@@ -63,7 +62,7 @@ class Log:
                 self.served.append(Served(response.headers["x-request-id"], started, refs))
 
 
-def client_loop(base: str, side: ContractorSide, refs: list[str], stop: threading.Event,
+def client_loop(base: str, side: ContractorHandle, refs: list[str], stop: threading.Event,
                 log: Log) -> None:  # fmt: skip
     with httpx.Client(base_url=base, headers=side.headers, timeout=30) as api:
         n = 0

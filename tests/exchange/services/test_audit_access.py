@@ -13,9 +13,8 @@ from fastapi.testclient import TestClient
 from audit.checkpoint import ALG_COSIGNATURE_V1, Checkpoint, cosign, open_checkpoint
 from audit.merkle import leaf_hash, verify_consistency, verify_inclusion
 from audit.note import Signer, Verifier
-
-from .conftest import Office, World, bearer
-from .test_office_flows import consented_assignment, feed, new_agreement
+from tests.exchange.services.test_office_flows import consented_assignment, feed, new_agreement
+from tests.world import Office, World, bearer
 
 pytestmark = pytest.mark.db
 

@@ -15,29 +15,16 @@ from exchange.services.key_store import SqlContractorKeyStore
 from keys import Purpose, generate_keypair
 from keys.rotation import current_contractor_key
 from tests.exchange import factories
-
-from .conftest import NOW, World, assert_no_secret, audit_entries, clock
+from tests.world import World, assert_no_secret, audit_entries, clock
 
 pytestmark = pytest.mark.db
 
 
 def _revoke(world: World, rid: str, *, acknowledged: bool) -> str:
     """Revoke the resident's assignment and leave a tombstone under today's reference."""
-    ref = world.keyring.case_reference(world.agreement_id, rid)
-    with unit_of_work(world.factory) as s:
-        a = s.scalars(select(m.Assignment).where(m.Assignment.resident_id == rid)).one()
-        a.status, a.revoked_at = "revoked", NOW
-        s.add(
-            m.Tombstone(
-                contractor_id=world.contractor_id,
-                agreement_id=world.agreement_id,
-                case_reference=ref,
-                reason="assignment_revoked",
-                seq=next_feed_seq(s, world.contractor_id),
-                acknowledged_at=NOW if acknowledged else None,
-            )
-        )
-    return ref
+    with world.factory() as s:
+        aid = s.scalars(select(m.Assignment.id).where(m.Assignment.resident_id == rid)).one()
+    return world.revoke(aid, acknowledged=acknowledged)
 
 
 def _second_agreement(world: World, rid: str) -> str:

@@ -20,8 +20,7 @@ from exchange.services import key_rotation
 from exchange.settings import Settings, get_settings
 from keys import Keyring, Purpose, generate_keypair
 from keys.rotation import RemapRow, RotationProgress
-
-from .conftest import World, audit_entries, clock
+from tests.world import World, audit_entries, clock
 
 runner = CliRunner()
 

@@ -16,7 +16,7 @@ from audit.store.search import indexed_size
 from audit.store.tables import checkpoints
 from exchange.api.schedule import checkpoint_tick
 from tests.exchange import factories as f
-from tests.exchange.apptools import build
+from tests.exchange.api.apptools import build
 
 pytestmark = pytest.mark.db
 

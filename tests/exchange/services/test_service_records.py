@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from audit.store.tables import entries
 from exchange.db import models as m
-from tests.exchange.flows.conftest import World, bearer
+from tests.world import World, bearer
 
 pytestmark = pytest.mark.db
 

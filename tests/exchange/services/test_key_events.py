@@ -7,8 +7,7 @@ import pytest
 from audit.entry import Subject, encode
 from exchange.services.key_events import ACTIONS, CLI_ACTOR, entry_for
 from keys import KeyEvent, KeyEventType
-
-from .conftest import NOW
+from tests.world import NOW
 
 
 @pytest.mark.parametrize("kind", list(KeyEventType))

@@ -12,9 +12,8 @@ from sqlalchemy import select
 from exchange.db import models as m
 from exchange.db.engine import unit_of_work
 from keys import DecryptionError, FieldContext, WrappedKey
-
-from .conftest import HOME_VISIT, Office, World, bearer
-from .test_office_flows import consented_assignment, feed, new_agreement
+from tests.exchange.services.test_office_flows import consented_assignment, feed, new_agreement
+from tests.world import HOME_VISIT, Office, World, bearer
 
 pytestmark = pytest.mark.db
 

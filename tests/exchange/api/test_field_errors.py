@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from .conftest import Office, World
-from .test_office_flows import consent_body, resident_body
+from tests.exchange.services.test_office_flows import consent_body, resident_body
+from tests.world import Office, World
 
 pytestmark = pytest.mark.db
 

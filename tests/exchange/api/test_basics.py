@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 
 from exchange.api.context import Context, context_for
 from exchange.api.problems import MEDIA_TYPE, PROBLEM_BASE, Problem
-from tests.exchange.apptools import Harness, build
+from tests.exchange.api.apptools import Harness, build
 
 PHONE = "13912345678"
 ID_NUMBER = "370214199001011232"

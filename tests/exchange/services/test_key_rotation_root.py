@@ -13,8 +13,7 @@ from exchange.services.errors import Conflict
 from exchange.services.key_store import SqlCursorStore, SqlWrappedKeyStore
 from keys import FieldContext, Keyring, Purpose, RotationError, WrappedKey
 from keys.rotation import ROOT_JOB, RotationProgress
-
-from .conftest import World, assert_no_secret, audit_entries, clock, plain_values
+from tests.world import World, assert_no_secret, audit_entries, clock, plain_values
 
 pytestmark = pytest.mark.db
 

@@ -16,7 +16,7 @@ from exchange.api.context import Context, context_for
 from exchange.api.permissions import PERMISSIONS, Requirement, allowed
 from exchange.db import models as m
 from exchange.db.engine import unit_of_work
-from tests.exchange.apptools import Harness, build
+from tests.exchange.api.apptools import Harness, build
 
 PUBLIC = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect"}
 

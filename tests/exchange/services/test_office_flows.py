@@ -14,8 +14,7 @@ from exchange.db import models as m
 from exchange.db.engine import unit_of_work
 from exchange.ledger.idnumber import make_national_id
 from keys import generate_keypair
-
-from .conftest import HOME_VISIT, Office, World, bearer
+from tests.world import HOME_VISIT, Office, World, bearer
 
 pytestmark = pytest.mark.db
 

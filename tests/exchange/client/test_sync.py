@@ -24,7 +24,7 @@ from exchange.client.store import DB_NAME
 from exchange.db import models as m
 from exchange.settings import Settings
 from keys.contractor_keys import ContractorPrivateKey, ContractorPublicKey
-from tests.exchange.flows.conftest import NOW, World
+from tests.world import NOW, World
 
 pytestmark = pytest.mark.db
 

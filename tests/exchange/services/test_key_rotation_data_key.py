@@ -13,8 +13,7 @@ from exchange.db.engine import unit_of_work
 from exchange.services import key_rotation
 from exchange.services.errors import Conflict, NotFound
 from keys import DecryptionError, FieldContext, Keyring, WrappedKey
-
-from .conftest import NOW, World, assert_no_secret, audit_entries, clock, plain_values
+from tests.world import NOW, World, assert_no_secret, audit_entries, clock, plain_values
 
 pytestmark = pytest.mark.db
 

@@ -24,9 +24,9 @@ from exchange.services.errors import (
 )
 from keys.errors import DecryptionError, KeyNotFoundError
 from policies.errors import PolicyLoadError
-from tests.exchange.apptools import Harness, build
+from tests.exchange.api.apptools import Harness, build
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 RAISED: dict[str, BaseException] = {
     "case": CaseNotFound(),
