@@ -1,4 +1,4 @@
-# ruff: noqa: F811 - the demo home fixtures are imported from test_cli_office
+# ruff: noqa: F811 - the demo home fixtures are imported from tests.exchange.cli.test_office
 """`exchange stats TABLE --by …` on a prepared demo home (SQLite): the same release as the API,
 printed with Chinese labels, audited; bad parameters are one line naming the parameter."""
 
@@ -15,7 +15,7 @@ from audit.store import tables as audit_tables
 from exchange.cli import app
 from exchange.db.engine import make_engine, make_session_factory
 from exchange.settings import Settings
-from tests.exchange.test_cli_office import home, template  # noqa: F401 - the demo home fixtures
+from tests.exchange.cli.test_office import home, template  # noqa: F401 - the demo home fixtures
 
 
 def _entries(home: Path) -> list[dict]:
