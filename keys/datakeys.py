@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Callable
+from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any
 
 from keys.errors import FormatError
 from keys.suites import Aead, Suite
-
-if TYPE_CHECKING:
-    from keys.fields import StoredColumns
 
 WRAPPED_MAGIC = b"WK"
 WRAPPED_FORMAT = 1
@@ -31,9 +28,6 @@ _VERSION = struct.Struct(">I")
 # after the kek id: kek version | data-key suite | data-key id | data-key version
 _DATA_KEY_PART = struct.Struct(f">IB{DATA_KEY_ID_LENGTH}sI")
 _SUITE_IDS = frozenset(suite.wire_id for suite in Suite)
-# a key's ciphertext header, its AEAD's decrypt, and (column, header ‖ framed table, column)
-# in the order of a StoredColumns: everything keys.fields.decrypt_stored_row needs per key
-StoredPlan = tuple[bytes, Callable[[bytes, bytes, bytes], bytes], tuple[tuple[str, bytes], ...]]
 
 
 class DataKey:
@@ -47,7 +41,7 @@ class DataKey:
         "aead",
         "label",
         "aad_prefixes",
-        "stored_plans",
+        "plans",
     )
 
     def __init__(self, key_id: bytes, version: int, suite: Suite, material: bytes) -> None:
@@ -64,11 +58,13 @@ class DataKey:
         self.aead: Aead = suite.aead(material)
         # suite | id | version: how ciphertext headers name this key; built once, compared often
         self.label = data_key_part(suite, key_id, version)
-        # owned by keys.fields: table -> column -> this key's ciphertext header followed by the
-        # framed (domain, table, column), so a decrypt only appends the row id per field
+        # What the key's users derive from it and keep for as long as the key lives (forgetting
+        # the key forgets them). The key only carries them: their owner (keys.fields) fills and
+        # types them, so this module needs nothing of it. aad_prefixes: table -> column -> the
+        # ciphertext header and framed (domain, table, column); plans: per read shape, what a
+        # decrypt of stored bytes needs.
         self.aad_prefixes: dict[str, dict[str, bytes]] = {}
-        # owned by keys.fields: StoredColumns -> what decrypt_stored_row needs for this key
-        self.stored_plans: dict[StoredColumns, StoredPlan] = {}
+        self.plans: dict[Hashable, Any] = {}
 
     @classmethod
     def generate(cls, suite: Suite, version: int = 1) -> DataKey:
