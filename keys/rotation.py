@@ -11,8 +11,6 @@ Every step hands a KeyEvent (no secrets) to the KeyEventSink.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -245,16 +243,6 @@ def case_reference_remap(
         )
     )
     return rows
-
-
-def remap_csv(rows: Iterable[RemapRow]) -> str:
-    """The export handed to the contractor: `old_case_reference,new_case_reference` lines."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["old_case_reference", "new_case_reference"])
-    for row in rows:
-        writer.writerow([row.old_case_reference, row.new_case_reference])
-    return out.getvalue()
 
 
 # -- contractor key -------------------------------------------------------------------------

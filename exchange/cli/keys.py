@@ -7,8 +7,6 @@ ids only, never key material or personal data; a failure is one `error:` line an
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import os
 import tempfile
 from collections.abc import Iterator
@@ -24,7 +22,7 @@ from exchange.bootstrap import load_keyring
 from exchange.cli.errors import CliError, fail_cleanly
 from exchange.db.engine import make_engine, make_session_factory, unit_of_work
 from exchange.db.migrate import is_up_to_date
-from exchange.ledger.csvsafe import neutralise_row
+from exchange.exports import csv_text
 from exchange.services import key_rotation
 from exchange.services.errors import FlowError
 from exchange.settings import get_settings
@@ -125,12 +123,8 @@ def rotate_data_key_command(
 def remap_csv_text(rows: tuple[RemapRow, ...]) -> str:
     """`old_case_reference,new_case_reference`, sorted by old reference; a cell a spreadsheet
     would read as a formula (base64url may begin with '-') gets a leading apostrophe."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(REMAP_HEADER)
-    for row in rows:
-        writer.writerow(neutralise_row([row.old_case_reference, row.new_case_reference]))
-    return out.getvalue()
+    return csv_text(REMAP_HEADER, ((r.old_case_reference, r.new_case_reference) for r in rows),
+                    lineterminator="\n")
 
 
 def _write_new_file(path: Path, text: str) -> None:
