@@ -198,9 +198,7 @@ def _own_writers(path: Path) -> list[str]:
             continue
         f = node.func
         if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and (
-                f.value.id, f.attr) in _WRITERS:
-            found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
-        elif isinstance(f, ast.Name) and f.id in names:
+                f.value.id, f.attr) in _WRITERS or isinstance(f, ast.Name) and f.id in names:
             found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     return found
 
