@@ -203,6 +203,11 @@ def status_command() -> None:
         typer.echo(f"data keys: {total}")
         for (kek_id, version), count in state.data_keys_by_root.items():
             typer.echo(f"  under {kek_id} v{version}: {count}")
+        if state.unbound_data_keys:
+            typer.echo(
+                f"  not bound to their resident (wrapped-key format 1): {state.unbound_data_keys};"
+                " run `exchange keys rotate-root` to re-wrap them"
+            )
         if state.root_job is not None:
             typer.echo(
                 f"root re-wrap: unfinished (to v{state.root_job.to_version}); "

@@ -406,7 +406,7 @@ class _Writer:
         new_episodes: list[dict[str, Any]] = []
         new_children: list[dict[str, Any]] = []
         for row, match in matches:
-            key = keyring.unwrap(WrappedKey.from_bytes(match.wrapped))
+            key = keyring.unwrap(WrappedKey.from_bytes(match.wrapped), match.resident_id)
             rid = match.resident_id
             upd_residents.append({"b_id": rid, "community_id": community_ids[row.community],
                                   "updated_at": now, **_sealed_dict(

@@ -183,7 +183,7 @@ class _Sealer:
         suite, wrap, community_ids = keyring.suite, keyring.wrap_bytes, self._community_ids
         keys = [DataKey.generate(suite) for _ in rows]
         data_keys = [
-            (rid, wrap(key, root), root.key_id, root.version, stamp)
+            (rid, wrap(key, rid, root), root.key_id, root.version, stamp)
             for rid, key in zip(rids, keys, strict=True)
         ]
         residents = []

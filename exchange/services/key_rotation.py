@@ -33,7 +33,12 @@ from exchange.db import models as m
 from exchange.db.engine import unit_of_work
 from exchange.services.errors import Conflict, NotFound
 from exchange.services.key_events import CLI_ACTOR, AuditKeyEventSink
-from exchange.services.key_store import SqlContractorKeyStore, SqlCursorStore, SqlWrappedKeyStore
+from exchange.services.key_store import (
+    SqlContractorKeyStore,
+    SqlCursorStore,
+    SqlWrappedKeyStore,
+    unbound_wraps,
+)
 from keys.contractor_keys import ContractorPublicKey
 from keys.datakeys import WrappedKey
 from keys.events import Clock
@@ -80,12 +85,14 @@ class RootRotation:
 
 
 def root_rotation_pending(session: Session, keyring: Keyring) -> bool:
-    """An unfinished rotation: a saved job, or data keys not yet under the current root."""
+    """An unfinished rotation: a saved job, or data keys not yet under the current root, or
+    still in format 1 (bound to no resident: the re-wrap binds them)."""
     if session.get(m.KeyJob, ROOT_JOB) is not None:
         return True
     root = keyring.current_root()
     stale = select(m.ResidentDataKey.resident_id).where(
-        or_(m.ResidentDataKey.kek_id != root.key_id, m.ResidentDataKey.kek_version != root.version)
+        or_(m.ResidentDataKey.kek_id != root.key_id, m.ResidentDataKey.kek_version != root.version,
+            unbound_wraps())
     )
     return bool(session.scalar(select(exists(stale))))
 
@@ -204,7 +211,7 @@ def rotate_resident_data_key(
     sink = AuditKeyEventSink(
         session, actor, subjects=[Subject(keyring.audit_pseudonym(resident.id))]
     )
-    rotated = rotate_data_key(keyring, wrapped, values, sink, clock)
+    rotated = rotate_data_key(keyring, resident.id, wrapped, values, sink, clock)
     for (row, column, _table), value in zip(targets, rotated.values, strict=True):
         setattr(row, column, value)
     header = rotated.wrapped.header
@@ -323,6 +330,7 @@ def rotate_contractor(
 class KeyStatus:
     purposes: dict[str, tuple[int, tuple[int, ...]]]  # purpose -> (current, versions held)
     data_keys_by_root: dict[tuple[str, int], int]
+    unbound_data_keys: int  # format 1: not bound to their resident until re-wrapped
     root_job: m.KeyJob | None
     pseudonym_job: m.KeyJob | None
     awaiting_remap: tuple[str, ...]
@@ -340,6 +348,7 @@ def status(session: Session, keyring: Keyring) -> KeyStatus:
     return KeyStatus(
         purposes,
         SqlWrappedKeyStore(session).counts_by_root(),
+        SqlWrappedKeyStore(session).unbound_count(),
         session.get(m.KeyJob, ROOT_JOB),
         pseudonym_job,
         tuple(awaiting),

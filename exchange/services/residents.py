@@ -150,7 +150,7 @@ _RESIDENT_COLUMNS = ("name", "national_id", "phone", "address_compound", "addres
 def data_key(keyring: Keyring, row: m.Resident) -> DataKey | None:
     if row.data_key is None:
         return None
-    return keyring.unwrap(WrappedKey.from_bytes(row.data_key.wrapped_key))
+    return keyring.unwrap(WrappedKey.from_bytes(row.data_key.wrapped_key), row.id)
 
 
 def _decrypt(

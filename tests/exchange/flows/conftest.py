@@ -145,7 +145,7 @@ class World:
             r = m.Resident(community_id=self.community_id, district="城阳区", street="城阳街道")
             s.add(r)
             s.flush()
-            key, wrapped = self.keyring.new_data_key()
+            key, wrapped = self.keyring.new_data_key(r.id)
 
             def enc(table: str, column: str, row_id: str, text: str | None) -> object:
                 if text is None:

@@ -78,7 +78,7 @@ class World:
         row = m.Resident(community_id=self.community_id, district="城阳区", street="城阳街道")
         s.add(row)
         s.flush()
-        key, wrapped = ring.new_data_key()
+        key, wrapped = ring.new_data_key(row.id)
 
         def enc(table: str, column: str, row_id: str, value: str) -> object:
             return ring.encrypt_field(key, value, FieldContext(table, column, row_id))
