@@ -95,6 +95,44 @@ def rotate_root_command(
     )
 
 
+@app.command("rotate-blind-index")
+@fail_cleanly
+def rotate_blind_index_command(
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, max=100_000, help="Residents per committed batch")
+    ] = key_rotation.DEFAULT_BATCH,
+) -> None:
+    """Add a blind-index key version and re-index every stored ID number under it.
+
+    Online and crash-safe: imports and registrations keep working (they index under the new
+    version and look up under both meanwhile); after an interruption run it again and it
+    resumes. The old version is retired when every index has moved."""
+    with _runtime() as (factory, keyring), contextlib.ExitStack() as stack:
+        bar: Any = None
+        shown = 0
+
+        def on_start(old: int, new: int, resumed: bool, left: int) -> None:
+            nonlocal bar
+            verb = "resuming" if resumed else "started"
+            typer.echo(f"{verb} blind-index rotation v{old} -> v{new}; {left} residents to "
+                       "re-index")  # fmt: skip
+            bar = stack.enter_context(typer.progressbar(length=left, label="re-indexing"))
+
+        def on_batch(done: int) -> None:
+            nonlocal shown
+            if bar is not None:
+                bar.update(done - shown)
+            shown = done
+
+        result = key_rotation.rotate_blind_index(
+            factory, keyring, _now, batch_size=batch_size, on_start=on_start, progress=on_batch
+        )
+    typer.echo(
+        f"blind index v{result.to_version}: {result.reindexed} residents re-indexed; "
+        f"v{result.from_version} retired"
+    )
+
+
 @app.command("retire-root")
 @fail_cleanly
 def retire_root_command(
@@ -220,3 +258,9 @@ def status_command() -> None:
                 f"{len(state.awaiting_remap)} agreements awaiting export"
             )
         typer.echo(f"active contractor keys: {state.active_contractor_keys}")
+        stored, rotating, left = state.blind_index
+        if rotating is None:
+            typer.echo(f"blind indexes: under v{stored}")
+        else:
+            typer.echo(f"blind indexes: rotation v{stored} -> v{rotating} unfinished, {left} "
+                       "residents left; run `exchange keys rotate-blind-index` to continue")

@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from exchange.db import models as m
+from exchange.db.blind_index import blind_index_versions
 from exchange.ledger import storage
 from exchange.ledger.errors import LedgerError
 from exchange.ledger.headers import CANONICAL_HEADERS, Column
@@ -110,12 +111,13 @@ def _scope_names(session: Session, caller: Caller) -> frozenset[str] | None:
 
 def register(session: Session, keyring: Keyring, caller: Caller, data: ResidentInput) -> str:
     """Register one resident; returns her id. Same validation and storage as the import."""
-    try:
-        index = keyring.blind_index(data.national_id)
+    try:  # every version a stored index may be under, the one new rows get first
+        candidates = blind_index_versions(session).candidates(keyring, data.national_id)
     except (KeysError, ValueError):
-        index = None  # the validation below names the problem
-    if index is not None and session.scalar(
-        select(m.Resident.id).where(m.Resident.national_id_index == index)
+        candidates = ()  # the validation below names the problem
+    index = candidates[0] if candidates else None
+    if candidates and session.scalar(
+        select(m.Resident.id).where(m.Resident.national_id_index.in_(candidates))
     ):
         raise Conflict("a resident with this ID number is already registered")
     header, row = data.cells()

@@ -29,6 +29,18 @@ def test_server_unwraps_keys_the_cli_rewrapped_under_a_new_root(path: Path) -> N
     assert server_ring.unwrap(wrapped, "resident-1").material() == key.material()
 
 
+def test_server_indexes_under_the_blind_index_version_the_cli_added(path: Path) -> None:
+    """`exchange keys rotate-blind-index` in another process adds version 2 and moves the
+    database's marker to it; the server, asked for version 2, finds it in the file."""
+    server_ring = Keyring(FileKeyring.load(path))
+    cli_ring = Keyring(cli := FileKeyring.load(path))
+    assert cli.add_version(Purpose.BLIND_INDEX) == 2
+    national_id = "11010519491231002X"
+    assert server_ring.blind_index(national_id, version=2) == cli_ring.blind_index(national_id)
+    with pytest.raises(KeyNotFoundError):
+        server_ring.blind_index(national_id, version=3)
+
+
 def test_server_wraps_under_the_root_that_is_current_on_disk(path: Path) -> None:
     server = FileKeyring.load(path)
     server.REFRESH_INTERVAL = 0.0

@@ -1,4 +1,5 @@
-"""Hardening (issue 14): the audit log's insert guard and, on PostgreSQL, its role split.
+"""Hardening (issue 14): the audit log's insert guard and, on PostgreSQL, its role split; the
+blind-index version marker.
 
 The database refuses any row of `audit_entries` that is not the log's contiguous next index,
 reserved by the head, carrying its own index, with its leaf hash and the interior hashes it
@@ -8,6 +9,10 @@ through two SECURITY DEFINER functions owned by the role `exchange_audit_appende
 if missing, never dropped: roles are cluster-wide and shared by every schema). See
 audit/store/guard.py, which holds the current statements; these are this revision's, frozen.
 
+`blind_index_marker` (one row) records which blind-index key version the stored ID-number
+indexes are under (1: the only version before this revision) and, during a rotation, the next;
+`residents.national_id_index_version` records it per row.
+
 Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-24 10:00:00
@@ -16,7 +21,9 @@ Create Date: 2026-11-24 10:00:00
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
+import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004"
@@ -34,6 +41,7 @@ def _dialect() -> str:
 
 
 def upgrade() -> None:
+    _blind_index_marker()
     if _dialect() == "sqlite":
         for statement in _sqlite_guard():
             op.execute(statement)
@@ -47,6 +55,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_column("residents", "national_id_index_version")
+    op.drop_table("blind_index_marker")
     if _dialect() == "sqlite":
         op.execute("DROP TRIGGER IF EXISTS audit_entries_guard")
         op.execute("DROP TRIGGER IF EXISTS audit_head_guard")
@@ -66,6 +76,25 @@ def downgrade() -> None:
         f"REVOKE ALL ON SCHEMA {schema} FROM {_APPENDER}",
     ):
         op.execute(statement)
+
+
+def _blind_index_marker() -> None:
+    marker = op.create_table(
+        "blind_index_marker",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("next_version", sa.Integer(), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.CheckConstraint("id = 1", name=op.f("ck_blind_index_marker_single_row")),
+        sa.CheckConstraint("version > 0", name=op.f("ck_blind_index_marker_version_positive")),
+        sa.CheckConstraint("next_version IS NULL OR next_version > version",
+                           name=op.f("ck_blind_index_marker_next_is_newer")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_blind_index_marker")),
+    )
+    op.bulk_insert(marker, [{"id": 1, "version": 1, "next_version": None,
+                             "updated_at": datetime.now(UTC)}])
+    op.add_column("residents", sa.Column("national_id_index_version", sa.Integer(),
+                                         server_default=sa.text("1"), nullable=False))
 
 
 def _sqlite_guard() -> list[str]:
