@@ -22,7 +22,6 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-from keys._codec import framed
 from keys.errors import FormatError
 from keys.suites import Aead, Suite
 
@@ -30,7 +29,7 @@ WRAPPED_MAGIC = b"WK"
 WRAPPED_FORMAT = 2  # what a wrap writes: bound to its owner
 UNBOUND_FORMAT = 1  # read only; bound to nothing but its header
 _FORMATS = frozenset({UNBOUND_FORMAT, WRAPPED_FORMAT})
-_OWNER_DOMAIN = b"exchange/data-key-owner/v2"
+_OWNER_PREFIX = b"exchange/data-key-owner/v2\x00"  # keys._codec.framed's domain and separator
 DATA_KEY_ID_LENGTH = 8
 _MAX_KEK_ID = 64
 _VERSION = struct.Struct(">I")
@@ -179,10 +178,13 @@ def kek_part(
 
 
 def owner_binding(owner: str) -> bytes:
-    """What a format-2 wrap appends to its header as associated data: the framed owner id."""
-    if not owner:
+    """What a format-2 wrap appends to its header as associated data: the owner id framed as
+    `keys._codec.framed(b"exchange/data-key-owner/v2", owner)` frames it (written out here:
+    one per imported resident)."""
+    raw = owner.encode("utf-8")
+    if not raw:
         raise FormatError("a data key's owner id must not be empty")
-    return framed(_OWNER_DOMAIN, owner)
+    return _OWNER_PREFIX + len(raw).to_bytes(4, "big") + raw
 
 
 def data_key_part(suite: Suite, key_id: bytes, version: int) -> bytes:

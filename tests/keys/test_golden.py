@@ -6,6 +6,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 
 from keys import DecryptionError, EncryptedValue, FieldContext, Keyring, Suite, WrappedKey
+from keys._codec import framed
 from keys.datakeys import DataKey, WrappedHeader, owner_binding
 from keys.fields import decrypt, encrypt
 from keys.idnumbers import check_digit, normalise_national_id
@@ -101,6 +102,7 @@ def test_wrapped_key_v2_golden_is_bound_to_its_owner() -> None:
     header = WrappedHeader(Suite.INTL, "root", 2, Suite.INTL, KEY_ID, 1)
     assert header.to_bytes().hex() == "574b020104726f6f740000000201001122334455667700000001"
     assert owner_binding(OWNER) == b"exchange/data-key-owner/v2\x00\x00\x00\x00\x0bresident-42"
+    assert owner_binding("李秀英的") == framed(b"exchange/data-key-owner/v2", "李秀英的")
     wrapped = WrappedKey.from_bytes(bytes.fromhex(GOLDEN_WRAPPED_V2_HEX))
     assert wrapped.header == header and wrapped.bound
     root = LocalRootKey("root", 2, Suite.INTL, MATERIAL_32)
