@@ -19,8 +19,7 @@ from exchange.services import key_rotation
 from exchange.services.errors import Conflict
 from keys import Keyring, MemoryKeyProvider, Purpose
 from tests.exchange.ledger.helpers import TODAY, import_rows, person, with_communities
-
-from .conftest import audit_entries
+from tests.world import audit_entries
 
 pytestmark = pytest.mark.db
 NOW = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)
@@ -119,11 +118,10 @@ def test_an_interrupted_rotation_resumes_and_writers_keep_matching(
 
 def test_a_registration_during_the_rotation_is_still_a_duplicate(
         factory: sessionmaker[Session], keyring: Keyring, tmp_path: Path) -> None:
-    from exchange.api.auth import Principal
-    from exchange.services.audit_access import Caller
+    from exchange.identity import Acting, Identity
     from exchange.services.residents import ResidentInput, register
 
-    admin = Caller(Principal("p-admin", "admin", "office_admin", "管理员"), NOW)
+    admin = Acting(Identity("p-admin", "admin", "office_admin", "管理员"), NOW)
 
     _import(factory, keyring, tmp_path, [person(i) for i in range(3)])
     _crash_after_first_batch(factory, keyring)
