@@ -24,7 +24,7 @@ from exchange.console import i18n
 from exchange.console.i18n import N_
 from exchange.console.security import cookie_name, secure_cookies
 from exchange.db.engine import unit_of_work
-from exchange.identity import Acting, Identity
+from exchange.identity import OFFICE_ROLES, Acting, Identity
 from exchange.services.accounts import LoginPolicy
 from exchange.services.web_sessions import ActiveSession, SessionPolicy, resolve
 from exchange.settings import Settings
@@ -151,6 +151,13 @@ def _admin(page: Annotated[Page, Depends(_signed_in)]) -> Page:
     return page
 
 
+def _office(page: Annotated[Page, Depends(_signed_in)]) -> Page:
+    """The community work pages: office admins and community cadres (the services scope)."""
+    if page.role not in OFFICE_ROLES:
+        raise PageError(403, N_("You may not open this page"))
+    return page
+
+
 _ALWAYS_OPEN = frozenset({"/console/password", "/console/account/totp", "/console/logout"})
 
 
@@ -162,3 +169,4 @@ class Redirect(Exception):
 
 SignedIn = Annotated[Page, Depends(_signed_in)]
 AdminPage = Annotated[Page, Depends(_admin)]
+OfficePage = Annotated[Page, Depends(_office)]

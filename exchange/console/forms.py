@@ -20,6 +20,12 @@ FIELD_LABELS: Final = {
     "new_password": N_("New password"),
     "confirm_password": N_("Confirm new password"),
     "code": N_("Verification code"),
+    "community": N_("Community"),
+    "stage": N_("Stage"),
+    "due_month": N_("Due month"),
+    "assignment": N_("Assignment"),
+    "national_id": N_("ID number"),
+    "phone": N_("Phone"),
 }
 
 REASONS: Final = {

@@ -22,6 +22,7 @@ BEIJING: Final = timezone(timedelta(hours=8), "UTC+8")
 # (path, label, roles): the menu, in the order the office reads it
 MENU: Final = (
     ("/console/home", N_("Home"), frozenset({"office_admin", "community_cadre", "auditor"})),
+    ("/console/residents", N_("Resident ledger"), frozenset({"office_admin", "community_cadre"})),
     ("/console/users", N_("Users"), frozenset({"office_admin"})),
     ("/console/online-users", N_("Online users"), frozenset({"office_admin"})),
     ("/console/login-log", N_("Login log"), frozenset({"office_admin"})),
