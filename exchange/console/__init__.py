@@ -33,10 +33,11 @@ STATIC = Path(__file__).parent / "static"
 
 
 def _router() -> APIRouter:
-    from exchange.console.pages import account, home, logins, residents, users
+    from exchange.console.pages import account, home, logins, resident, residents, users
 
     router = APIRouter(prefix=CONSOLE_PREFIX, include_in_schema=False)
-    for module in (home, account, users, logins, residents):
+    # residents (/residents/new, /lookup, /export.xlsx) before resident (/residents/{id})
+    for module in (home, account, users, logins, residents, resident):
         router.include_router(module.router)
     return router
 

@@ -26,6 +26,22 @@ FIELD_LABELS: Final = {
     "assignment": N_("Assignment"),
     "national_id": N_("ID number"),
     "phone": N_("Phone"),
+    "field": N_("Value to show"),
+    "reason": N_("Reason"),
+    "note": N_("Note"),
+    "scopes": N_("Scopes"),
+    "separate": N_("Separate consent"),
+    "guardian": N_("Guardian consent"),
+    "method": N_("How"),
+    "notice_version": N_("Notice version"),
+    "evidence": N_("Signed form"),
+    "evidence_sha256": N_("Signed form"),
+    "agreement_id": N_("Agreement"),
+    "programme": N_("Applies to"),
+    "contractor_id": N_("Contractor"),
+    "services": N_("Services"),
+    "bookings.0.service": N_("Booking service"),
+    "bookings.0.on": N_("Booking date"),
 }
 
 REASONS: Final = {
@@ -39,6 +55,18 @@ REASONS: Final = {
     "not_allowed": N_("does not apply to this role"),
     "mismatch": N_("does not match"),
     "unchanged": N_("must differ from the current password"),
+    "too_large": N_("is too large (at most 10 MB)"),
+    "services_invalid": N_("choose exactly 4 different services of the 6"),
+    "service_not_assigned": N_("must be one of the services chosen"),
+    "separate_consent_required": N_(
+        "pregnancy and birth health are sensitive: confirm the separate consent"
+    ),
+    "guardian_consent_required": N_("infant data needs the guardian's consent: confirm it"),
+    "agreement_or_programme": N_("choose an agreement or the whole programme"),
+    "scope_unknown": N_("is not a known value"),
+    "method_unknown": N_("is not a known value"),
+    "duplicate": N_("names a value twice"),
+    "not_party": N_("is not party to this agreement"),
 }
 
 
@@ -53,6 +81,17 @@ DETAILS: Final = {
     "no second factor is waiting for confirmation": N_(
         "No second factor is waiting for confirmation"
     ),
+    "the resident has not consented to service_contact for this agreement": N_(
+        "The resident has not consented to service contact for this agreement: record her "
+        "consent first"
+    ),
+    "the resident already has an active assignment under this agreement": N_(
+        "The resident already has an active assignment under this agreement"
+    ),
+    "the resident was erased": N_("This resident's data was erased."),
+    "the contractor is not active": N_("The contractor is not active"),
+    "the assignment is already revoked": N_("The assignment is already revoked"),
+    "the assignment is revoked": N_("The assignment is already revoked"),
 }
 
 
@@ -68,5 +107,8 @@ def field_errors(error: FlowError, _: Callable[[str], str]) -> dict[str, list[st
     for problem in error.errors:
         out.setdefault(problem.field, []).append(message(problem, _))
     if not error.errors:
-        out[""] = [_(DETAILS.get(error.detail, N_("The request could not be completed")))]
+        detail = DETAILS.get(error.detail)
+        if detail is None and error.detail.startswith("the agreement is "):
+            detail = N_("The agreement is not active")
+        out[""] = [_(detail or N_("The request could not be completed"))]
     return out

@@ -44,6 +44,13 @@ def beijing(value: datetime | None, with_time: bool = True) -> str:
     return local.strftime("%Y-%m-%d %H:%M:%S" if with_time else "%Y-%m-%d")
 
 
+def iso_beijing(text: str | None, with_time: bool = True) -> str:
+    """An ISO 8601 timestamp from a service's view, on screen in Beijing time."""
+    if not text:
+        return ""
+    return beijing(datetime.fromisoformat(text), with_time)
+
+
 @cache
 def environment(code: str) -> Environment:
     """One environment per language, its catalogue installed (new-style gettext: `_()` takes
@@ -57,6 +64,7 @@ def environment(code: str) -> Environment:
         lstrip_blocks=True,
     )
     env.filters["beijing"] = beijing
+    env.filters["iso_beijing"] = iso_beijing
     env.install_gettext_translations(i18n.translations(code), newstyle=True)  # type: ignore[attr-defined]
     return env
 

@@ -34,10 +34,12 @@ from audit.entry import DetailValue
 from exchange.db import models as m
 from exchange.db.models.codes import STAGES
 from exchange.identity import COMMUNITY_CADRE, OFFICE_ADMIN, Acting
+from exchange.ledger import storage
 from exchange.ledger.importer import known_communities
 from exchange.services import masking
 from exchange.services.audit_access import record, subject
 from exchange.services.errors import FieldErrors, NotPermitted, check_page
+from exchange.services.residents import data_key, visible_resident
 from keys.errors import KeysError
 from keys.fields import EncryptedValue
 from keys.idnumbers import normalise_national_id
@@ -371,3 +373,64 @@ def walk(session: Session, keyring: Keyring, acting: Acting,
     """Every masked row of the query in ledger order, for an export (which audits what it
     wrote: `resident_export`)."""
     return _walk(session, keyring, _conditions(keyring, acting, q), q)
+
+
+# -- one resident, masked -----------------------------------------------------------------
+
+
+class ChildMasked(TypedDict):
+    birth_date: str | None
+    sex: str | None
+
+
+class MaskedDetail(TypedDict):
+    id: str
+    community: str
+    name: str | None
+    national_id: str | None
+    phone: str | None
+    address: str
+    stage: str | None
+    due_date: str | None
+    delivery_date: str | None
+    parity: int | None
+    risk_flags: list[str]
+    children: list[ChildMasked]
+    erased: bool
+
+
+def detail(session: Session, keyring: Keyring, acting: Acting, resident_id: str) -> MaskedDetail:
+    """One resident in the ledger's masked shapes, with her latest episode and children;
+    audited as `resident.read` (view masked). Out of scope answers like no resident."""
+    _scope(acting)  # roles without a ledger are refused before anything is looked up
+    resident = visible_resident(session, acting, resident_id)
+    rows = _rows(session, _select([m.Resident.id == resident.id]))
+    masked = _Masker(session, keyring, LedgerQuery()).batch(rows)
+    out: MaskedDetail = {
+        "id": resident.id, "community": masked[0]["community"] if masked else "",
+        "name": None, "national_id": None, "phone": None, "address": "", "stage": None,
+        "due_date": None, "delivery_date": None, "parity": None, "risk_flags": [],
+        "children": [], "erased": resident.erased_at is not None,
+    }  # fmt: skip
+    if masked:
+        for name in ("name", "national_id", "phone", "address", "stage", "due_date",
+                     "delivery_date"):  # fmt: skip
+            out[name] = masked[0][name]
+    key = data_key(keyring, resident)
+    latest = max(resident.episodes, key=lambda e: (e.created_at, e.id), default=None)
+    if key is not None and latest is not None:
+        sealed = {c: getattr(latest, c) for c in ("parity", "risk_flags")
+                  if getattr(latest, c) is not None}  # fmt: skip
+        values = keyring.decrypt_row(key, "maternal_episodes", latest.id, sealed)
+        out["parity"] = storage.decode_int(values["parity"]) if "parity" in values else None
+        out["risk_flags"] = list(storage.decode_flags(values.get("risk_flags", "")))
+    if key is not None:
+        for child in sorted(resident.children, key=lambda c: (c.created_at, c.id)):
+            sealed = {c: getattr(child, c) for c in ("birth_date", "sex")
+                      if getattr(child, c) is not None}  # fmt: skip
+            values = keyring.decrypt_row(key, "children", child.id, sealed)
+            out["children"].append({"birth_date": values.get("birth_date"),
+                                    "sex": values.get("sex")})  # fmt: skip
+    record(session, acting, "resident.read", subjects=[subject(keyring, resident.id)],
+           details={"view": "masked"})  # fmt: skip
+    return out

@@ -13,8 +13,9 @@ from tests.exchange.console.world import NAMES, PASSWORDS, World, populate
 _HIDDEN = re.compile(r'name="csrf_token" value="([^"]*)"')
 
 
-def console(database_url: str, home: Path, template: Path | None = None) -> tuple[Harness, World]:
-    harness = build(database_url, home, template=template)
+def console(database_url: str, home: Path, template: Path | None = None,
+            **settings: object) -> tuple[Harness, World]:  # fmt: skip
+    harness = build(database_url, home, template=template, **settings)
     return harness, populate(harness.factory, harness.clock())
 
 
