@@ -33,11 +33,11 @@ STATIC = Path(__file__).parent / "static"
 
 
 def _router() -> APIRouter:
-    from exchange.console.pages import account, home, logins, resident, residents, users
+    from exchange.console.pages import account, home, intake, logins, resident, residents, users
 
     router = APIRouter(prefix=CONSOLE_PREFIX, include_in_schema=False)
-    # residents (/residents/new, /lookup, /export.xlsx) before resident (/residents/{id})
-    for module in (home, account, users, logins, residents, resident):
+    # /residents/new, /lookup and /export.xlsx before /residents/{resident_id}
+    for module in (home, account, users, logins, residents, intake, resident):
         router.include_router(module.router)
     return router
 
