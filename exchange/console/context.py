@@ -108,6 +108,17 @@ class Page:
     def role(self) -> str | None:
         return self.user.principal.role if self.user else None
 
+    def can(self, operation: str) -> bool:
+        """Whether the signed-in role may perform `operation`, by the same table the API's
+        routes declare (exchange.api.permissions): no door lets a role do more than another."""
+        from exchange.api.permissions import allowed
+
+        return self.role is not None and allowed(self.role, operation)
+
+    def require(self, operation: str) -> None:
+        if not self.can(operation):
+            raise PageError(403, N_("You may not do this"))
+
 
 def _page(request: Request) -> Iterator[Page]:
     state = request.app.state

@@ -83,6 +83,7 @@ def render(page: Page, template: str, status: int = 200, **context: Any) -> HTML
         "role_labels": ROLE_LABELS,
         "path": page.request.url.path,
         "now_text": beijing(page.now),
+        "can": page.can,
         **context,
     }
     html = environment(page.language.code).get_template(template).render(values)
@@ -95,5 +96,6 @@ def error_page(request: Request, error: PageError) -> HTMLResponse:
     html = environment(language.code).get_template("error.html").render(
         lang=language, languages=i18n.LANGUAGES.values(), user=None, csrf="", menu=[],
         path=request.url.path, status=error.status, title=error.title, now_text="",
+        can=lambda _operation: False,
     )  # fmt: skip
     return HTMLResponse(html, status_code=error.status)

@@ -57,6 +57,7 @@ def _register_form(page: Page, status: int = 200, *, values: dict[str, str] | No
 
 @router.get("/residents/new")
 def register_page(page: OfficePage) -> Response:
+    page.require("residents.write")
     return _register_form(page)
 
 
@@ -109,6 +110,7 @@ def _merge(parsed: FieldErrors, exc: FlowError) -> FlowError:
 
 @router.post("/residents/new")
 async def register_submit(page: OfficePage, request: Request) -> Response:
+    page.require("residents.write")
     form = await require_token(page, request)
     values = {n: str(form.get(n, "")).strip()[:64] for n in _TEXT_FIELDS}
     names = {c.id: c.name for c in communities_in_scope(page)}
@@ -129,6 +131,7 @@ async def register_submit(page: OfficePage, request: Request) -> Response:
 
 @router.get("/imports")
 def import_page(page: OfficePage) -> Response:
+    page.require("residents.import")
     return render(page, "imports/upload.html", errors={})
 
 
@@ -143,6 +146,7 @@ async def _upload(form: FormData) -> tuple[bytes, str]:
 
 @router.post("/imports")
 async def import_upload(page: OfficePage, request: Request) -> Response:
+    page.require("residents.import")
     form = await require_token(page, request)
     try:
         data, file_format = await _upload(form)
@@ -167,6 +171,7 @@ def _staged_or_404(call: Callable[[], T]) -> T:
 
 @router.post("/imports/{staged_id}/confirm")
 async def import_confirm(page: OfficePage, request: Request, staged_id: str) -> Response:
+    page.require("residents.import")
     await require_token(page, request)
     try:
         report = _staged_or_404(lambda: staged_imports.confirm(page.db, page.keyring,
@@ -180,6 +185,7 @@ async def import_confirm(page: OfficePage, request: Request, staged_id: str) -> 
 
 @router.post("/imports/{staged_id}/cancel")
 async def import_cancel(page: OfficePage, request: Request, staged_id: str) -> Response:
+    page.require("residents.import")
     await require_token(page, request)
     _staged_or_404(lambda: staged_imports.cancel(page.db, page.acting, staged_id))
     return RedirectResponse("/console/imports?cancelled=1", 303)
@@ -197,6 +203,7 @@ def _template_rows() -> tuple[list[str], list[str]]:
 def template_xlsx(page: OfficePage) -> Response:
     """The import template: the importable columns only, and a line of hints (which the
     import skips: it is not a valid row, so delete it before importing)."""
+    page.require("residents.import")
     header, hints = _template_rows()
     sheet = StreamingSheet("台账", [["居民台账导入模板：请从第3行起填写，删除本说明行。"],
                                    ["说明", *hints[1:]]], header)  # fmt: skip
@@ -208,6 +215,7 @@ def template_xlsx(page: OfficePage) -> Response:
 
 @router.get("/imports/template.csv")
 def template_csv(page: OfficePage) -> Response:
+    page.require("residents.import")
     header, _ = _template_rows()
     body = "\ufeff" + csv_text(header, [])
     return Response(body.encode("utf-8"), media_type="text/csv; charset=utf-8", headers={

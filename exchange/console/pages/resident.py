@@ -181,6 +181,7 @@ def _evidence(form: FormData, required: bool) -> tuple[str, bool]:
 
 @router.post("/residents/{resident_id}/consent")
 async def resident_consent(page: OfficePage, request: Request, resident_id: str) -> Response:
+    page.require("consents.write")
     form = await require_token(page, request)
     action = "withdraw" if form.get("action") == "withdraw" else "grant"
     basis = str(form.get("basis", ""))
@@ -222,6 +223,7 @@ def _booking(form: FormData, service_key: str,
 
 @router.post("/residents/{resident_id}/assignments")
 async def resident_assign(page: OfficePage, request: Request, resident_id: str) -> Response:
+    page.require("assignments.write")
     form = await require_token(page, request)
     agreement_id = str(form.get("agreement", ""))
     services = [str(s) for s in form.getlist("services")][:8]
@@ -254,6 +256,7 @@ def _assignment(page: Page, assignment_id: str) -> assignments.AssignmentView:
 
 @router.post("/assignments/{assignment_id}/bookings")
 async def assignment_booking(page: OfficePage, request: Request, assignment_id: str) -> Response:
+    page.require("assignments.write")
     form = await require_token(page, request)
     held = _assignment(page, assignment_id)
     try:
@@ -273,6 +276,7 @@ async def assignment_booking(page: OfficePage, request: Request, assignment_id: 
 @router.get("/assignments/{assignment_id}/revoke")
 def assignment_revoke_page(page: OfficePage, assignment_id: str) -> Response:
     """The confirmation: what revoking will do, in words, before it is done."""
+    page.require("assignments.write")
     held = _assignment(page, assignment_id)
     return render(page, "residents/revoke.html", a=held, agreements=_agreements(page),
                   service_labels=SERVICE_LABELS)  # fmt: skip
@@ -280,6 +284,7 @@ def assignment_revoke_page(page: OfficePage, assignment_id: str) -> Response:
 
 @router.post("/assignments/{assignment_id}/revoke")
 async def assignment_revoke(page: OfficePage, request: Request, assignment_id: str) -> Response:
+    page.require("assignments.write")
     await require_token(page, request)
     held = _assignment(page, assignment_id)
     try:

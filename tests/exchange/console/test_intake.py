@@ -17,7 +17,9 @@ from exchange.db import models as m
 from exchange.db.engine import unit_of_work
 from exchange.ledger.importer import ensure_communities
 from exchange.ledger.synthetic import HEADER, generate_rows
+from exchange.services.accounts import ensure_account
 from policies import office_date
+from tests.exchange import factories as f
 from tests.exchange.console.ledger_world import CADRE_COMMUNITY, entries
 from tests.exchange.console.pages import console, csrf_of, sign_in
 
@@ -104,11 +106,23 @@ def test_a_valid_file_is_imported_only_on_confirm(app) -> None:
     assert r.status_code == 200 and "确认导入" in r.text
     assert _count(harness, m.Resident) == 0
     staged_id = r.text.split("/console/imports/")[1].split("/confirm")[0]
-    # another user cannot confirm it
+    # an office admin does not import (the API's permission table: residents.import is the
+    # cadres'), so she cannot confirm it either
     other = harness.client.__class__(harness.app)
     other_csrf = sign_in(other, "office_admin")
     assert other.post(f"/console/imports/{staged_id}/confirm",
-                      data={"csrf_token": other_csrf}).status_code == 404  # fmt: skip
+                      data={"csrf_token": other_csrf}).status_code == 403  # fmt: skip
+    assert other.get("/console/imports").status_code == 403
+    assert "导入台账" not in other.get("/console/residents").text
+    # nor can another cadre of the same community: a staged file is its uploader's alone
+    with unit_of_work(harness.factory) as session:
+        colleague = f.principal(session, "cadre-02", "community_cadre")
+        colleague.communities = [session.get(m.Community, world.community_id)]
+        ensure_account(session, colleague, "Cadre-pass-2027", harness.clock())
+    peer = harness.client.__class__(harness.app)
+    peer_csrf = sign_in(peer, "community_cadre", "Cadre-pass-2027", name="cadre-02")
+    assert peer.post(f"/console/imports/{staged_id}/confirm",
+                     data={"csrf_token": peer_csrf}).status_code == 404  # fmt: skip
     done = client.post(f"/console/imports/{staged_id}/confirm", data={"csrf_token": csrf})
     assert done.status_code == 200 and f"新增 {len(rows)} 人" in done.text
     assert _count(harness, m.Resident) == len(rows) and _count(harness, m.StagedImport) == 0
