@@ -122,7 +122,7 @@ def parse_query(
     return LedgerQuery(community_id, stage or None, month, assignment or None, nid, number)
 
 
-class MaskedResident(TypedDict):
+class _Masked(TypedDict):
     id: str
     community: str
     name: str | None
@@ -132,6 +132,9 @@ class MaskedResident(TypedDict):
     stage: str | None
     due_date: str | None
     delivery_date: str | None
+
+
+class MaskedResident(_Masked):
     assigned: bool
 
 
@@ -383,16 +386,7 @@ class ChildMasked(TypedDict):
     sex: str | None
 
 
-class MaskedDetail(TypedDict):
-    id: str
-    community: str
-    name: str | None
-    national_id: str | None
-    phone: str | None
-    address: str
-    stage: str | None
-    due_date: str | None
-    delivery_date: str | None
+class MaskedDetail(_Masked):
     parity: int | None
     risk_flags: list[str]
     children: list[ChildMasked]

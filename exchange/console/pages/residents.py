@@ -75,14 +75,22 @@ def _list_page(page: Page, request: Request, *, filters: dict[str, str], q: Ledg
                   personal=True)  # fmt: skip
 
 
-@router.get("")
-def resident_list(page: OfficePage, request: Request) -> Response:
+def _filtered(page: Page, request: Request) -> tuple[dict[str, str], LedgerQuery | Response]:
+    """The list's filters from the query string, checked; a bad one answers the list page
+    with the field named."""
     filters = _values(request.query_params, FILTERS)
     try:
-        q = _query(page, filters)
+        return filters, _query(page, filters)
     except FlowError as exc:
-        return _list_page(page, request, filters=filters, q=None,
-                          errors=field_errors(exc, page._), status=422)  # fmt: skip
+        return filters, _list_page(page, request, filters=filters, q=None,
+                                   errors=field_errors(exc, page._), status=422)  # fmt: skip
+
+
+@router.get("")
+def resident_list(page: OfficePage, request: Request) -> Response:
+    filters, q = _filtered(page, request)
+    if isinstance(q, Response):
+        return q
     return _list_page(page, request, filters=filters, q=q, errors={})
 
 
@@ -177,10 +185,7 @@ def _chunks(spool: IO[bytes]) -> Iterator[bytes]:
 
 @router.get("/export.xlsx")
 def resident_export_get(page: OfficePage, request: Request) -> Response:
-    filters = _values(request.query_params, FILTERS)
-    try:
-        q = _query(page, filters)
-    except FlowError as exc:
-        return _list_page(page, request, filters=filters, q=None,
-                          errors=field_errors(exc, page._), status=422)  # fmt: skip
+    filters, q = _filtered(page, request)
+    if isinstance(q, Response):
+        return q
     return _export(page, q, filters)

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from openpyxl import load_workbook
 from sqlalchemy import select
 
@@ -25,13 +24,19 @@ from exchange.ledger.synthetic import HEADER, generate_rows
 from policies import office_date
 from tests.exchange import factories as f
 from tests.exchange.apptools import Harness
-from tests.exchange.console.browser import LiveServer, chromium, shot  # noqa: F401
+from tests.exchange.console.browser import (  # noqa: F401
+    LiveServer,
+    axe_clean,
+    chromium,
+    new_page,
+    shot,
+    sign_in,
+)
 from tests.exchange.console.ledger_world import CADRE_COMMUNITY, Ledger, entries, with_residents
 from tests.exchange.console.pages import console
-from tests.exchange.console.world import NAMES, PASSWORDS, World
+from tests.exchange.console.world import World
 
 pytestmark = pytest.mark.slow
-AXE = Axe()
 
 
 @pytest.fixture
@@ -45,30 +50,6 @@ def served(tmp_path: Path,
         f.agreement(session, contractor, "CY-2026-001")
     with LiveServer(harness.app) as server:
         yield harness, world, server.url
-
-
-def _page(chromium, base: str):  # noqa: F811
-    context = chromium.new_context(base_url=base, locale="zh-CN", accept_downloads=True,
-                                   viewport={"width": 1280, "height": 900})  # fmt: skip
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.csp_errors = errors  # type: ignore[attr-defined]
-    return page
-
-
-def _sign_in(page, role: str) -> None:
-    page.goto("/console/login")
-    page.locator("#username").fill(NAMES[role])
-    page.locator("#password").fill(PASSWORDS[role])
-    page.get_by_role("button", name="登录").click()
-    page.wait_for_load_state()
-
-
-def _axe_clean(page, name: str) -> None:
-    results = AXE.run(page)
-    assert results.violations_count == 0, f"{name}: {results.generate_report()}"
-    assert not [e for e in page.csp_errors if "Content Security Policy" in e], page.csp_errors
 
 
 def _ledger_file(harness: Harness, *, bad_row: int | None) -> tuple[bytes, list[tuple[str, ...]]]:
@@ -100,16 +81,16 @@ def _upload(page, body: bytes) -> None:
 
 def test_a_cadres_whole_journey(chromium, served) -> None:  # noqa: F811
     harness, world, base = served
-    page = _page(chromium, base)
-    _sign_in(page, "community_cadre")
+    page = new_page(chromium, base, 900)
+    sign_in(page, "community_cadre")
     page.get_by_role("link", name="居民台账").first.click()
     assert page.get_by_text("共 0 条").is_visible()
-    _axe_clean(page, "residents-empty")
+    axe_clean(page, "residents-empty")
 
     # import a file with a bad row: the report names the row and the column, no value
     bad, rows = _ledger_file(harness, bad_row=2)
     _upload(page, bad)
-    _axe_clean(page, "import-report-errors")
+    axe_clean(page, "import-report-errors")
     shot(page, "import-report-errors")
     problem = page.locator("tbody tr", has_text="第 3 行")
     assert problem.is_visible() and "联系电话" in problem.inner_text()
@@ -126,11 +107,11 @@ def test_a_cadres_whole_journey(chromium, served) -> None:  # noqa: F811
     page.get_by_role("button", name="确认导入").click()
     page.wait_for_load_state()
     assert page.get_by_text(f"新增 {len(rows)} 人").is_visible()
-    _axe_clean(page, "import-done")
+    axe_clean(page, "import-done")
 
     # register one more resident, first with a mistake
     page.goto("/console/residents/new")
-    _axe_clean(page, "register")
+    axe_clean(page, "register")
     person = next(r for r in generate_rows(30, 77, as_of=office_date(harness.clock()))
                   if r[8] == "孕期")  # fmt: skip
     page.locator("#name").fill(person[0])
@@ -143,7 +124,7 @@ def test_a_cadres_whole_journey(chromium, served) -> None:  # noqa: F811
     page.get_by_role("button", name="保存").click()
     page.wait_for_load_state()
     assert page.get_by_text("联系电话：须为11位手机号").first.is_visible()
-    _axe_clean(page, "register-errors")
+    axe_clean(page, "register-errors")
     shot(page, "register-errors")
     page.locator("#phone").fill(person[2])
     page.get_by_role("button", name="保存").click()
@@ -151,7 +132,7 @@ def test_a_cadres_whole_journey(chromium, served) -> None:  # noqa: F811
     assert re.search(r"/console/residents/[0-9a-f-]{36}", page.url)
     resident_page = page.url.split("?")[0]
     assert person[1] not in page.content() and person[2] not in page.content()
-    _axe_clean(page, "resident")
+    axe_clean(page, "resident")
 
     # record her consent (the signed form is hashed, not kept)
     _choose(page, "#c-basis", "CY-2026-001")
@@ -175,18 +156,18 @@ def test_a_cadres_whole_journey(chromium, served) -> None:  # noqa: F811
     page.wait_for_load_state()
     booked = page.locator("#assignments tbody tr", has_text="孕中期指导")
     assert "2026-03-16" in booked.first.inner_text()
-    _axe_clean(page, "resident-assigned")
+    axe_clean(page, "resident-assigned")
 
     # reveal her phone with a reason: shown, then masked again after the set seconds
     phone_row = page.locator("tr", has=page.locator("#value-phone"))
     phone_row.locator("summary").click()
     phone_row.locator("select[name=reason]").select_option("home_service_contact")
     phone_row.locator("textarea[name=note]").fill("上门服务前电话预约时间")
-    _axe_clean(page, "reveal-form")
+    axe_clean(page, "reveal-form")
     phone_row.get_by_role("button", name="显示明文").click()
     page.wait_for_load_state()
     assert page.locator("#value-phone").inner_text().startswith(person[2])
-    _axe_clean(page, "resident-revealed")
+    axe_clean(page, "resident-revealed")
     shot(page, "resident-revealed")
     page.locator("#value-phone .revealed").wait_for(state="detached", timeout=8000)
     assert person[2] not in page.locator("#value-phone").inner_text()
@@ -197,14 +178,14 @@ def test_a_cadres_whole_journey(chromium, served) -> None:  # noqa: F811
     page.get_by_role("link", name="撤销分配").click()
     page.wait_for_load_state()
     assert page.get_by_text("撤销分配后，服务机构下次同步时将删除该案例").is_visible()
-    _axe_clean(page, "revoke-confirm")
+    axe_clean(page, "revoke-confirm")
     shot(page, "revoke-confirm")
     page.get_by_role("link", name="取消").click()
 
     # who saw her data: the reveal is there, with its reason
     page.goto(resident_page + "/report")
     assert page.locator("tbody tr", has_text="上门服务联系").count() == 1
-    _axe_clean(page, "report")
+    axe_clean(page, "report")
     shot(page, "who-saw-my-data")
     page.emulate_media(media="print")
     shot(page, "who-saw-my-data-print")
@@ -212,7 +193,7 @@ def test_a_cadres_whole_journey(chromium, served) -> None:  # noqa: F811
 
     # the list, then export what it shows
     page.goto("/console/residents?stage=pregnant")
-    _axe_clean(page, "residents")
+    axe_clean(page, "residents")
     shot(page, "residents")
     with page.expect_download() as download:
         page.get_by_role("link", name="导出").click()
@@ -236,8 +217,8 @@ def test_a_cadre_never_meets_another_communitys_resident(chromium, served) -> No
     ledger: Ledger = with_residents(harness, residents=40)
     theirs = ledger.elsewhere()[0]
     their_id = ledger.ids[theirs.national_id]
-    page = _page(chromium, base)
-    _sign_in(page, "community_cadre")
+    page = new_page(chromium, base, 900)
+    sign_in(page, "community_cadre")
     page.goto("/console/residents?size=50")
     listed = page.content()
     assert their_id not in listed and f"共 {len(ledger.of(CADRE_COMMUNITY))} 条" in listed
@@ -247,7 +228,7 @@ def test_a_cadre_never_meets_another_communitys_resident(chromium, served) -> No
     page.get_by_role("button", name="查找").click()
     page.wait_for_load_state()
     assert page.get_by_text("找到 0 条").is_visible() and their_id not in page.content()
-    _axe_clean(page, "lookup")
+    axe_clean(page, "lookup")
     shot(page, "lookup-elsewhere")
     for path in (f"/console/residents/{their_id}", f"/console/residents/{their_id}/report"):
         response = page.goto(path)
