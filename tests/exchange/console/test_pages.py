@@ -174,6 +174,6 @@ def test_every_console_route_but_the_open_ones_needs_a_signed_in_user(tmp_path: 
         assert _depends_on(route.dependant, _signed_in), path
         if path.startswith(("/console/users", "/console/online-users", "/console/login-log")):
             assert _depends_on(route.dependant, _admin), path
-        if path.startswith(("/console/residents", "/console/imports")):
+        if path.startswith(("/console/residents", "/console/imports", "/console/assignments")):
             assert _depends_on(route.dependant, _office), path
     assert {"/console/users", "/console/online-users/{session_id}/end"} <= seen
