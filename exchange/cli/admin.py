@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from exchange.api.auth import issue_token, revoke
 from exchange.cli.errors import CliError, fail_cleanly
+from exchange.cli.flags import App
 from exchange.db import models as m
 from exchange.db.engine import make_engine, make_session_factory, unit_of_work
 from exchange.db.migrate import upgrade
@@ -26,8 +27,8 @@ from exchange.settings import Settings, get_settings
 from keys.errors import KeysError
 from keys.providers import FileKeyring
 
-app = typer.Typer(help="Initialise the broker and manage principals.", no_args_is_help=True)
-principal_app = typer.Typer(help="API principals and their bearer tokens.", no_args_is_help=True)
+app = App(help="Initialise the broker and manage principals.", no_args_is_help=True)
+principal_app = App(help="API principals and their bearer tokens.", no_args_is_help=True)
 app.add_typer(principal_app, name="principal")
 
 

@@ -14,9 +14,10 @@ from audit.errors import AuditError
 from audit.note import Signer, Verifier
 from audit.verifier import verify_export
 from exchange.cli.errors import CliError, fail_cleanly
+from exchange.cli.flags import App
 
-app = typer.Typer(help="Audit log: verify an export offline, export, fsck, checkpoint, vkey.",
-                  no_args_is_help=True)
+app = App(help="Audit log: verify an export offline, export, fsck, checkpoint, vkey.",
+          no_args_is_help=True)
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2

@@ -22,12 +22,13 @@ from exchange.api.auth import issue_token
 from exchange.bootstrap import audit_probe, load_keyring
 from exchange.cli.admin import create_principal, init_home
 from exchange.cli.errors import CliError, fail_cleanly
+from exchange.cli.flags import App
 from exchange.db import models as m
 from exchange.db.engine import make_engine, make_session_factory, unit_of_work
 from exchange.settings import Settings
 from keys.keyring import Keyring
 
-app = typer.Typer(help="Developer conveniences.", no_args_is_help=True)
+app = App(help="Developer conveniences.", no_args_is_help=True)
 
 DEMO_COMMUNITIES = ("民城路社区", "瑞阳路社区")
 DEMO_CONTRACTORS = ("青岛安心母婴健康服务有限公司", "青岛启航家庭健康服务中心")

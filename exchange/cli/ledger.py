@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
+from exchange.cli.flags import App
 from exchange.ledger.errors import LedgerError
 from exchange.ledger.importer import ensure_communities, import_ledger, known_communities
 from exchange.ledger.reader import open_source
@@ -27,7 +28,7 @@ from policies import office_date
 EXIT_ROW_ERRORS = 1
 EXIT_UNUSABLE = 2
 
-import_app = typer.Typer(help="Import data into the broker.", no_args_is_help=True)
+import_app = App(help="Import data into the broker.", no_args_is_help=True)
 
 
 @contextmanager

@@ -17,15 +17,14 @@ import typer
 
 from exchange.cli.acting import acting_as
 from exchange.cli.errors import CliError, fail_cleanly
+from exchange.cli.flags import App
 from exchange.db.engine import make_engine
 from exchange.db.models.codes import CONSENT_METHODS, CONSENT_SCOPES, SERVICES
 from exchange.services import assignments, consent, requests
 from exchange.settings import get_settings
 
-app = typer.Typer(help="Consent, assignments and residents' requests (office).",
-                  no_args_is_help=True)  # fmt: skip
-consent_app = typer.Typer(help="Record a resident's consent or its withdrawal.",
-                          no_args_is_help=True)  # fmt: skip
+app = App(help="Consent, assignments and residents' requests (office).", no_args_is_help=True)
+consent_app = App(help="Record a resident's consent or its withdrawal.", no_args_is_help=True)
 app.add_typer(consent_app, name="consent")
 
 AsOption = Annotated[

@@ -13,12 +13,13 @@ from typing import Annotated
 import typer
 
 from exchange.cli.errors import fail_cleanly
+from exchange.cli.flags import App
 from policies import render_preview
 from policies.diff import diff_policies
 from policies.document import Policy, load_policy
 from policies.errors import PolicyLoadError
 
-app = typer.Typer(
+app = App(
     help="Check and compare policy documents; preview a case's disclosure.",
     no_args_is_help=True,
 )
