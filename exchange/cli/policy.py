@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from exchange.cli.choose_principal import AS_HELP
 from exchange.cli.errors import fail_cleanly
 from exchange.cli.flags import App
 from policies import render_preview
@@ -94,7 +95,7 @@ def preview(
     purpose: Annotated[str, typer.Option("--purpose", help="e.g. home_visit")],
     acting: Annotated[
         str | None,
-        typer.Option("--as", help="Acting office principal; default: the only office_admin"),
+        typer.Option("--as", help=AS_HELP + "; default: the only office_admin"),
     ] = None,
 ) -> None:
     """Show what the contractor would receive for the resident's case under the agreement:

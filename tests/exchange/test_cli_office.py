@@ -228,7 +228,9 @@ def test_refusals_are_one_line_and_change_nothing(home: Path, db: Session, tmp_p
         ([*grant, "--evidence", str(tmp_path / "missing.pdf"), "--as", CADRE], "missing.pdf"),
         ([*grant, "--evidence", str(tmp_path), "--as", CADRE], "must be a file"),
         ([*grant, "--evidence", __file__, "--as", AUDITOR], "auditor"),
-        ([*grant, "--evidence", __file__, "--as", "nobody"], "no principal named 'nobody'"),
+        ([*grant, "--evidence", __file__, "--as", "nobody"],
+         "names no active office principal; choose one of: demo-cadre (community_cadre), "
+         "demo-office-admin (office_admin)"),
         (["office", "revoke", "no-such-id", "--as", ADMIN], "no such assignment"),
         (["office", "disclosures", "no-such-id", "--as", ADMIN], "no such resident"),
         (["office", "consent", "grant", rid, "--scope", "pregnancy_health", "--method", "paper",
