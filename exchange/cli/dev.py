@@ -2,7 +2,8 @@
 
 A first run creates $EXCHANGE_HOME, a development keyring, the schema, the synthetic demo
 ledger, two demo contractors and the demo principals. Later runs reuse all of it and only issue
-fresh tokens (only hashes are stored, so re-issuing is the way to print them again).
+fresh tokens (only hashes are stored, so re-issuing is the way to print them again). Every run
+rewrites a sample ledger and the import template, dated that day, in $EXCHANGE_HOME/samples/.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -25,14 +26,18 @@ from exchange.cli.errors import CliError, fail_cleanly
 from exchange.cli.flags import App
 from exchange.db import models as m
 from exchange.db.engine import make_engine, make_session_factory, unit_of_work
+from exchange.ledger.synthetic import write_ledger
+from exchange.ledger.template import write_template
 from exchange.settings import Settings
 from keys.keyring import Keyring
+from policies import office_date
 
 app = App(help="Developer conveniences.", no_args_is_help=True)
 
 DEMO_COMMUNITIES = ("民城路社区", "瑞阳路社区")
 DEMO_CONTRACTORS = ("青岛安心母婴健康服务有限公司", "青岛启航家庭健康服务中心")
 DEMO_TOKEN_TTL = timedelta(days=7)
+SAMPLE_ROWS, SAMPLE_SEED = 12, 2025
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,17 @@ def issue_demo_tokens(session: Session, now: datetime) -> list[tuple[str, str]]:
     return out
 
 
+def write_samples(home: Path, today: date) -> tuple[Path, Path]:
+    """A sample ledger and the import template, dated `today` (rewritten on every run, so they
+    are always valid to import): $EXCHANGE_HOME/samples/."""
+    folder = home / "samples"
+    folder.mkdir(parents=True, exist_ok=True)
+    sample, template = folder / "ledger-sample.csv", folder / "ledger-template.xlsx"
+    write_ledger(sample, SAMPLE_ROWS, SAMPLE_SEED, as_of=today)
+    write_template(template, today)
+    return sample, template
+
+
 def prepare(settings: Settings, say: Callable[[str], None]) -> list[tuple[str, str]]:
     """Everything `dev up` does before serving; returns the (label, token) pairs."""
     if settings.is_production:
@@ -130,6 +146,9 @@ def prepare(settings: Settings, say: Callable[[str], None]) -> list[tuple[str, s
             tokens = issue_demo_tokens(session, _utcnow())
         with unit_of_work(factory) as session:
             load_demo_scenario(session, keyring, settings, say)
+        sample, template = write_samples(settings.home, office_date(_utcnow()))
+        say(f"samples dated today: {sample} (import it: exchange import residents {sample.name} "
+            f"--as demo-office-admin), template: {template}")  # fmt: skip
         return tokens
     finally:
         engine.dispose()

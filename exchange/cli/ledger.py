@@ -1,4 +1,5 @@
-"""`exchange import residents FILE` and `exchange demo-data`: the ledger on the command line.
+"""`exchange import residents FILE`, `exchange import template` and `exchange demo-data`: the
+ledger on the command line.
 
 The lead registers `import_app` as the `import` group and `demo_data` as a command. Output
 names rows, fields and headers, never a personal value. Exit codes: 0 imported, 1 row errors
@@ -23,6 +24,7 @@ from exchange.ledger.errors import LedgerError
 from exchange.ledger.importer import ensure_communities, import_ledger, known_communities
 from exchange.ledger.reader import open_source
 from exchange.ledger.synthetic import write_ledger
+from exchange.ledger.template import write_template
 from policies import office_date
 
 EXIT_ROW_ERRORS = 1
@@ -93,6 +95,19 @@ def import_residents(
     typer.echo(report.to_json() if as_json else report.to_text())
     if not report.ok:
         raise typer.Exit(EXIT_ROW_ERRORS)
+
+
+@import_app.command("template")
+def import_template(
+    out: Annotated[Path, typer.Option("--out", help="Output file, .xlsx (with notes) or .csv")],
+) -> None:
+    """Write the import template: the importable columns with hints, text-formatted ID and
+    date columns, drop-down lists, and a sheet of rules with examples dated today."""
+    if out.suffix.lower() not in (".csv", ".xlsx"):
+        typer.echo("error: --out must end with .csv or .xlsx", err=True)
+        raise typer.Exit(EXIT_UNUSABLE)
+    write_template(out, office_date(datetime.now(UTC)))
+    typer.echo(f"wrote the import template to {out}")
 
 
 def demo_data(

@@ -94,6 +94,8 @@ def test_dev_prepare_is_idempotent_and_reissues_tokens(home: Path) -> None:
     assert stat.S_IMODE(settings.keyring_file.stat().st_mode) == 0o600
     residents = _count(settings, m.Resident)
     assert residents > 0
+    samples = sorted(p.name for p in (home / "samples").iterdir())
+    assert samples == ["ledger-sample.csv", "ledger-template.xlsx"]
 
     second = prepare(settings, said.append)
     assert [label for label, _ in second] == labels
