@@ -1,0 +1,70 @@
+"""`POST /v1/residents/imports`: a cadre's ledger as CSV, imported and audited like the CLI's.
+
+The body is the CSV itself (`Content-Type: text/csv`; UTF-8, UTF-8 with BOM or GBK), decoded
+in memory and never written to disk; `?partial=true` imports the valid rows only. The answer
+is the import report (row numbers, fields and reason codes, never a value) with the index of
+the audit entry that records the import. A refused import (invalid rows, an unreadable file)
+answers 422 and is still recorded: the handler returns its problem instead of raising it, so
+the request's unit of work commits the audit entry. Thin on purpose: `services.imports` does
+the work.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+
+from exchange.api.auth import Principal
+from exchange.api.deps import AppKeyring, Clock, DbSession
+from exchange.api.permissions import require
+from exchange.api.problems import Problem, problem_response
+from exchange.api.routers._office import OFFICE_ERRORS, caller
+from exchange.services import imports
+
+router = APIRouter(prefix="/residents/imports", tags=["residents"], dependencies=OFFICE_ERRORS)
+
+CSV_TYPES = frozenset({"text/csv", "application/csv"})
+
+
+async def csv_body(request: Request) -> bytes:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in CSV_TYPES:
+        raise Problem(415, "unsupported-media-type",
+                      "send the ledger as text/csv (UTF-8 or GBK); save a workbook as CSV or "
+                      "import it with `exchange import residents`")  # fmt: skip
+    return await request.body()
+
+
+@router.post(
+    "",
+    status_code=201,
+    openapi_extra={"requestBody": {"required": True,
+                                   "content": {"text/csv": {"schema": {"type": "string"}}}}},
+)  # fmt: skip
+def import_residents(
+    request: Request,
+    principal: Annotated[Principal, Depends(require("residents.import"))],
+    session: DbSession,
+    keyring: AppKeyring,
+    clock: Clock,
+    body: Annotated[bytes, Depends(csv_body)],
+    partial: Annotated[bool, Query(description="Import the valid rows; report the rest")] = False,
+) -> Any:
+    """Import a ledger (CSV); all-or-nothing unless `partial`. Every import is audited."""
+    outcome = imports.import_file(
+        session, keyring, caller(request, principal, clock),
+        imports.LedgerFile.from_csv_bytes(body), partial=partial,
+        workers=0,  # never fork a serving process
+    )  # fmt: skip
+    recorded = {"audit_index": outcome.audit_index}
+    report = outcome.report
+    if report is None:
+        return problem_response(422, "validation-error", detail=outcome.unusable,
+                                extensions=recorded)  # fmt: skip
+    body_out = {**report.to_dict(), **recorded}
+    if report.rows_read and not report.applied:
+        return problem_response(422, "validation-error", detail="invalid rows: nothing imported",
+                                extensions={"report": body_out, **recorded})  # fmt: skip
+    return JSONResponse(body_out, status_code=201 if report.applied else 200)
