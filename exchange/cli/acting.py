@@ -24,6 +24,7 @@ from exchange.db.migrate import is_up_to_date
 from exchange.services.audit_access import Caller
 from exchange.services.auditing import AuditUnavailable
 from exchange.services.errors import FlowError
+from exchange.services.log_origin import check_origin
 from exchange.settings import get_settings
 from keys.keyring import Keyring
 
@@ -50,6 +51,7 @@ def acting_as(name: str | None) -> Iterator[Acting]:
     try:
         if not is_up_to_date(engine):
             raise CliError("the database schema is not up to date; run `exchange admin init`")
+        check_origin(engine, settings.audit_origin)
         try:
             with unit_of_work(make_session_factory(engine)) as session:
                 caller = office_caller(session, name, datetime.now(UTC))

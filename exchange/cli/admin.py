@@ -23,6 +23,7 @@ from exchange.db import models as m
 from exchange.db.engine import make_engine, make_session_factory, unit_of_work
 from exchange.db.migrate import upgrade
 from exchange.db.models.codes import ROLES
+from exchange.services.log_origin import fix_origin
 from exchange.settings import Settings, get_settings
 from keys.errors import KeysError
 from keys.providers import FileKeyring
@@ -37,10 +38,15 @@ class InitResult:
     home: Path
     keyring_created: bool
     development_keys: bool
+    origin_fixed_now: bool = False
 
 
 def init_home(settings: Settings, *, development: bool) -> InitResult:
-    """Create the home directory (0700), a keyring (0600) if missing, and migrate the database."""
+    """Create the home directory (0700), a keyring (0600) if missing, migrate the database and
+    fix the audit log's origin (refused if another one is fixed already)."""
+    if settings.is_production and "audit_origin" not in settings.model_fields_set:
+        raise CliError("production mode: set EXCHANGE_AUDIT_ORIGIN to this office's log name, "
+                       "e.g. chengyang.example.gov.cn/exchange/audit (fixed at init)")  # fmt: skip
     home = settings.home
     home.mkdir(parents=True, exist_ok=True)
     os.chmod(home, 0o700)
@@ -55,7 +61,13 @@ def init_home(settings: Settings, *, development: bool) -> InitResult:
     except KeysError as exc:
         raise CliError(str(exc)) from None
     upgrade(settings.database_url)
-    return InitResult(home, created, provider.is_development)
+    engine = make_engine(settings.database_url)
+    try:
+        with unit_of_work(make_session_factory(engine)) as session:
+            fixed_now = fix_origin(session, settings.audit_origin)
+    finally:
+        engine.dispose()
+    return InitResult(home, created, provider.is_development, fixed_now)
 
 
 def _utcnow() -> datetime:
@@ -126,7 +138,9 @@ def init_command(
     result = init_home(settings, development=not settings.is_production)
     kind = "development" if result.development_keys else "production"
     action = "created" if result.keyring_created else "kept existing"
-    typer.echo(f"home {result.home}: {action} {kind} keyring, database migrated")
+    origin = "fixed" if result.origin_fixed_now else "as fixed before"
+    typer.echo(f"home {result.home}: {action} {kind} keyring, database migrated, "
+               f"audit origin {settings.audit_origin} ({origin})")  # fmt: skip
 
 
 @principal_app.command("create")

@@ -28,6 +28,7 @@ from exchange.db import models as m
 from exchange.db.engine import make_engine, make_session_factory, unit_of_work
 from exchange.ledger.synthetic import write_ledger
 from exchange.ledger.template import write_template
+from exchange.services.log_origin import check_origin
 from exchange.settings import Settings
 from keys.keyring import Keyring
 from policies import office_date
@@ -229,6 +230,7 @@ def serve(settings: Settings) -> None:
     configure_logging(settings.effective_log_format, settings.log_level)
     keyring = load_keyring(settings)
     engine = make_engine(settings.database_url)
+    check_origin(engine, settings.audit_origin)
     application = create_app(
         settings,
         session_factory=make_session_factory(engine),

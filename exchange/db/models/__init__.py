@@ -7,6 +7,8 @@ from exchange.db.models.consent import ConsentEvent
 from exchange.db.models.contractor import Contractor, ContractorKey
 from exchange.db.models.feed import FeedCounter, Tombstone
 from exchange.db.models.key_ops import KeyJob, PseudonymRemap
+from exchange.db.models.office import FixedSetting
+from exchange.db.models.policy import PublishedPolicy
 from exchange.db.models.principal import Principal, principal_communities
 from exchange.db.models.resident import Child, MaternalEpisode, Resident, ResidentDataKey
 from exchange.db.models.service_record import ServiceRecord
@@ -22,10 +24,12 @@ __all__ = [
     "Contractor",
     "ContractorKey",
     "FeedCounter",
+    "FixedSetting",
     "KeyJob",
     "MaternalEpisode",
     "Principal",
     "PseudonymRemap",
+    "PublishedPolicy",
     "Resident",
     "ResidentDataKey",
     "ServiceRecord",
