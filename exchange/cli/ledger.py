@@ -76,7 +76,7 @@ def import_residents(
 
             if not known_communities(a.session):
                 ensure_communities(a.session)  # a fresh office: the 城阳街道 communities
-            outcome = import_file(a.session, a.keyring, a.caller, LedgerFile.from_path(file),
+            outcome = import_file(a.session, a.keyring, a.acting, LedgerFile.from_path(file),
                                   partial=partial, progress=advance)  # fmt: skip
     except Exception as exc:  # configuration, --as, database, audit: one line, exit 2
         typer.echo(f"error: {describe(exc)}", err=True)

@@ -29,12 +29,12 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from audit.entry import AuditEntry, DetailValue, Outcome
+from exchange.identity import COMMUNITY_CADRE, OFFICE_ADMIN, Acting
 from exchange.ledger.errors import LedgerError, UndecodableFile
 from exchange.ledger.headers import RefusalReason
 from exchange.ledger.importer import Progress, import_ledger, known_communities
 from exchange.ledger.reader import ENCODINGS, LedgerSource, open_source, text_source
 from exchange.ledger.report import ImportReport
-from exchange.services.audit_access import Caller
 from exchange.services.auditing import SqlAuditSink
 from exchange.services.auditing import append as audit_append
 from exchange.services.errors import FlowError
@@ -42,7 +42,7 @@ from keys.keyring import Keyring
 from policies import office_date
 
 ACTION = "resident.import"
-IMPORTING_ROLES = frozenset({"office_admin", "community_cadre"})
+IMPORTING_ROLES = frozenset({OFFICE_ADMIN, COMMUNITY_CADRE})
 _CHUNK = 1 << 16
 
 
@@ -103,10 +103,10 @@ def _quiet(_phase: str, _rows: int) -> None:
     return None
 
 
-def _allowed_communities(session: Session, caller: Caller) -> frozenset[str] | None:
-    if caller.principal.role == "office_admin":
+def _allowed_communities(session: Session, acting: Acting) -> frozenset[str] | None:
+    if acting.identity.role == OFFICE_ADMIN:
         return None
-    ids = caller.principal.community_ids
+    ids = acting.identity.community_ids
     return frozenset(name for name, cid in known_communities(session).items() if cid in ids)
 
 
@@ -141,24 +141,24 @@ def _details(digest: str, file_format: str, partial: bool,
 def import_file(
     session: Session,
     keyring: Keyring,
-    caller: Caller,
+    acting: Acting,
     ledger: LedgerFile,
     *,
     partial: bool = False,
     progress: Progress = _quiet,
     workers: int | None = None,
 ) -> ImportOutcome:
-    """Import `ledger` as `caller` and audit it (see the module docstring).
+    """Import `ledger` as `acting` and audit it (see the module docstring).
     Never commits; the caller's unit of work does, with the audit entry."""
-    if caller.principal.role not in IMPORTING_ROLES:
-        raise ImportForbidden(f"role {caller.principal.role} may not import residents")
+    if acting.identity.role not in IMPORTING_ROLES:
+        raise ImportForbidden(f"role {acting.identity.role} may not import residents")
     report: ImportReport | None = None
     unusable: str | None = None
     attempt = session.begin_nested()  # a file failing half-way leaves nothing behind
     try:
         report = import_ledger(
-            session, keyring, ledger.open(), today=office_date(caller.now), partial=partial,
-            allowed_communities=_allowed_communities(session, caller), progress=progress,
+            session, keyring, ledger.open(), today=office_date(acting.now), partial=partial,
+            allowed_communities=_allowed_communities(session, acting), progress=progress,
             workers=workers,
         )  # fmt: skip
         attempt.commit()
@@ -166,7 +166,7 @@ def import_file(
         attempt.rollback()
         unusable = str(exc)
     entry = AuditEntry(
-        time=caller.now, actor=caller.actor, action=ACTION, request_id=caller.request_id,
+        time=acting.now, actor=acting.actor, action=ACTION, request_id=acting.request_id,
         outcome=_outcome(report), details=_details(ledger.sha256, ledger.format, partial, report),
     )  # fmt: skip
     index = audit_append(session, SqlAuditSink(), [entry])[0]

@@ -16,14 +16,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from exchange.api.auth import Principal
-from exchange.api.deps import AppKeyring, Clock, DbSession
-from exchange.api.permissions import require
+from exchange.api.context import Context, context_for
 from exchange.api.problems import Problem, problem_response
-from exchange.api.routers._office import OFFICE_ERRORS, caller
 from exchange.services import imports
 
-router = APIRouter(prefix="/residents/imports", tags=["residents"], dependencies=OFFICE_ERRORS)
+router = APIRouter(prefix="/residents/imports", tags=["residents"])
 
 CSV_TYPES = frozenset({"text/csv", "application/csv"})
 
@@ -44,19 +41,14 @@ async def csv_body(request: Request) -> bytes:
                                    "content": {"text/csv": {"schema": {"type": "string"}}}}},
 )  # fmt: skip
 def import_residents(
-    request: Request,
-    principal: Annotated[Principal, Depends(require("residents.import"))],
-    session: DbSession,
-    keyring: AppKeyring,
-    clock: Clock,
+    ctx: Annotated[Context, context_for("residents.import")],
     body: Annotated[bytes, Depends(csv_body)],
     partial: Annotated[bool, Query(description="Import the valid rows; report the rest")] = False,
 ) -> Any:
     """Import a ledger (CSV); all-or-nothing unless `partial`. Every import is audited."""
     outcome = imports.import_file(
-        session, keyring, caller(request, principal, clock),
-        imports.LedgerFile.from_csv_bytes(body), partial=partial,
-        workers=0,  # never fork a serving process
+        ctx.session, ctx.keyring, ctx.acting, imports.LedgerFile.from_csv_bytes(body),
+        partial=partial, workers=0,  # never fork a serving process
     )  # fmt: skip
     recorded = {"audit_index": outcome.audit_index}
     report = outcome.report

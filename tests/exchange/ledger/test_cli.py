@@ -12,7 +12,8 @@ from exchange.cli.ledger import demo_data, import_app
 from exchange.db.engine import make_engine, make_session_factory
 from exchange.db.migrate import upgrade
 from exchange.db.models import Resident
-from exchange.settings import get_settings
+from exchange.services.log_origin import fix_origin
+from exchange.settings import DEFAULT_AUDIT_ORIGIN, get_settings
 from keys.providers import FileKeyring
 from tests.exchange import factories as f
 
@@ -33,6 +34,7 @@ def test_demo_data_then_import_via_cli(
     engine = make_engine(database_url)
     with make_session_factory(engine).begin() as session:
         admin_id = f.principal(session, "admin-1", "office_admin").id
+        fix_origin(session, DEFAULT_AUDIT_ORIGIN)  # what `exchange admin init` leaves
     FileKeyring.create(tmp_path / "keyring.json", development=True)
     monkeypatch.setenv("EXCHANGE_HOME", str(tmp_path))
     monkeypatch.setenv("EXCHANGE_DATABASE_URL", database_url)
