@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -307,3 +307,28 @@ def test_disclosures_table_names_recipient_and_fields_never_values(home: Path, d
     assert _personal_name(db, home, rid) not in out
     # the display name the contractor received (surname + title) is not shown either
     assert "女士" not in out
+
+
+def test_demo_visits_fit_each_residents_stage(home: Path, db: Session) -> None:
+    from exchange.bootstrap import load_keyring
+    from exchange.demo import SERVICES_BY_STAGE, pregnancy_week
+
+    keyring = load_keyring(Settings(home=home))
+    admin = db.scalars(select(m.Principal).where(m.Principal.name == ADMIN)).one()
+    acting = Acting(Identity.from_row(admin), datetime.now(UTC))
+    checked = 0
+    for assignment in db.scalars(select(m.Assignment)).all():
+        episode = residents.get(db, keyring, acting, assignment.resident_id).episode
+        stage = episode["stage"]
+        assert tuple(assignment.services) == SERVICES_BY_STAGE[stage]
+        for booking in assignment.bookings:
+            checked += 1
+            if booking.service_code in ("mid_pregnancy", "late_pregnancy"):
+                week = pregnancy_week(date.fromisoformat(episode["due_date"]), booking.scheduled_on)
+                assert (14 <= week < 28) if booking.service_code == "mid_pregnancy" else week >= 28
+            else:
+                assert stage == "postpartum", (stage, booking.service_code)
+        if stage == "preparing":
+            assert not assignment.bookings
+    db.rollback()
+    assert checked > 10
