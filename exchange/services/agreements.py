@@ -1,5 +1,6 @@
-"""Entrustment agreements (PIPL Art. 21): contractor, purposes -> shipped policies, period,
-retention, approved sub-processors, and their lifecycle.
+"""Entrustment agreements (PIPL Art. 21): contractor, purposes -> published policy versions,
+period, retention, approved sub-processors, and their lifecycle (moving a purpose to another
+policy version: `agreement_policies`).
 
     draft --activate--> active --suspend--> suspended --activate--> active
     any but terminated --terminate--> terminated (final)
@@ -26,8 +27,9 @@ from exchange.identity import Acting
 from exchange.services.assignments import bump, revoke_assignment, tombstone
 from exchange.services.audit_access import record
 from exchange.services.errors import Conflict, InvalidInput, NotFound
+from exchange.services.published_policies import published_set
 from keys.keyring import Keyring
-from policies import shipped_policies
+from policies.engine import PolicySet
 from policies.errors import PolicyError
 
 _REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}\Z")
@@ -44,11 +46,11 @@ class AgreementInput:
     valid_from: date
     valid_to: date
     retention_days: int
-    purposes: Mapping[str, str]  # purpose -> policy id
+    purposes: Mapping[str, str]  # purpose -> policy id (its latest version) or id@version
     sub_processors: Sequence[str] = field(default_factory=tuple)
 
 
-def _validate(data: AgreementInput) -> list[tuple[str, str, int]]:
+def _validate(data: AgreementInput, policies: PolicySet) -> list[tuple[str, str, int]]:
     if not _REFERENCE.match(data.reference):
         raise InvalidInput.field("reference", "format", "must be 1-64 characters [A-Za-z0-9._/-]")
     if data.valid_to < data.valid_from:
@@ -61,7 +63,6 @@ def _validate(data: AgreementInput) -> list[tuple[str, str, int]]:
     for i, sub in enumerate(data.sub_processors):
         if not isinstance(sub, str) or not 1 <= len(sub.strip()) <= 128:
             raise InvalidInput.field(f"sub_processors.{i}", "format", "must be 1-128 characters")
-    policies = shipped_policies()
     out = []
     for purpose, policy_id in sorted(data.purposes.items()):
         where = f"purposes.{purpose}"
@@ -71,7 +72,7 @@ def _validate(data: AgreementInput) -> list[tuple[str, str, int]]:
         try:
             policy = policies.get(policy_id)
         except PolicyError:
-            raise InvalidInput.field(where, "policy_unknown", "no such shipped policy") from None
+            raise InvalidInput.field(where, "policy_unknown", "no such published policy") from None
         if policy.purpose != purpose:
             raise InvalidInput.field(where, "policy_purpose_mismatch",
                                      f"that policy is for {policy.purpose}")  # fmt: skip
@@ -80,7 +81,7 @@ def _validate(data: AgreementInput) -> list[tuple[str, str, int]]:
 
 
 def create(session: Session, acting: Acting, data: AgreementInput) -> m.Agreement:
-    purposes = _validate(data)
+    purposes = _validate(data, published_set(session))  # a bare id: its latest version
     contractor = session.get(m.Contractor, data.contractor_id) if len(
         data.contractor_id) <= 36 else None  # fmt: skip
     if contractor is None:

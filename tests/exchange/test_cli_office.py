@@ -332,3 +332,45 @@ def test_demo_visits_fit_each_residents_stage(home: Path, db: Session) -> None:
             assert not assignment.bookings
     db.rollback()
     assert checked > 10
+
+
+def test_policy_publish_and_move_from_the_command_line(
+    home: Path, db: Session, tmp_path: Path
+) -> None:
+    from policies.shipped import SHIPPED_DIR
+
+    shipped = (SHIPPED_DIR / "home_visit.toml").read_text(encoding="utf-8")
+    code, out, err = run(db, "policy", "list")
+    assert code == 0 and out.count("\tshipped\t") == 3 and AGREEMENT_A in out, err
+
+    v2 = tmp_path / "home_visit_v2.toml"  # the full phone without waiting for a visit: wider
+    v2.write_text(shipped.replace("version = 1", "version = 2", 1)
+                  .replace("when = { visit_booked_within_days = 7 }\n", "", 1))  # fmt: skip
+    entries = _entries(db, "policy.publish")
+    code, out, err = run(db, "policy", "publish", str(v2))
+    assert code == 3 and "+ phone: condition visit_booked_within_days" in out, out + err
+    assert f"on v1, until moved: {AGREEMENT_A} (home_visit)" in out
+    assert "refused" in err and "--yes" in err
+    db.expire_all()
+    assert _entries(db, "policy.publish") == entries  # nothing written
+
+    code, out, err = run(db, "policy", "publish", str(v2), "--yes", "--as", CADRE)
+    assert code == 1 and "may not publish" in err
+    code, out, err = run(db, "policy", "publish", str(v2), "--yes")
+    assert code == 0 and "published cy1000.home_visit@2" in out, out + err
+    code, out, _ = run(db, "policy", "publish", str(v2))
+    assert code == 0 and "already published" in out
+
+    code, out, err = run(db, "policy", "move", AGREEMENT_A, "--purpose", "home_visit")
+    assert code == 3 and "cy1000.home_visit@1#" in out and "-> cy1000.home_visit@2#" in out
+    code, out, err = run(db, "policy", "move", AGREEMENT_A, "--purpose", "home_visit", "--yes")
+    assert code == 0 and f"moved {AGREEMENT_A} home_visit to cy1000.home_visit@2" in out, err
+    db.expire_all()
+    assert _entries(db, "agreement.policy_move") == 1
+
+    sha = next(line for line in run(db, "policy", "list")[1].splitlines()
+               if line.startswith("cy1000.home_visit@2")).split("sha256:")[1].split("\t")[0]
+    code, out, _ = run(db, "policy", "show", sha)
+    assert code == 0 and out == v2.read_text(encoding="utf-8")
+    code, _, err = run(db, "policy", "show", "0" * 64)
+    assert code == 1 and err == "error: no published policy has that hash\n"

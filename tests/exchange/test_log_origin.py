@@ -57,7 +57,7 @@ def test_an_origin_is_a_schema_less_url(value: str) -> None:
 
 def test_init_fixes_it_and_checkpoints_carry_it(env: pytest.MonkeyPatch, database_url: str) -> None:
     code, out = _run("admin", "init")
-    assert code == 0 and f"audit origin {ORIGIN} (fixed)" in out, out
+    assert code == 0 and f"audit origin {ORIGIN} (fixed), 3 shipped policies" in out, out
     code, out = _run("admin", "init")
     assert code == 0 and "(as fixed before)" in out
 
@@ -65,7 +65,7 @@ def test_init_fixes_it_and_checkpoints_carry_it(env: pytest.MonkeyPatch, databas
     assert code == 0 and vkey.startswith(ORIGIN + "+"), vkey
     code, note = _run("audit", "checkpoint")
     assert code == 0, note
-    assert note.startswith(ORIGIN + "\n0\n")
+    assert note.startswith(ORIGIN + "\n3\n")  # the shipped policies init published
     checkpoint, _ = open_checkpoint(note, Verifier.parse(vkey.strip()))
     assert checkpoint.origin == ORIGIN
 
