@@ -179,3 +179,20 @@ def test_a_widening_move_needs_confirming(api: TestClient, office: Office,
         with pytest.raises(InvalidInput):
             agreement_policies.propose_move(s, "CY-PUB-2", "home_visit",
                                             "cy1000.online_guidance")  # fmt: skip
+
+
+def test_an_altered_document_is_never_served(initialised: World) -> None:
+    """The owner can drop the write-once triggers; the hash still gives the change away."""
+    engine = initialised.factory.kw["bind"]
+    v1 = shipped_policy("home_visit").identity
+    drops = (["DROP TRIGGER published_policies_write_once ON published_policies"]
+             if engine.dialect.name == "postgresql"
+             else ["DROP TRIGGER published_policies_no_update"])  # fmt: skip
+    with engine.begin() as conn:
+        for statement in drops:
+            conn.execute(text(statement))
+        conn.execute(text("UPDATE published_policies SET document = replace(document, "
+                          "'visit_booked_within_days = 7', 'visit_booked_within_days = 70') "
+                          "WHERE sha256 = :sha"), {"sha": v1.sha256})  # fmt: skip
+    with unit_of_work(initialised.factory) as s, pytest.raises(store.PublishedPolicyCorrupt):
+        store.by_hash(s, v1.sha256)
