@@ -25,8 +25,10 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from sqlalchemy.orm import Session
+from typing_extensions import TypedDict
 
 from audit.entry import AuditEntry, DetailValue, Outcome
 from exchange.identity import COMMUNITY_CADRE, OFFICE_ADMIN, Acting
@@ -37,7 +39,7 @@ from exchange.ledger.reader import ENCODINGS, LedgerSource, open_source, text_so
 from exchange.ledger.report import ImportReport
 from exchange.services.auditing import SqlAuditSink
 from exchange.services.auditing import append as audit_append
-from exchange.services.errors import FlowError
+from exchange.services.errors import AuditedDenial, FieldProblem, FlowError, InvalidInput
 from keys.keyring import Keyring
 from policies import office_date
 
@@ -49,6 +51,44 @@ _CHUNK = 1 << 16
 class ImportForbidden(FlowError):
     status = 403
     slug = "forbidden"
+
+
+class ImportRefused(InvalidInput, AuditedDenial):
+    """Nothing was imported (invalid rows, or a file that cannot be read); the import's audit
+    entry commits all the same. Each problem names the row and field, never a value."""
+
+
+class RefusedColumnView(TypedDict):
+    column: int
+    header: str
+    reason: str
+    catalogue_field: str | None
+
+
+class RowProblemView(TypedDict):
+    row: int
+    field: str
+    header: str
+    reason: str
+    message: str
+
+
+class ImportView(TypedDict):
+    """The import report as the API answers it (`ImportReport.to_dict`) and its audit entry."""
+
+    source: str
+    mode: str
+    applied: bool
+    rows_read: int
+    rows_valid: int
+    rows_invalid: int
+    inserted: int
+    updated: int
+    refused_columns: list[RefusedColumnView]
+    error_count: int
+    errors_truncated: bool
+    errors: list[RowProblemView]
+    audit_index: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,3 +211,20 @@ def import_file(
     )  # fmt: skip
     index = audit_append(session, SqlAuditSink(), [entry])[0]
     return ImportOutcome(report, unusable, index)
+
+
+def accepted(outcome: ImportOutcome) -> ImportView:
+    """The report of an import that was applied (or had no rows); `ImportRefused` when nothing
+    was imported: every row problem as a field `rows.<row>.<field>`, or the file's one."""
+    report = outcome.report
+    recorded = f"nothing imported (audit entry {outcome.audit_index})"
+    if report is None:
+        raise ImportRefused(f"{outcome.unusable}; {recorded}",
+                            (FieldProblem("body", "file_unusable", str(outcome.unusable)),))
+    if report.rows_read and not report.applied:
+        raise ImportRefused(
+            f"{report.invalid_rows} invalid row(s); {recorded}",
+            tuple(FieldProblem(f"rows.{e.row}.{e.field}", e.reason, e.message)
+                  for e in report.errors),
+        )  # fmt: skip
+    return cast(ImportView, {**report.to_dict(), "audit_index": outcome.audit_index})

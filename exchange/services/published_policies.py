@@ -27,6 +27,7 @@ from typing import cast
 
 from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
+from typing_extensions import TypedDict
 
 from audit.entry import Actor, AuditEntry, DetailValue
 from exchange.db import models as m
@@ -289,3 +290,50 @@ def usage(session: Session) -> dict[tuple[str, int], list[tuple[str, str]]]:
 def listing(session: Session) -> Sequence[m.PublishedPolicy]:
     return session.scalars(select(m.PublishedPolicy).order_by(
         m.PublishedPolicy.policy_id, m.PublishedPolicy.version)).all()  # fmt: skip
+
+
+class AgreementUse(TypedDict):
+    reference: str
+    purpose: str
+
+
+class PublishedView(TypedDict):
+    id: str
+    version: int
+    purpose: str
+    sha256: str
+    origin: str
+    published_at: str
+    published_by: str | None
+    agreements: list[AgreementUse]
+
+
+class PublishedDocument(PublishedView):
+    document: str  # the TOML text exactly as published
+
+
+class PublishedList(TypedDict):
+    items: list[PublishedView]
+
+
+def _view(row: m.PublishedPolicy, users: list[tuple[str, str]]) -> PublishedView:
+    return PublishedView(
+        id=row.policy_id, version=row.version, purpose=row.purpose, sha256=row.sha256,
+        origin=row.origin, published_at=row.published_at.isoformat(),
+        published_by=row.published_by,
+        agreements=[AgreementUse(reference=ref, purpose=purpose) for ref, purpose in users],
+    )  # fmt: skip
+
+
+def list_view(session: Session) -> PublishedList:
+    """Every published version, by id then version, with the agreements on it."""
+    used = usage(session)
+    return PublishedList(items=[_view(row, used.get((row.policy_id, row.version), []))
+                                for row in listing(session)])  # fmt: skip
+
+
+def document_view(session: Session, sha256: str) -> PublishedDocument:
+    """One published version with its document, re-verified against its hash."""
+    row = by_hash(session, sha256)
+    users = usage(session).get((row.policy_id, row.version), [])
+    return PublishedDocument(**_view(row, users), document=row.document)

@@ -34,8 +34,8 @@ def unguarded_routes(app: FastAPI) -> list[str]:
     """Routes (other than the public ones) without exactly one known `require(...)`."""
     bad = []
     for route in iter_route_contexts(app.routes):
-        if route.path in PUBLIC:
-            continue
+        if route.path in PUBLIC or route.path == "/" or route.path.startswith("/console"):
+            continue  # the console's routes have their own gate (tests/exchange/console)
         if not isinstance(route.original_route, APIRoute):
             bad.append(f"{route.path} (not an API route)")
             continue

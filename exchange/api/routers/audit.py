@@ -12,11 +12,12 @@ checkpoints, the verifier key and proofs, which show sizes and hashes only, appe
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from datetime import datetime
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from exchange.api.context import Context, context_for
 from exchange.api.problems import problems
@@ -49,12 +50,12 @@ def entries(
     pseudonym: Ident = None,
     agreement: Ident = None,
     outcome: Literal["ok", "denied", "error"] | None = None,
-    since: Annotated[AwareDatetime | None, Query(description="with a UTC offset, e.g. Z")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="with a UTC offset, e.g. Z")] = None,
+    since: Annotated[datetime | None, Query(description="with a UTC offset, e.g. Z")] = None,
+    until: Annotated[datetime | None, Query(description="with a UTC offset, e.g. Z")] = None,
     after: Annotated[int, Query(ge=-1, le=MAX_SQL_INT)] = -1,
     limit: Annotated[int, Query(ge=1, le=audit_access.MAX_PAGE)] = 100,
     tree_size: Annotated[int | None, Query(ge=0, le=MAX_SQL_INT)] = None,
-) -> dict[str, Any]:
+) -> audit_access.EntriesPage:
     """Entries matching every filter, in index order after `after`, below `tree_size` (default:
     the head); each with its index, the canonical bytes (base64) and leaf hash. Pass
     `next_after` back for the next page. The search is recorded after it is read."""
@@ -68,7 +69,7 @@ def inclusion_proof(
     ctx: Reader,
     index: Annotated[int, Query(ge=0, le=MAX_SQL_INT)],
     tree_size: Annotated[int, Query(ge=1, le=MAX_SQL_INT)],
-) -> dict[str, Any]:
+) -> audit_access.InclusionProof:
     return audit_access.inclusion(ctx.session, ctx.keyring, ctx.acting, index, tree_size)
 
 
@@ -77,7 +78,7 @@ def consistency_proof(
     ctx: Reader,
     first: Annotated[int, Query(ge=1, le=MAX_SQL_INT)],
     second: Annotated[int, Query(ge=1, le=MAX_SQL_INT)],
-) -> dict[str, Any]:
+) -> audit_access.ConsistencyProof:
     return audit_access.consistency(ctx.session, ctx.keyring, ctx.acting, first, second)
 
 

@@ -4,20 +4,18 @@ The body is the CSV itself (`Content-Type: text/csv`; UTF-8, UTF-8 with BOM or G
 in memory and never written to disk; `?partial=true` imports the valid rows only. The answer
 is the import report (row numbers, fields and reason codes, never a value) with the index of
 the audit entry that records the import. A refused import (invalid rows, an unreadable file)
-answers 422 and is still recorded: the handler returns its problem instead of raising it, so
-the request's unit of work commits the audit entry. Thin on purpose: `services.imports` does
-the work.
+answers 422 naming each row and field, and is recorded all the same (an audited refusal).
+Thin: `services.imports` does the work.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
 
 from exchange.api.context import Context, context_for
-from exchange.api.problems import Problem, problem_response
+from exchange.api.problems import Problem
 from exchange.services import imports
 
 router = APIRouter(prefix="/residents/imports", tags=["residents"])
@@ -44,19 +42,10 @@ def import_residents(
     ctx: Annotated[Context, context_for("residents.import")],
     body: Annotated[bytes, Depends(csv_body)],
     partial: Annotated[bool, Query(description="Import the valid rows; report the rest")] = False,
-) -> Any:
+) -> imports.ImportView:
     """Import a ledger (CSV); all-or-nothing unless `partial`. Every import is audited."""
     outcome = imports.import_file(
         ctx.session, ctx.keyring, ctx.acting, imports.LedgerFile.from_csv_bytes(body),
         partial=partial, workers=0,  # never fork a serving process
     )  # fmt: skip
-    recorded = {"audit_index": outcome.audit_index}
-    report = outcome.report
-    if report is None:
-        return problem_response(422, "validation-error", detail=outcome.unusable,
-                                extensions=recorded)  # fmt: skip
-    body_out = {**report.to_dict(), **recorded}
-    if report.rows_read and not report.applied:
-        return problem_response(422, "validation-error", detail="invalid rows: nothing imported",
-                                extensions={"report": body_out, **recorded})  # fmt: skip
-    return JSONResponse(body_out, status_code=201 if report.applied else 200)
+    return imports.accepted(outcome)

@@ -85,12 +85,12 @@ def test_rows_outside_her_communities_are_refused_and_the_refusal_recorded(h: Ha
     answer = _post(h, body)
     assert answer.status_code == 422, answer.text
     problem = answer.json()
-    reasons = {e["reason"] for e in problem["report"]["errors"]}
-    assert reasons == {"community_out_of_scope"}
+    assert [(e["field"], e["type"]) for e in problem["errors"]] == [
+        ("rows.4.address.community", "community_out_of_scope")]
     assert _residents(h) == 0
     [entry] = _entries(h)
     assert entry["outcome"] == {"reason": "rows_invalid", "result": "denied"}
-    assert entry["index"] == problem["audit_index"]
+    assert problem["detail"] == f"1 invalid row(s); nothing imported (audit entry {entry['index']})"
 
     partial = _post(h, body, partial="true")
     assert partial.status_code == 201 and partial.json()["inserted"] == 2
@@ -100,6 +100,8 @@ def test_rows_outside_her_communities_are_refused_and_the_refusal_recorded(h: Ha
 def test_an_unreadable_upload_is_recorded_and_changes_nothing(h: Harness) -> None:
     answer = _post(h, "姓名,电话\n李,1\n".encode())
     assert answer.status_code == 422 and "header" in answer.json()["detail"]
+    assert [(e["field"], e["type"]) for e in answer.json()["errors"]] == [
+        ("body", "file_unusable")]
     [entry] = _entries(h)
     assert entry["outcome"] == {"reason": "file_unusable", "result": "error"}
     assert set(entry["details"]) == {"file.sha256", "file.format", "mode.partial"}  # type: ignore[arg-type]
