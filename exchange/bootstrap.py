@@ -18,7 +18,7 @@ from audit.store import append
 from exchange.api.app import create_app
 from exchange.db.engine import make_engine, make_session_factory
 from exchange.logs import configure_logging
-from exchange.services.log_origin import check_origin
+from exchange.services.log_origin import check_origin_when_reachable
 from exchange.settings import ConfigurationError, Settings, check_production, get_settings
 from keys.errors import KeysError
 from keys.keyring import Keyring
@@ -60,7 +60,7 @@ def build_runtime(settings: Settings | None = None) -> Runtime:
     keyring = load_keyring(settings)
     engine = make_engine(settings.database_url)
     try:
-        check_origin(engine, settings.audit_origin)
+        check_origin_when_reachable(engine, settings.audit_origin)
     except Exception:
         engine.dispose()
         raise

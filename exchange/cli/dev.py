@@ -30,7 +30,7 @@ from exchange.db.engine import make_engine, make_session_factory, unit_of_work
 from exchange.ledger.synthetic import write_ledger
 from exchange.ledger.template import write_template
 from exchange.services.accounts import ensure_account
-from exchange.services.log_origin import check_origin
+from exchange.services.log_origin import check_origin_when_reachable
 from exchange.services.web_sessions import end_all_for
 from exchange.settings import Settings
 from keys.keyring import Keyring
@@ -267,7 +267,7 @@ def serve(settings: Settings) -> None:
     configure_logging(settings.effective_log_format, settings.log_level)
     keyring = load_keyring(settings)
     engine = make_engine(settings.database_url)
-    check_origin(engine, settings.audit_origin)
+    check_origin_when_reachable(engine, settings.audit_origin)
     application = create_app(
         settings,
         session_factory=make_session_factory(engine),

@@ -34,6 +34,7 @@ from exchange.services.auditing import SqlAuditSink
 from exchange.services.auditing import append as audit_append
 from exchange.services.bounds import MAX_SQL_INT
 from exchange.services.errors import FieldErrors, InvalidInput, NotFound
+from exchange.services.log_origin import require_origin
 from keys.keyring import Keyring
 
 AUDIT_READ = "audit.read"
@@ -82,6 +83,7 @@ def log_signer(keyring: Keyring) -> Signer:
 
 
 def audit_log(session: Session, keyring: Keyring, acting: Acting) -> AuditLog:
+    require_origin(session, keyring.audit_key_name)  # never sign under another origin
     return AuditLog(session, signer=log_signer(keyring), clock=lambda: acting.now)
 
 

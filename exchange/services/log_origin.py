@@ -5,12 +5,17 @@ signing key's name, from which the verifier key's id is derived. An auditor ther
 origin with every checkpoint and verifier key she keeps; if it changed, nothing she kept would
 verify again. So it is a setting (`EXCHANGE_AUDIT_ORIGIN`), written to the database by
 `admin init` (`fixed_settings`, write-once), and every process that signs or appends refuses to
-start under another value, with one line saying which value is fixed.
+start under another value, with one line saying which value is fixed. A server that starts
+while its database is unreachable (alive, not ready) checks before it signs its first
+checkpoint instead (`require_origin`).
 """
 
 from __future__ import annotations
 
+import threading
+
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from exchange.db.engine import make_session_factory, unit_of_work
@@ -62,3 +67,33 @@ def check_origin(engine: Engine, wanted: str) -> None:
         raise OriginNotFixed("the audit log's origin is not fixed yet; run `exchange admin init`")
     if fixed != wanted:
         raise _refusal(wanted, fixed)
+
+
+def check_origin_when_reachable(engine: Engine, wanted: str) -> None:
+    """`check_origin` at a server's start, unless the database cannot be reached yet: the
+    server then starts alive but not ready, and `require_origin` checks before signing."""
+    try:
+        check_origin(engine, wanted)
+    except SQLAlchemyError:
+        return
+
+
+_VERIFIED: set[tuple[str, str]] = set()
+_VERIFIED_LOCK = threading.Lock()
+
+
+def require_origin(session: Session, wanted: str) -> None:
+    """Before signing under `wanted`: if an origin is fixed, it must be `wanted` (read once
+    per process and database, then remembered). A database no `admin init` ran on has none
+    to compare with; the server refused to start on one it could reach (`check_origin`)."""
+    database = session.get_bind().engine.url.render_as_string(hide_password=True)
+    with _VERIFIED_LOCK:
+        if (database, wanted) in _VERIFIED:
+            return
+    fixed = stored_origin(session)
+    if fixed is None:
+        return
+    if fixed != wanted:
+        raise _refusal(wanted, fixed)
+    with _VERIFIED_LOCK:
+        _VERIFIED.add((database, wanted))

@@ -113,3 +113,30 @@ def test_production_init_wants_it_named(env: pytest.MonkeyPatch) -> None:
     env.setenv("EXCHANGE_ALLOW_SQLITE_IN_PRODUCTION", "true")
     code, out = _run("admin", "init")
     assert code == 1 and "production mode: set EXCHANGE_AUDIT_ORIGIN" in out, out
+
+
+def test_a_server_started_before_its_database_checks_before_signing(
+    env: pytest.MonkeyPatch, database_url: str
+) -> None:
+    """Alive but not ready at start (the database was unreachable): the first checkpoint it
+    signs is still refused under another origin."""
+    from datetime import UTC, datetime
+
+    from exchange.bootstrap import load_keyring
+    from exchange.db.engine import make_session_factory, unit_of_work
+    from exchange.services.checkpoints import issue_if_grown
+
+    assert _run("admin", "init")[0] == 0
+    env.setenv("EXCHANGE_AUDIT_ORIGIN", "other.example.gov.cn/audit")
+    keyring = load_keyring(Settings())
+    engine = make_engine(database_url)
+    try:
+        factory = make_session_factory(engine)
+        with pytest.raises(OriginChanged), unit_of_work(factory) as session:
+            issue_if_grown(session, keyring, datetime.now(UTC))
+        keyring.audit_key_name = ORIGIN
+        with unit_of_work(factory) as session:
+            stored = issue_if_grown(session, keyring, datetime.now(UTC))
+        assert stored is not None and stored.checkpoint.origin == ORIGIN
+    finally:
+        engine.dispose()
