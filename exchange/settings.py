@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     auth_failures_per_minute: int = Field(default=30, ge=1)
     # seconds between scheduled audit checkpoints (issued only if the log grew); 0 turns it off
     checkpoint_interval: float = Field(default=300.0, ge=0)
+    # released statistics: counts of 1..threshold-1 distinct residents are suppressed (<5)
+    statistics_threshold: int = Field(default=5, ge=3, le=1000)
     # the web console's sessions (docs/console.md)
     console_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
     console_absolute_hours: int = Field(default=12, ge=1, le=7 * 24)

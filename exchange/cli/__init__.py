@@ -1,6 +1,6 @@
 """The `exchange` command line, grouped by who uses it.
 
-office      import residents; consent, assignments, requests (the office)
+office      import residents; consent, assignments, requests; stats (the office)
 admin       init, principals, policies
 audit       search, checkpoints, offline verification
 contractor  the contractor-side sync client (when installed)
@@ -9,7 +9,7 @@ developer   dev up (what `make run` calls), synthetic data
 
 from __future__ import annotations
 
-from exchange.cli import admin, audit, contractor, dev, keys, ledger, office, policy
+from exchange.cli import admin, audit, contractor, dev, keys, ledger, office, policy, stats
 from exchange.cli.flags import App
 
 OFFICE = "office"
@@ -28,6 +28,7 @@ app = App(
 
 app.add_typer(ledger.import_app, name="import", rich_help_panel=OFFICE)
 app.add_typer(office.app, name="office", rich_help_panel=OFFICE)
+app.add_typer(stats.app, name="stats", rich_help_panel=OFFICE)
 app.add_typer(admin.app, name="admin", rich_help_panel=ADMIN)
 app.add_typer(policy.app, name="policy", rich_help_panel=ADMIN)
 app.add_typer(keys.app, name="keys", rich_help_panel=ADMIN)

@@ -4,7 +4,7 @@ Both tables only grow: triggers refuse UPDATE and DELETE on them, so a fixed ori
 published policy version cannot be changed behind the checkpoints and disclosures citing it.
 
 Revision ID: 0007
-Revises: 0006 (re-chained after main gained 0006; originally 0003)
+Revises: 0008 (re-chained onto main's head; originally 0003)
 Create Date: 2026-12-04 16:58:13.099028
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007"
-down_revision: str | None = "0006"
+down_revision: str | None = "0008"  # main's head when merged (was "0003")
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from tests.exchange.apptools import Harness, build
+from tests.exchange.api.apptools import Harness, build
 from tests.exchange.console.world import NAMES, PASSWORDS, World, populate
 
 _HIDDEN = re.compile(r'name="csrf_token" value="([^"]*)"')

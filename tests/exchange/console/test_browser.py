@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from exchange.db import models as m
 from exchange.db.engine import unit_of_work
-from tests.exchange.apptools import Harness
+from tests.exchange.api.apptools import Harness
 from tests.exchange.console.browser import LiveServer, chromium, shot  # noqa: F401
 from tests.exchange.console.pages import console
 from tests.exchange.console.world import NAMES, PASSWORDS, World

@@ -159,7 +159,7 @@ def test_every_console_route_but_the_open_ones_needs_a_signed_in_user(tmp_path: 
     from fastapi.routing import APIRoute, iter_route_contexts
 
     from exchange.console.context import _admin, _signed_in
-    from tests.exchange.apptools import build
+    from tests.exchange.api.apptools import build
 
     app = build(f"sqlite:///{tmp_path / 'x.db'}", tmp_path).app
     seen = set()
