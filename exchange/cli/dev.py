@@ -182,7 +182,7 @@ def prepare_with_logins(
         with unit_of_work(factory) as session:
             load_demo_scenario(session, keyring, settings, say)
         sample, template = write_samples(settings.home, office_date(_utcnow()))
-        say(f"samples dated today: {sample} (import it: exchange import residents {sample.name} "
+        say(f"samples dated today: {sample} (import it: exchange import residents {sample} "
             f"--as demo-office-admin), template: {template}")  # fmt: skip
         return tokens, logins
     finally:
