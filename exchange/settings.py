@@ -7,16 +7,22 @@ reads the filesystem and therefore runs at start-up rather than at construction.
 
 from __future__ import annotations
 
+import re
 import stat
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Mode = Literal["development", "production"]
 LogFormat = Literal["console", "json"]
+DEFAULT_AUDIT_ORIGIN = "chengyang.exchange/audit"
+# C2SP tlog-checkpoint: the origin SHOULD be a schema-less URL without spaces or '+'. Ours: a
+# lower-case host name with at least one dot, an optional port, then optional path segments.
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_ORIGIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})+(?::[0-9]{{1,5}})?(?:/[A-Za-z0-9._~-]+)*\Z")
 
 
 class ConfigurationError(Exception):
@@ -35,7 +41,8 @@ class Settings(BaseSettings):
     allow_sqlite_in_production: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: LogFormat | None = None
-    audit_origin: str = "chengyang.exchange/audit"
+    # the log's name on every checkpoint; fixed in the database at `exchange admin init`
+    audit_origin: str = DEFAULT_AUDIT_ORIGIN
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_page_size: int = Field(default=200, ge=1, le=10_000)
     auth_failures_per_minute: int = Field(default=30, ge=1)
@@ -52,6 +59,17 @@ class Settings(BaseSettings):
     # 查看明文: reveals one user may make in any hour, and how long a page shows the value
     console_reveals_per_hour: int = Field(default=20, ge=1, le=1000)
     console_reveal_seconds: int = Field(default=30, ge=5, le=600)
+
+    @field_validator("audit_origin")
+    @classmethod
+    def _schema_less_url(cls, value: str) -> str:
+        if len(value) > 255 or not _ORIGIN.match(value):
+            raise ValueError(
+                "must be a schema-less URL naming this office's log, e.g. "
+                "chengyang.example.gov.cn/exchange/audit: a lower-case host name with a dot, an "
+                "optional /path; no https://, spaces, '+' or trailing '/'"
+            )
+        return value
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:

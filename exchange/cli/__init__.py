@@ -9,9 +9,8 @@ developer   dev up (what `make run` calls), synthetic data
 
 from __future__ import annotations
 
-import typer
-
 from exchange.cli import admin, audit, contractor, dev, keys, ledger, office, policy, stats
+from exchange.cli.flags import App
 
 OFFICE = "office"
 ADMIN = "admin"
@@ -19,7 +18,7 @@ AUDIT = "audit"
 CONTRACTOR = "contractor"
 DEVELOPER = "developer"
 
-app = typer.Typer(
+app = App(
     name="exchange",
     help="Resident data exchange broker (生命之初1000天).",
     no_args_is_help=True,

@@ -18,16 +18,20 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from exchange.api.auth import issue_token, revoke
 from exchange.cli.errors import CliError, fail_cleanly
+from exchange.cli.flags import App
 from exchange.db import models as m
 from exchange.db.engine import make_engine, make_session_factory, unit_of_work
 from exchange.db.migrate import upgrade
 from exchange.db.models.codes import ROLES
+from exchange.services.errors import FlowError
+from exchange.services.log_origin import fix_origin
+from exchange.services.published_policies import ensure_defaults
 from exchange.settings import Settings, get_settings
 from keys.errors import KeysError
 from keys.providers import FileKeyring
 
-app = typer.Typer(help="Initialise the broker and manage principals.", no_args_is_help=True)
-principal_app = typer.Typer(help="API principals and their bearer tokens.", no_args_is_help=True)
+app = App(help="Initialise the broker and manage principals.", no_args_is_help=True)
+principal_app = App(help="API principals and their bearer tokens.", no_args_is_help=True)
 app.add_typer(principal_app, name="principal")
 
 
@@ -36,10 +40,17 @@ class InitResult:
     home: Path
     keyring_created: bool
     development_keys: bool
+    origin_fixed_now: bool = False
+    policies_published: int = 0
 
 
 def init_home(settings: Settings, *, development: bool) -> InitResult:
-    """Create the home directory (0700), a keyring (0600) if missing, and migrate the database."""
+    """Create the home directory (0700), a keyring (0600) if missing, migrate the database, fix
+    the audit log's origin (refused if another one is fixed already) and publish the shipped
+    policies that are not published yet (the office's defaults)."""
+    if settings.is_production and "audit_origin" not in settings.model_fields_set:
+        raise CliError("production mode: set EXCHANGE_AUDIT_ORIGIN to this office's log name, "
+                       "e.g. chengyang.example.gov.cn/exchange/audit (fixed at init)")  # fmt: skip
     home = settings.home
     home.mkdir(parents=True, exist_ok=True)
     os.chmod(home, 0o700)
@@ -54,7 +65,16 @@ def init_home(settings: Settings, *, development: bool) -> InitResult:
     except KeysError as exc:
         raise CliError(str(exc)) from None
     upgrade(settings.database_url)
-    return InitResult(home, created, provider.is_development)
+    engine = make_engine(settings.database_url)
+    try:
+        with unit_of_work(make_session_factory(engine)) as session:
+            fixed_now = fix_origin(session, settings.audit_origin)
+            defaults = ensure_defaults(session, _utcnow())  # the shipped policies
+    except FlowError as exc:
+        raise CliError(exc.detail) from None
+    finally:
+        engine.dispose()
+    return InitResult(home, created, provider.is_development, fixed_now, len(defaults))
 
 
 def _utcnow() -> datetime:
@@ -125,7 +145,10 @@ def init_command(
     result = init_home(settings, development=not settings.is_production)
     kind = "development" if result.development_keys else "production"
     action = "created" if result.keyring_created else "kept existing"
-    typer.echo(f"home {result.home}: {action} {kind} keyring, database migrated")
+    origin = "fixed" if result.origin_fixed_now else "as fixed before"
+    typer.echo(f"home {result.home}: {action} {kind} keyring, database migrated, "
+               f"audit origin {settings.audit_origin} ({origin}), "
+               f"{result.policies_published} shipped policies published")  # fmt: skip
 
 
 @principal_app.command("create")

@@ -8,6 +8,8 @@ from exchange.db.models.console import ConsoleAccount, ConsoleSession, LoginEven
 from exchange.db.models.contractor import Contractor, ContractorKey
 from exchange.db.models.feed import FeedCounter, Tombstone
 from exchange.db.models.key_ops import BlindIndexMarker, KeyJob, PseudonymRemap
+from exchange.db.models.office import FixedSetting
+from exchange.db.models.policy import PublishedPolicy
 from exchange.db.models.principal import Principal, principal_communities
 from exchange.db.models.resident import Child, MaternalEpisode, Resident, ResidentDataKey
 from exchange.db.models.reveal import Reveal
@@ -28,11 +30,13 @@ __all__ = [
     "Contractor",
     "ContractorKey",
     "FeedCounter",
+    "FixedSetting",
     "KeyJob",
     "LoginEvent",
     "MaternalEpisode",
     "Principal",
     "PseudonymRemap",
+    "PublishedPolicy",
     "Resident",
     "ResidentDataKey",
     "Reveal",

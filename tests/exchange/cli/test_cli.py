@@ -94,12 +94,19 @@ def test_dev_prepare_is_idempotent_and_reissues_tokens(home: Path) -> None:
     assert stat.S_IMODE(settings.keyring_file.stat().st_mode) == 0o600
     residents = _count(settings, m.Resident)
     assert residents > 0
+    samples = sorted(p.name for p in (home / "samples").iterdir())
+    assert samples == ["ledger-sample.csv", "ledger-template.xlsx"]
 
     second = prepare(settings, said.append)
     assert [label for label, _ in second] == labels
     assert all(a != b for (_, a), (_, b) in zip(first, second, strict=True))
     assert _count(settings, m.Resident) == residents
     assert _count(settings, m.Principal) >= len(DEMO_PRINCIPALS)
+    # the newcomer's path: the sample `make run` wrote imports cleanly, today
+    sample = str(home / "samples" / "ledger-sample.csv")
+    imported = CliRunner().invoke(app, ["import", "residents", sample, "--as", "demo-office-admin"])
+    assert imported.exit_code == 0, imported.output
+    assert "written: 12 new, 0 updated" in imported.output
 
     engine = make_engine(settings.database_url)
     try:
