@@ -2,7 +2,9 @@
 
 A first run creates $EXCHANGE_HOME, a development keyring, the schema, the synthetic demo
 ledger, two demo contractors and the demo principals. Later runs reuse all of it and only issue
-fresh tokens (only hashes are stored, so re-issuing is the way to print them again).
+fresh tokens (only hashes are stored, so re-issuing is the way to print them again). A fresh
+token is one more token: the tokens another instance on the same database printed keep
+working until they expire.
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ import typer
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from exchange.api.auth import issue_token
 from exchange.bootstrap import audit_probe, load_keyring
 from exchange.cli.admin import create_principal, init_home
 from exchange.cli.errors import CliError, fail_cleanly
 from exchange.db import models as m
 from exchange.db.engine import make_engine, make_session_factory, unit_of_work
+from exchange.services.tokens import issue_token, prune_expired
 from exchange.settings import Settings
 from keys.keyring import Keyring
 
@@ -92,8 +94,10 @@ def ensure_demo_contractors(session: Session) -> None:
 
 
 def issue_demo_tokens(session: Session, now: datetime) -> list[tuple[str, str]]:
-    """Create missing demo principals; give every one a fresh token. Returns (label, token)."""
+    """Create missing demo principals; give every one a fresh token (their earlier tokens stay
+    valid until they expire). Returns (label, token)."""
     _ensure_demo_communities(session)
+    prune_expired(session, now)
     ensure_demo_contractors(session)
     out = []
     for demo in DEMO_PRINCIPALS:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from importlib.resources import files
 
@@ -9,7 +11,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from exchange.db.engine import make_engine
 
@@ -35,9 +37,38 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 def upgrade_engine(engine: Engine, revision: str = "head") -> None:
     config = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as connection:
+    with engine.connect() as connection, _sqlite_foreign_keys_deferred(connection), \
+            connection.begin():
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+        _check_foreign_keys(connection)
+
+
+@contextmanager
+def _sqlite_foreign_keys_deferred(connection: Connection) -> Iterator[None]:
+    """SQLite rebuilds a table to alter it (Alembic's batch mode): DROP TABLE on a table others
+    reference would cascade-delete or refuse with foreign keys on, and the pragma cannot change
+    inside a transaction. So migrations run with it off and `_check_foreign_keys` verifies
+    every reference before commit, as SQLite's own ALTER TABLE procedure prescribes."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    raw.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+    finally:
+        raw.execute("PRAGMA foreign_keys=ON")
+
+
+def _check_foreign_keys(connection: Connection) -> None:
+    if connection.dialect.name != "sqlite":
+        return
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        tables = sorted({str(row[0]) for row in broken})
+        raise RuntimeError(f"migration left broken references in: {', '.join(tables)}")
 
 
 @lru_cache(maxsize=1)

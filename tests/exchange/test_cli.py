@@ -59,7 +59,7 @@ def test_admin_init_and_principal_lifecycle(home: Path) -> None:
     new_token = TOKEN_LINE.match(rotated.output.strip()).group(2)  # type: ignore[union-attr]
     assert new_token != token
     listed = runner.invoke(app, ["admin", "principal", "list"]).output
-    assert "aud-1\tauditor\tactive" in listed and new_token not in listed
+    assert "aud-1\tauditor\tactive\t1\t" in listed and new_token not in listed
 
     revoked = runner.invoke(app, ["admin", "principal", "revoke", "aud-1"])
     assert revoked.exit_code == 0
@@ -106,7 +106,8 @@ def test_dev_prepare_is_idempotent_and_reissues_tokens(home: Path) -> None:
         with make_session_factory(engine)() as session:
             for label, token in second:
                 row = session.scalars(
-                    select(m.Principal).where(m.Principal.token_hash == hash_token(token))
+                    select(m.Principal).join(m.ApiToken)
+                    .where(m.ApiToken.token_hash == hash_token(token))
                 ).one()
                 expected_role = "contractor" if label == "contractor_b" else label
                 assert row.role == expected_role
