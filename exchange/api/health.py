@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from exchange.db.migrate import is_up_to_date
+from exchange.db.migrate import current_revision, head_revision
 from exchange.logs import get_logger
 
 router = APIRouter(tags=["health"])
@@ -27,10 +27,23 @@ def _check_database(request: Request) -> str:
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-        return "ok" if is_up_to_date(engine) else "migrations pending"
+        return "ok"
     except Exception as exc:  # any driver error means "not ready"
         _log.warning("readiness_database_failed", error_type=type(exc).__name__)
         return "unreachable"
+
+
+def _check_migrations(request: Request) -> str:
+    engine = request.app.state.session_factory.kw["bind"]
+    try:
+        current = current_revision(engine)
+    except Exception as exc:  # an unreachable database is the database check's answer
+        _log.warning("readiness_migrations_failed", error_type=type(exc).__name__)
+        return "unknown"
+    head = head_revision()
+    if current == head:
+        return "ok"
+    return "not initialised" if current is None else f"database at {current}, code at {head}"
 
 
 def _check_keyring(request: Request) -> str:
@@ -60,14 +73,16 @@ def _check_audit(request: Request) -> str:
 def readyz(request: Request) -> JSONResponse:
     checks: dict[str, Any] = {
         "database": _check_database(request),
+        "migrations": _check_migrations(request),
         "keyring": _check_keyring(request),
         "audit": _check_audit(request),
     }
-    ready = all(v in {"ok", "not checked"} for v in checks.values())
-    return JSONResponse(
-        {"status": "ready" if ready else "not ready", "checks": checks},
-        status_code=200 if ready else 503,
-    )
+    failed = [name for name, v in checks.items() if v not in {"ok", "not checked"}]
+    body: dict[str, Any] = {"status": "not ready" if failed else "ready", "checks": checks}
+    if failed:  # which check failed, first the one to fix first
+        body["failed"] = failed
+        _log.warning("not_ready", failed=failed)
+    return JSONResponse(body, status_code=503 if failed else 200)
 
 
 @router.get("/metrics", include_in_schema=False)

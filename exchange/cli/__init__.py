@@ -1,7 +1,7 @@
 """The `exchange` command line, grouped by who uses it.
 
 office      import residents; consent, assignments, requests (the office)
-admin       init, principals, policies
+admin       init, principals, policies, backup/restore; serve; db upgrade
 audit       search, checkpoints, offline verification
 contractor  the contractor-side sync client (when installed)
 developer   dev up (what `make run` calls), synthetic data
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import typer
 
-from exchange.cli import admin, audit, contractor, dev, keys, ledger, office, policy
+from exchange.cli import admin, audit, contractor, dev, keys, ledger, office, policy, serve
 
 OFFICE = "office"
 ADMIN = "admin"
@@ -32,6 +32,8 @@ app.add_typer(office.app, name="office", rich_help_panel=OFFICE)
 app.add_typer(admin.app, name="admin", rich_help_panel=ADMIN)
 app.add_typer(policy.app, name="policy", rich_help_panel=ADMIN)
 app.add_typer(keys.app, name="keys", rich_help_panel=ADMIN)
+app.command("serve", rich_help_panel=ADMIN)(serve.serve)
+app.add_typer(serve.db_app, name="db", rich_help_panel=ADMIN)
 app.add_typer(audit.app, name="audit", rich_help_panel=AUDIT)
 app.add_typer(contractor.app, name="contractor", rich_help_panel=CONTRACTOR)
 app.add_typer(dev.app, name="dev", rich_help_panel=DEVELOPER)

@@ -220,5 +220,6 @@ def serve(settings: Settings) -> None:
         audit_probe=audit_probe(engine),
     )
     uvicorn.run(
-        application, host=settings.host, port=settings.port, log_config=None, access_log=False
+        application, host=settings.host, port=settings.port, log_config=None, access_log=False,
+        proxy_headers=False,  # exchange.api.client_cert applies trusted proxies' headers
     )
