@@ -14,7 +14,7 @@ from exchange.api.auth import FailureLimiter
 from exchange.api.client_cert import ClientCertMiddleware
 from exchange.api.metrics import HttpMetrics
 from exchange.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
-from exchange.api.problems import PROBLEM_RESPONSES, install_problem_handlers
+from exchange.api.problems import declare_problem_responses, install_problem_handlers
 from exchange.api.routers import API_PREFIX, domain_routers
 from exchange.api.schedule import lifespan_with_checkpoints
 from exchange.clientcert import TrustedProxies
@@ -44,7 +44,6 @@ def create_app(
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
-        responses=PROBLEM_RESPONSES,
         lifespan=lifespan_with_checkpoints(settings.checkpoint_interval, session_factory,
                                            keyring, clock),
     )
@@ -62,6 +61,7 @@ def create_app(
     app.include_router(health.router)
     for router in (*domain_routers(), *extra_routers):
         app.include_router(router, prefix=API_PREFIX)  # type: ignore[arg-type]
+    declare_problem_responses(app, lambda route: route.path.startswith(API_PREFIX + "/"))
 
     # added last = outermost: the request context wraps the body limit
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

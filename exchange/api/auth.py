@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated
 
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from exchange.api.client_cert import binding_holds, presented_thumbprint
 from exchange.api.problems import Problem
-from exchange.db import models as m
+from exchange.identity import Identity
 from exchange.logs import get_logger
 from exchange.services import tokens
 from exchange.services.tokens import (  # noqa: F401  (re-exported: the API's token vocabulary)
@@ -34,36 +34,10 @@ from exchange.services.tokens import (  # noqa: F401  (re-exported: the API's to
 _log = get_logger("exchange.auth")
 
 
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is calling, as the flows see it."""
-
-    id: str
-    name: str
-    role: str
-    display_name: str
-    contractor_id: str | None = None
-    community_ids: frozenset[str] = frozenset()
-    # RFC 8705 x5t#S256 of the client certificate the proxy forwarded (bound tokens: verified)
-    cert_thumbprint: str | None = None
-
-    @classmethod
-    def from_row(cls, row: m.Principal, cert_thumbprint: str | None = None) -> Principal:
-        return cls(
-            id=row.id,
-            name=row.name,
-            role=row.role,
-            display_name=row.display_name,
-            contractor_id=row.contractor_id,
-            community_ids=frozenset(c.id for c in row.communities),
-            cert_thumbprint=cert_thumbprint,
-        )
-
-
-def lookup(session: Session, token: str, now: datetime) -> tuple[Principal | None, str]:
+def lookup(session: Session, token: str, now: datetime) -> tuple[Identity | None, str]:
     """The principal holding `token`, or None and the reason (for logs, never for clients)."""
     resolved, reason = tokens.resolve(session, token, now)
-    return (Principal.from_row(resolved.principal) if resolved else None), reason
+    return (Identity.from_row(resolved.principal) if resolved else None), reason
 
 
 class FailureLimiter:
@@ -122,8 +96,8 @@ def _deny(request: Request, reason: str) -> Problem:
     )
 
 
-def authenticate(request: Request) -> Principal:
-    """Dependency: resolve `Authorization: Bearer <token>` to a Principal, or answer 401/429."""
+def authenticate(request: Request) -> Identity:
+    """Dependency: resolve `Authorization: Bearer <token>` to an Identity, or answer 401/429."""
     state = request.app.state
     limiter: FailureLimiter = state.failure_limiter
     if limiter.blocked(_client(request)):
@@ -143,15 +117,15 @@ def authenticate(request: Request) -> Principal:
     now: datetime = state.clock()
     with state.session_factory() as session:
         resolved, reason = tokens.resolve(session, token.strip(), now)
-        principal = Principal.from_row(resolved.principal) if resolved else None
-    if resolved is None or principal is None:
+        identity = Identity.from_row(resolved.principal) if resolved else None
+    if resolved is None or identity is None:
         raise _deny(request, reason)
     # -- issue 17: client-certificate binding (exchange.api.client_cert) and last use --------
     thumbprint = presented_thumbprint(request)
     if not binding_holds(resolved.cnf_x5t_s256, thumbprint):
         raise _deny(request, "certificate_mismatch")
     state.last_use.record(state.session_factory, resolved, now)
-    return replace(principal, cert_thumbprint=thumbprint) if thumbprint else principal
+    return replace(identity, cert_thumbprint=thumbprint) if thumbprint else identity
 
 
-CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
+CurrentIdentity = Annotated[Identity, Depends(authenticate)]

@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session, selectinload
 
 from audit.entry import Outcome
 from exchange.db import models as m
+from exchange.identity import Acting
 from exchange.services import records
-from exchange.services.audit_access import Caller, record, subject
+from exchange.services.audit_access import record, subject
 from exchange.services.errors import NotFound
 from exchange.services.feed import check_purpose, policies_for, policy_versions
 from exchange.services.residents import visible_resident
@@ -40,11 +41,11 @@ def _assignment(session: Session, resident_id: str, agreement_id: str) -> m.Assi
 
 
 def preview_case(
-    session: Session, keyring: Keyring, caller: Caller, resident_id: str, agreement_id: str,
+    session: Session, keyring: Keyring, acting: Acting, resident_id: str, agreement_id: str,
     purpose: str,
 ) -> Evaluation:  # fmt: skip
     purpose = check_purpose(purpose)
-    resident = visible_resident(session, caller, resident_id)
+    resident = visible_resident(session, acting, resident_id)
     assignment = _assignment(session, resident.id, agreement_id)
     policy_set = shipped_policies()
     fields = records.fields_needed(policies_for(policy_set, purpose))
@@ -53,10 +54,10 @@ def preview_case(
     )
     evaluation = evaluate(
         case_inputs.record, case_inputs.consents, case_inputs.agreement,
-        case_inputs.assignment, purpose, caller.now, policies=policy_set,
+        case_inputs.assignment, purpose, acting.now, policies=policy_set,
     )  # fmt: skip
     shown = tuple(sorted(name for name, item in evaluation.view.items() if not item.sealed))
-    record(session, caller, PREVIEW_ACTION, agreement=agreement_id,
+    record(session, acting, PREVIEW_ACTION, agreement=agreement_id,
            subjects=[subject(keyring, resident.id, case=case_inputs.record.case_reference,
                              disclosed=shown)],
            outcome=Outcome("ok", f"purpose.{purpose}"))  # fmt: skip

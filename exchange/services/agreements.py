@@ -22,8 +22,9 @@ from sqlalchemy.orm import Session, selectinload
 from audit.entry import Outcome
 from exchange.db import models as m
 from exchange.db.models.codes import PURPOSES
+from exchange.identity import Acting
 from exchange.services.assignments import bump, revoke_assignment, tombstone
-from exchange.services.audit_access import Caller, record
+from exchange.services.audit_access import record
 from exchange.services.errors import Conflict, InvalidInput, NotFound
 from keys.keyring import Keyring
 from policies import shipped_policies
@@ -78,7 +79,7 @@ def _validate(data: AgreementInput) -> list[tuple[str, str, int]]:
     return out
 
 
-def create(session: Session, caller: Caller, data: AgreementInput) -> m.Agreement:
+def create(session: Session, acting: Acting, data: AgreementInput) -> m.Agreement:
     purposes = _validate(data)
     contractor = session.get(m.Contractor, data.contractor_id) if len(
         data.contractor_id) <= 36 else None  # fmt: skip
@@ -89,14 +90,14 @@ def create(session: Session, caller: Caller, data: AgreementInput) -> m.Agreemen
     row = m.Agreement(
         contractor_id=contractor.id, reference=data.reference, valid_from=data.valid_from,
         valid_to=data.valid_to, status="draft", retention_days=data.retention_days,
-        sub_processors=[s.strip() for s in data.sub_processors], created_at=caller.now,
-        updated_at=caller.now,
+        sub_processors=[s.strip() for s in data.sub_processors], created_at=acting.now,
+        updated_at=acting.now,
     )  # fmt: skip
     row.purposes = [m.AgreementPurpose(purpose=p, policy_id=pid, policy_version=v)
                     for p, pid, v in purposes]  # fmt: skip
     session.add(row)
     session.flush()
-    record(session, caller, "agreement.create", agreement=row.id)
+    record(session, acting, "agreement.create", agreement=row.id)
     return row
 
 
@@ -114,19 +115,19 @@ def _active_assignments(session: Session, agreement_id: str) -> list[m.Assignmen
     ))  # fmt: skip
 
 
-def _transition(session: Session, caller: Caller, row: m.Agreement, to: str) -> None:
-    record(session, caller, f"agreement.{to}", agreement=row.id,
+def _transition(session: Session, acting: Acting, row: m.Agreement, to: str) -> None:
+    record(session, acting, f"agreement.{to}", agreement=row.id,
            outcome=Outcome("ok", f"from_{row.status}"))  # fmt: skip
     row.status = to
-    row.updated_at = caller.now
+    row.updated_at = acting.now
 
 
-def activate(session: Session, caller: Caller, agreement_id: str) -> m.Agreement:
+def activate(session: Session, acting: Acting, agreement_id: str) -> m.Agreement:
     row = get_agreement(session, agreement_id)
     if row.status not in ("draft", "suspended"):
         raise Conflict(f"an agreement that is {row.status} cannot be activated")
     resumed = row.status == "suspended"
-    _transition(session, caller, row, "active")
+    _transition(session, acting, row, "active")
     if resumed:
         for assignment in _active_assignments(session, row.id):
             bump(session, assignment)  # the contractor receives its cases again
@@ -134,13 +135,13 @@ def activate(session: Session, caller: Caller, agreement_id: str) -> m.Agreement
     return row
 
 
-def suspend(session: Session, keyring: Keyring, caller: Caller, agreement_id: str) -> m.Agreement:
+def suspend(session: Session, keyring: Keyring, acting: Acting, agreement_id: str) -> m.Agreement:
     row = get_agreement(session, agreement_id)
     if row.status != "active":
         raise Conflict(f"an agreement that is {row.status} cannot be suspended")
-    _transition(session, caller, row, "suspended")
+    _transition(session, acting, row, "suspended")
     for assignment in _active_assignments(session, row.id):
-        tombstone(session, keyring, caller, contractor_id=assignment.contractor_id,
+        tombstone(session, keyring, acting, contractor_id=assignment.contractor_id,
                   agreement_id=row.id, resident_id=assignment.resident_id,
                   reason=SUSPENSION_REASON)  # fmt: skip
     session.flush()
@@ -148,15 +149,15 @@ def suspend(session: Session, keyring: Keyring, caller: Caller, agreement_id: st
 
 
 def terminate(
-    session: Session, keyring: Keyring, caller: Caller, agreement_id: str
+    session: Session, keyring: Keyring, acting: Acting, agreement_id: str
 ) -> m.Agreement:
     row = get_agreement(session, agreement_id)
     if row.status == "terminated":
         raise Conflict("the agreement is already terminated")
-    _transition(session, caller, row, "terminated")
-    row.terminated_at = caller.now
+    _transition(session, acting, row, "terminated")
+    row.terminated_at = acting.now
     for assignment in _active_assignments(session, row.id):
-        revoke_assignment(session, keyring, caller, assignment, "agreement_terminated")
+        revoke_assignment(session, keyring, acting, assignment, "agreement_terminated")
     session.flush()
     return row
 

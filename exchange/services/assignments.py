@@ -21,10 +21,11 @@ from audit.entry import Outcome
 from exchange.db import models as m
 from exchange.db.feed import next_feed_seq
 from exchange.db.models.codes import SERVICES, validate_services
-from exchange.services.audit_access import Caller, record, subject
+from exchange.identity import Acting
+from exchange.services.audit_access import record, subject
 from exchange.services.bounds import MAX_SQL_INT
 from exchange.services.errors import Conflict, InvalidInput, NotFound
-from exchange.services.residents import data_key, in_scope, visible_resident
+from exchange.services.residents import data_key, visible_resident
 from keys.fields import FieldContext
 from keys.keyring import Keyring
 
@@ -42,7 +43,7 @@ def bump(session: Session, assignment: m.Assignment) -> None:
 def tombstone(
     session: Session,
     keyring: Keyring,
-    caller: Caller,
+    acting: Acting,
     *,
     contractor_id: str,
     agreement_id: str,
@@ -53,25 +54,25 @@ def tombstone(
     case = keyring.case_reference(agreement_id, resident_id)
     row = m.Tombstone(
         contractor_id=contractor_id, agreement_id=agreement_id, case_reference=case,
-        reason=reason, seq=next_feed_seq(session, contractor_id), created_at=caller.now,
+        reason=reason, seq=next_feed_seq(session, contractor_id), created_at=acting.now,
     )  # fmt: skip
     session.add(row)
-    record(session, caller, "case.tombstone", agreement=agreement_id,
+    record(session, acting, "case.tombstone", agreement=agreement_id,
            subjects=[subject(keyring, resident_id, case=case)],
            outcome=Outcome("ok", reason))  # fmt: skip
     return row
 
 
 def revoke_assignment(
-    session: Session, keyring: Keyring, caller: Caller, row: m.Assignment, reason: str
+    session: Session, keyring: Keyring, acting: Acting, row: m.Assignment, reason: str
 ) -> None:
     """Revoke an active assignment and tombstone its case (no-op if already revoked)."""
     if row.status != "active":
         return
     row.status = "revoked"
-    row.revoked_at = caller.now
+    row.revoked_at = acting.now
     session.flush()  # frees the one-active slot before anything else is written
-    tombstone(session, keyring, caller, contractor_id=row.contractor_id,
+    tombstone(session, keyring, acting, contractor_id=row.contractor_id,
               agreement_id=row.agreement_id, resident_id=row.resident_id,
               reason=reason)  # fmt: skip
 
@@ -115,10 +116,10 @@ def _check_services(services: Sequence[str], bookings: Sequence[BookingInput]) -
     return chosen
 
 
-def create(session: Session, keyring: Keyring, caller: Caller, data: AssignmentInput) -> str:
+def create(session: Session, keyring: Keyring, acting: Acting, data: AssignmentInput) -> str:
     from exchange.services.consent import current_consent  # consent imports this module
 
-    resident = visible_resident(session, caller, data.resident_id)
+    resident = visible_resident(session, acting, data.resident_id)
     if resident.erased_at is not None:
         raise Conflict("the resident was erased")
     services = _check_services(data.services, data.bookings)
@@ -139,40 +140,40 @@ def create(session: Session, keyring: Keyring, caller: Caller, data: AssignmentI
         raise Conflict("the resident already has an active assignment under this agreement")
     row = m.Assignment(
         resident_id=resident.id, contractor_id=contractor.id, agreement_id=agreement.id,
-        services=services, status="active", created_by=caller.principal.id,
-        change_seq=next_feed_seq(session, contractor.id), created_at=caller.now,
-        updated_at=caller.now,
+        services=services, status="active", created_by=acting.identity.id,
+        change_seq=next_feed_seq(session, contractor.id), created_at=acting.now,
+        updated_at=acting.now,
     )  # fmt: skip
     row.bookings = [m.Booking(service_code=b.service, scheduled_on=b.on) for b in data.bookings]
     session.add(row)
     session.flush()
-    record(session, caller, "assignment.create", agreement=agreement.id,
+    record(session, acting, "assignment.create", agreement=agreement.id,
            subjects=[subject(keyring, resident.id,
                              case=keyring.case_reference(agreement.id, resident.id))])  # fmt: skip
     return row.id
 
 
-def visible_assignment(session: Session, caller: Caller, assignment_id: str) -> m.Assignment:
+def visible_assignment(session: Session, acting: Acting, assignment_id: str) -> m.Assignment:
     row = session.get(m.Assignment, assignment_id) if len(assignment_id) <= 36 else None
     if row is None:
         raise NotFound("no such assignment")
     resident = session.get(m.Resident, row.resident_id)
-    if resident is None or not in_scope(caller, resident.community_id):
+    if resident is None or not acting.identity.sees_community(resident.community_id):
         raise NotFound("no such assignment")
     return row
 
 
-def revoke(session: Session, keyring: Keyring, caller: Caller, assignment_id: str) -> None:
-    row = visible_assignment(session, caller, assignment_id)
+def revoke(session: Session, keyring: Keyring, acting: Acting, assignment_id: str) -> None:
+    row = visible_assignment(session, acting, assignment_id)
     if row.status != "active":
         raise Conflict("the assignment is already revoked")
-    revoke_assignment(session, keyring, caller, row, "assignment_revoked")
+    revoke_assignment(session, keyring, acting, row, "assignment_revoked")
 
 
 def add_booking(
-    session: Session, keyring: Keyring, caller: Caller, assignment_id: str, booking: BookingInput
+    session: Session, keyring: Keyring, acting: Acting, assignment_id: str, booking: BookingInput
 ) -> None:
-    row = visible_assignment(session, caller, assignment_id)
+    row = visible_assignment(session, acting, assignment_id)
     if row.status != "active":
         raise Conflict("the assignment is revoked")
     _check_services(row.services, [booking])
@@ -219,14 +220,14 @@ def _delivered(session: Session, ids: Sequence[str]) -> dict[str, dict[str, int]
     return out
 
 
-def get(session: Session, caller: Caller, assignment_id: str) -> dict[str, Any]:
-    row = visible_assignment(session, caller, assignment_id)
+def get(session: Session, acting: Acting, assignment_id: str) -> dict[str, Any]:
+    row = visible_assignment(session, acting, assignment_id)
     return view(row, _delivered(session, [row.id]).get(row.id))
 
 
 def list_assignments(
     session: Session,
-    caller: Caller,
+    acting: Acting,
     *,
     resident_id: str | None = None,
     contractor_id: str | None = None,
@@ -240,8 +241,8 @@ def list_assignments(
     if not 0 <= offset <= MAX_SQL_INT:
         raise InvalidInput.field("offset", "out_of_range", f"must be 0-{MAX_SQL_INT}")
     conds: list[ColumnElement[bool]] = []
-    if caller.principal.role != "office_admin":
-        conds.append(m.Resident.community_id.in_(caller.principal.community_ids))
+    if acting.identity.role != "office_admin":
+        conds.append(m.Resident.community_id.in_(acting.identity.community_ids))
     for column, value in ((m.Assignment.resident_id, resident_id),
                           (m.Assignment.contractor_id, contractor_id),
                           (m.Assignment.agreement_id, agreement_id),
@@ -259,10 +260,10 @@ def list_assignments(
 
 
 def service_records(
-    session: Session, keyring: Keyring, caller: Caller, assignment_id: str
+    session: Session, keyring: Keyring, acting: Acting, assignment_id: str
 ) -> list[dict[str, Any]]:
     """What the contractor reported back; notes decrypted (office roles reach this only)."""
-    row = visible_assignment(session, caller, assignment_id)
+    row = visible_assignment(session, acting, assignment_id)
     resident = session.get(m.Resident, row.resident_id)
     key = data_key(keyring, resident) if resident is not None else None
     out = []
@@ -281,6 +282,6 @@ def service_records(
             "recorded_at": rec.recorded_at.isoformat(), "notes": notes,
         })  # fmt: skip
     if out and resident is not None:
-        record(session, caller, "service_record.read", agreement=row.agreement_id,
+        record(session, acting, "service_record.read", agreement=row.agreement_id,
                subjects=[subject(keyring, resident.id)])  # fmt: skip
     return out

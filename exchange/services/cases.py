@@ -18,8 +18,10 @@ from sqlalchemy.orm import Session, selectinload
 
 from audit.entry import Action
 from exchange.db import models as m
+from exchange.identity import Acting
 from exchange.services import auditing, records
-from exchange.services.auditing import Acting, AuditSink
+from exchange.services.auditing import AuditSink
+from exchange.services.errors import CaseNotFound
 from exchange.services.feed import (
     Presenter,
     active_public_key,
@@ -35,10 +37,6 @@ from policies.engine import PolicySet
 
 NOT_FOUND_REASON = "case_not_found"
 MAX_REFERENCE_LENGTH = 128
-
-
-class CaseNotFound(Exception):
-    """No visible case with that reference for this contractor (deliberately uninformative)."""
 
 
 def find_assignment_id(

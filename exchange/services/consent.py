@@ -22,8 +22,9 @@ from sqlalchemy.orm import Session
 from audit.entry import Outcome
 from exchange.db import models as m
 from exchange.db.models.codes import CONSENT_METHODS, CONSENT_SCOPES
+from exchange.identity import Acting
 from exchange.services.assignments import active_for_resident, bump, revoke_assignment
-from exchange.services.audit_access import Caller, record, subject
+from exchange.services.audit_access import record, subject
 from exchange.services.errors import Conflict, InvalidInput, NotFound
 from exchange.services.records import fold_consents
 from exchange.services.residents import visible_resident
@@ -103,7 +104,7 @@ def current_consent(session: Session, resident_id: str, agreement_id: str) -> di
 
 
 def _append(
-    session: Session, keyring: Keyring, caller: Caller, resident: m.Resident, action: str,
+    session: Session, keyring: Keyring, acting: Acting, resident: m.Resident, action: str,
     data: ConsentInput,
 ) -> tuple[m.ConsentEvent, list[str]]:  # fmt: skip
     scopes = _validate(data, action)
@@ -118,11 +119,11 @@ def _append(
         resident_id=resident.id, sequence=(last or 0) + 1, agreement_id=data.agreement_id,
         programme=data.programme, action=action, scopes=scopes, method=data.method,
         notice_version=data.notice_version, evidence_sha256=data.evidence_sha256,
-        guardian=data.guardian, recorded_at=caller.now, recorded_by=caller.principal.id,
+        guardian=data.guardian, recorded_at=acting.now, recorded_by=acting.identity.id,
     )  # fmt: skip
     session.add(event)
     session.flush()
-    record(session, caller, "consent.record", agreement=data.agreement_id,
+    record(session, acting, "consent.record", agreement=data.agreement_id,
            subjects=[subject(keyring, resident.id, consents=(event.id,))],
            outcome=Outcome("ok", f"consent.{action}"))  # fmt: skip
     return event, scopes
@@ -134,23 +135,23 @@ def _affected(session: Session, resident_id: str, data: ConsentInput) -> list[m.
 
 
 def grant(
-    session: Session, keyring: Keyring, caller: Caller, resident_id: str, data: ConsentInput
+    session: Session, keyring: Keyring, acting: Acting, resident_id: str, data: ConsentInput
 ) -> m.ConsentEvent:
-    resident = visible_resident(session, caller, resident_id)
-    event, _ = _append(session, keyring, caller, resident, "grant", data)
+    resident = visible_resident(session, acting, resident_id)
+    event, _ = _append(session, keyring, acting, resident, "grant", data)
     for assignment in _affected(session, resident.id, data):
         bump(session, assignment)  # the contractor's view may widen
     return event
 
 
 def withdraw(
-    session: Session, keyring: Keyring, caller: Caller, resident_id: str, data: ConsentInput
+    session: Session, keyring: Keyring, acting: Acting, resident_id: str, data: ConsentInput
 ) -> m.ConsentEvent:
-    resident = visible_resident(session, caller, resident_id)
-    event, _ = _append(session, keyring, caller, resident, "withdraw", data)
+    resident = visible_resident(session, acting, resident_id)
+    event, _ = _append(session, keyring, acting, resident, "withdraw", data)
     for assignment in _affected(session, resident.id, data):
         if REQUIRED_SCOPE not in current_consent(session, resident.id, assignment.agreement_id):
-            revoke_assignment(session, keyring, caller, assignment, "consent_withdrawn")
+            revoke_assignment(session, keyring, acting, assignment, "consent_withdrawn")
         else:
             bump(session, assignment)  # the contractor's next sync carries the reduced view
     session.flush()
@@ -168,15 +169,15 @@ def event_view(event: m.ConsentEvent) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def history(session: Session, caller: Caller, resident_id: str) -> dict[str, Any]:
+def history(session: Session, acting: Acting, resident_id: str) -> dict[str, Any]:
     """Every consent event of the resident in order, and the current consent per agreement."""
-    if caller.principal.role == "auditor":  # no personal value here; auditors check consent
+    if acting.identity.role == "auditor":  # no personal value here; auditors check consent
         found = session.get(m.Resident, resident_id) if len(resident_id) <= 36 else None
         if found is None:
             raise NotFound("no such resident")
         resident = found
     else:
-        resident = visible_resident(session, caller, resident_id)
+        resident = visible_resident(session, acting, resident_id)
     events = _events(session, resident.id, None)
     agreements = sorted({e.agreement_id for e in events if e.agreement_id})
     current = {a: sorted(current_consent(session, resident.id, a)) for a in agreements}

@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session, selectinload
 
 from audit.entry import KeyEvent as AuditKeyEvent
 from exchange.db import models as m
-from exchange.services.audit_access import Caller, record
+from exchange.identity import Acting
+from exchange.services.audit_access import record
 from exchange.services.errors import Conflict, InvalidInput, NotFound
 from keys.contractor_keys import ContractorPublicKey
 from keys.errors import KeysError, RotationError
@@ -25,18 +26,18 @@ from keys.rotation import ContractorKeyRecord, rotate_contractor_key
 MAX_NAME = 128
 
 
-def create(session: Session, caller: Caller, name: str) -> m.Contractor:
+def create(session: Session, acting: Acting, name: str) -> m.Contractor:
     name = name.strip()
     if not 1 <= len(name) <= MAX_NAME or not name.isprintable():
         raise InvalidInput.field("name", "format", f"must be 1-{MAX_NAME} printable characters")
     if session.scalar(select(m.Contractor.id).where(m.Contractor.name == name)):
         raise Conflict("a contractor with this name exists")
-    row = m.Contractor(name=name, status="active", created_at=caller.now)
+    row = m.Contractor(name=name, status="active", created_at=acting.now)
     session.add(row)
     session.flush()
     session.add(m.FeedCounter(contractor_id=row.id, last_seq=0))
     session.flush()
-    record(session, caller, "contractor.create", outcome=None)
+    record(session, acting, "contractor.create", outcome=None)
     return row
 
 
@@ -100,7 +101,7 @@ _AUDIT_KEY_ACTIONS = {
 
 
 def register_key(
-    session: Session, caller: Caller, contractor_id: str, text: str
+    session: Session, acting: Acting, contractor_id: str, text: str
 ) -> m.ContractorKey:
     contractor = get_contractor(session, contractor_id)
     try:
@@ -113,12 +114,12 @@ def register_key(
         raise Conflict("this public key is already registered")
     sink = _Events()
     try:
-        rotate_contractor_key(_DbKeyStore(session), contractor.id, public, sink, lambda: caller.now)
+        rotate_contractor_key(_DbKeyStore(session), contractor.id, public, sink, lambda: acting.now)
     except RotationError:
         raise Conflict("this public key is already registered") from None
     for event in sink.events:
         action, kind = _AUDIT_KEY_ACTIONS[event.event]
-        record(session, caller, action, key=AuditKeyEvent(event.key_id, event.version, kind))
+        record(session, acting, action, key=AuditKeyEvent(event.key_id, event.version, kind))
     row = session.scalar(select(m.ContractorKey).where(
         m.ContractorKey.key_id == public.fingerprint.hex()))  # fmt: skip
     assert row is not None

@@ -29,10 +29,11 @@ from sqlalchemy.orm import Session, selectinload
 from audit.entry import Action, AuditEntry, Subject
 from audit.errors import AuditError
 from exchange.db import models as m
+from exchange.identity import Acting
 from exchange.services import auditing, records
-from exchange.services.auditing import Acting, AuditSink, AuditUnavailable
+from exchange.services.auditing import AuditSink
 from exchange.services.bounds import MAX_SQL_INT32
-from exchange.services.errors import Conflict, InvalidInput
+from exchange.services.errors import AuditUnavailable, Conflict, InvalidInput
 from keys.contractor_keys import ContractorPublicKey
 from keys.errors import KeysError
 from keys.keyring import Keyring

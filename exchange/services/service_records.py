@@ -19,10 +19,11 @@ from sqlalchemy.orm import Session
 from audit.entry import Subject
 from exchange.db import models as m
 from exchange.db.ids import new_id
+from exchange.identity import Acting
 from exchange.services import auditing
-from exchange.services.auditing import Acting, AuditSink
-from exchange.services.cases import CaseNotFound, find_assignment_id
-from exchange.services.errors import InvalidInput
+from exchange.services.auditing import AuditSink
+from exchange.services.cases import find_assignment_id
+from exchange.services.errors import CaseNotFound, IdempotencyMismatch, InvalidInput
 from keys.datakeys import WrappedKey
 from keys.errors import KeysError
 from keys.fields import FieldContext
@@ -33,10 +34,6 @@ IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{8,128}")
 MAX_NOTES = 2000
 CLOCK_SKEW = timedelta(minutes=5)
 _NOTES = ("service_records", "notes")
-
-
-class IdempotencyMismatch(Exception):
-    """The Idempotency-Key was used before for a different request."""
 
 
 @dataclass(frozen=True, slots=True)

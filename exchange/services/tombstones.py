@@ -16,14 +16,12 @@ from sqlalchemy.orm import Session
 
 from audit.entry import Action, Subject
 from exchange.db import models as m
+from exchange.identity import Acting
 from exchange.services import auditing
-from exchange.services.auditing import Acting, AuditSink
+from exchange.services.auditing import AuditSink
+from exchange.services.errors import TombstoneNotFound
 from keys.keyring import Keyring
 from keys.pseudonyms import case_reference
-
-
-class TombstoneNotFound(Exception):
-    """No tombstone with that reference for this contractor."""
 
 
 def _resident_of(

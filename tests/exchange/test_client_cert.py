@@ -138,3 +138,4 @@ def test_without_configured_proxies_no_header_is_believed(database_url: str, tmp
     answer = local.get("/v1/session", headers={"Authorization": f"Bearer {token}",
                                                "Client-Cert": header_value(mine.der)})
     assert answer.status_code == 401
+

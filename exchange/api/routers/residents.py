@@ -10,17 +10,15 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from exchange.api.auth import Principal
-from exchange.api.deps import AppKeyring, Clock, DbSession
-from exchange.api.permissions import require
-from exchange.api.routers._office import OFFICE_ERRORS, caller
+from exchange.api.context import Context, context_for
+from exchange.api.problems import problems
 from exchange.services import residents
 from exchange.services.bounds import MAX_SQL_INT
 
-router = APIRouter(prefix="/residents", tags=["residents"], dependencies=OFFICE_ERRORS)
+router = APIRouter(prefix="/residents", tags=["residents"])
 
 ResidentId = Annotated[str, Path(min_length=1, max_length=36)]
 Text = Annotated[str, Field(min_length=1, max_length=64)]
@@ -54,19 +52,16 @@ class Created(BaseModel):
     id: str
 
 
-@router.post("", status_code=201, response_model=Created)
+Reader = Annotated[Context, context_for("residents.read")]
+
+
+@router.post("", status_code=201, response_model=Created, responses=problems(409))
 def register_resident(
-    request: Request,
-    principal: Annotated[Principal, Depends(require("residents.write"))],
-    session: DbSession,
-    keyring: AppKeyring,
-    clock: Clock,
-    body: ResidentBody,
+    ctx: Annotated[Context, context_for("residents.write")], body: ResidentBody
 ) -> Created:
     """Register one resident (validated like a ledger row; errors name the field only)."""
     data = residents.ResidentInput(**{**body.model_dump(), "risk_flags": tuple(body.risk_flags)})
-    rid = residents.register(session, keyring, caller(request, principal, clock), data)
-    return Created(id=rid)
+    return Created(id=residents.register(ctx.session, ctx.keyring, ctx.acting, data))
 
 
 def _view(v: residents.ResidentView) -> dict[str, Any]:
@@ -77,33 +72,20 @@ def _view(v: residents.ResidentView) -> dict[str, Any]:
     return out
 
 
-@router.get("")
+@router.get("", responses=problems(500))
 def list_residents(
-    request: Request,
-    principal: Annotated[Principal, Depends(require("residents.read"))],
-    session: DbSession,
-    keyring: AppKeyring,
-    clock: Clock,
+    ctx: Reader,
     community: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=residents.MAX_PAGE)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_SQL_INT)] = 0,
 ) -> dict[str, Any]:
     """Residents in the caller's scope (a cadre: her communities), oldest first."""
     total, page = residents.list_residents(
-        session, keyring, caller(request, principal, clock), community=community, limit=limit,
-        offset=offset,
+        ctx.session, ctx.keyring, ctx.acting, community=community, limit=limit, offset=offset
     )
     return {"total": total, "limit": limit, "offset": offset, "items": [_view(v) for v in page]}
 
 
-@router.get("/{resident_id}")
-def get_resident(
-    request: Request,
-    principal: Annotated[Principal, Depends(require("residents.read"))],
-    session: DbSession,
-    keyring: AppKeyring,
-    clock: Clock,
-    resident_id: ResidentId,
-) -> dict[str, Any]:
-    view = residents.get(session, keyring, caller(request, principal, clock), resident_id)
-    return _view(view)
+@router.get("/{resident_id}", responses=problems(404, 500))
+def get_resident(ctx: Reader, resident_id: ResidentId) -> dict[str, Any]:
+    return _view(residents.get(ctx.session, ctx.keyring, ctx.acting, resident_id))
