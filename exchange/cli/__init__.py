@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import typer
 
-from exchange.cli import admin, audit, contractor, dev, keys, ledger, office, policy, serve
+from exchange.cli import admin, audit, backup, contractor, dev, keys, ledger, office, policy, serve
 
 OFFICE = "office"
 ADMIN = "admin"
@@ -29,6 +29,7 @@ app = typer.Typer(
 
 app.add_typer(ledger.import_app, name="import", rich_help_panel=OFFICE)
 app.add_typer(office.app, name="office", rich_help_panel=OFFICE)
+backup.register(admin.app)
 app.add_typer(admin.app, name="admin", rich_help_panel=ADMIN)
 app.add_typer(policy.app, name="policy", rich_help_panel=ADMIN)
 app.add_typer(keys.app, name="keys", rich_help_panel=ADMIN)
