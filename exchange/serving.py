@@ -20,8 +20,10 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -129,6 +131,15 @@ class Supervisor:
 
     def run(self) -> int:
         self.stop.install()
+        # workers' HTTP metrics go to shared files; any worker's /metrics sums them all
+        metrics_dir = tempfile.mkdtemp(prefix="exchange-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        try:
+            return self._run()
+        finally:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+    def _run(self) -> int:
         if self.spec.balance == "shared":
             self.shared = bind_socket(self.spec.host, self.spec.port, reuse_port=False)
         self.processes = [self._start() for _ in range(self.workers)]

@@ -12,6 +12,7 @@ import exchange
 from exchange.api import health
 from exchange.api.auth import FailureLimiter
 from exchange.api.client_cert import ClientCertMiddleware
+from exchange.api.log_metrics import AuditLogCollector
 from exchange.api.metrics import HttpMetrics
 from exchange.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from exchange.api.problems import declare_problem_responses, install_problem_handlers
@@ -48,6 +49,7 @@ def create_app(
                                            keyring, clock),
     )
     metrics = HttpMetrics()
+    metrics.add(AuditLogCollector(session_factory, clock))
     app.state.settings = settings
     app.state.session_factory = session_factory
     app.state.keyring = keyring

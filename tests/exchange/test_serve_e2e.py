@@ -83,8 +83,14 @@ def test_production_serve_restart_and_drain(database_url: str, tmp_path: Path) -
     try:
         again.wait_ready()
         # the token the CLI issued before the restart still works, on whichever worker
-        for _ in range(4):
+        for _ in range(6):
             assert httpx.get(f"{again.base}/v1/session", headers=auth).status_code == 200
+        # /metrics sums every worker's counts, whichever worker answers the scrape
+        for _ in range(3):
+            metrics = httpx.get(f"{again.base}/metrics").text
+            line = next(x for x in metrics.splitlines() if x.startswith(
+                'exchange_http_requests_total{') and 'route="/v1/session"' in x)
+            assert line.endswith(" 6.0"), line
         assert again.terminate() == 0, again.output()
     finally:
         again.kill()
