@@ -77,3 +77,25 @@ def test_scans_in_chunks_and_restarts_after_a_restore(database_url: str, tmp_pat
     collector.scanned = 50  # as if the log had been longer before a restore
     families = {m.name: m for m in collector.collect()}
     assert families["exchange_audit_metrics_scanned_entries"].samples[0].value == 2
+
+
+def test_the_sample_dashboard_queries_metrics_that_exist(database_url: str,
+                                                         tmp_path: Path) -> None:
+    import json
+    import re
+
+    h = build(database_url, tmp_path)
+    when = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+    with unit_of_work(h.factory) as session:
+        append(session, AuditEntry(time=when, actor=Actor("cli", "system"), action="key.rotate",
+                                   details={"rows.inserted": 1}))
+    with unit_of_work(h.factory) as session:
+        AuditLog(session, signer=log_signer(f.keyring()), clock=lambda: when).issue_checkpoint()
+    h.client.get("/v1/session", headers={"Authorization": "Bearer exq_x"})
+    h.client.get("/healthz")
+    exposed = {name for name, _ in _samples(h.client.get("/metrics").text)}
+    dashboard = json.loads((Path(__file__).resolve().parents[2] / "docs" / "grafana" /
+                            "exchange-dashboard.json").read_text(encoding="utf-8"))
+    queried = {name for panel in dashboard["panels"] for target in panel["targets"]
+               for name in re.findall(r"\bexchange_[a-z_]+", target["expr"])}
+    assert queried and queried <= exposed, sorted(queried - exposed)
