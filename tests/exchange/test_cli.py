@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -104,6 +105,11 @@ def test_dev_prepare_is_idempotent_and_reissues_tokens(home: Path) -> None:
     engine = make_engine(settings.database_url)
     try:
         with make_session_factory(engine)() as session:
+            # a second instance's fresh tokens never revoke the ones the first one printed
+            from exchange.services.tokens import resolve
+
+            now = datetime.now(UTC)
+            assert [resolve(session, t, now)[1] for _, t in first + second] == ["ok"] * 10
             for label, token in second:
                 row = session.scalars(
                     select(m.Principal).join(m.ApiToken)
