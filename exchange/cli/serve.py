@@ -26,13 +26,17 @@ db_app = typer.Typer(help="Database schema: status and upgrade (never automatic)
                      no_args_is_help=True)
 
 
-def schema_problem(url: str) -> str | None:
-    """Why the database at `url` cannot be served by this code, or None."""
+def database_revision(url: str) -> str | None:
     engine = make_engine(url)
     try:
-        current = current_revision(engine)
+        return current_revision(engine)
     finally:
         engine.dispose()
+
+
+def schema_problem(url: str) -> str | None:
+    """Why the database at `url` cannot be served by this code, or None."""
+    current = database_revision(url)
     head = head_revision()
     if current == head:
         return None
@@ -115,11 +119,7 @@ def serve(
 def db_status() -> None:
     """The database's schema revision and the code's."""
     settings = get_settings()
-    engine = make_engine(settings.database_url)
-    try:
-        current = current_revision(engine)
-    finally:
-        engine.dispose()
+    current = database_revision(settings.database_url)
     problem = schema_problem(settings.database_url)
     typer.echo(f"database {current or '-'}, code {head_revision()}: {problem or 'up to date'}")
 
@@ -130,11 +130,7 @@ def db_upgrade() -> None:
     """Migrate the database to this code's schema (take a backup first: `exchange admin
     backup`). Stop or drain the servers of the old release before, start the new ones after."""
     settings = get_settings()
-    engine = make_engine(settings.database_url)
-    try:
-        before = current_revision(engine)
-    finally:
-        engine.dispose()
+    before = database_revision(settings.database_url)
     if before is None:
         raise CliError("the database is not initialised; run `exchange admin init`")
     upgrade(settings.database_url)
