@@ -175,7 +175,10 @@ class Supervisor:
             if process.is_alive():  # drain bound exceeded by far: stop it hard
                 process.kill()
                 process.join()
-            worst = max(worst, abs(process.exitcode or 0))
+            code = process.exitcode or 0
+            # killed by our SIGTERM before it installed its handler: it was still starting
+            # and had served nothing, so nothing was cut short
+            worst = max(worst, 0 if code == -signal.SIGTERM else abs(code))
         if self.shared is not None:
             self.shared.close()
         _log.info("stopped", workers=len(self.processes), exit_code=worst,
