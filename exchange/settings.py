@@ -47,6 +47,14 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1, le=64)
     # SIGTERM: seconds in-flight requests get to finish before the worker stops anyway
     drain_seconds: float = Field(default=20.0, gt=0, le=600)
+    # released statistics: counts of 1..threshold-1 distinct residents are suppressed (<5)
+    statistics_threshold: int = Field(default=5, ge=3, le=1000)
+    # the web console's sessions (docs/console.md)
+    console_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    console_absolute_hours: int = Field(default=12, ge=1, le=7 * 24)
+    console_max_failures: int = Field(default=5, ge=1, le=100)
+    # None: Secure `__Host-` cookie over HTTPS (and always in production), plain name over HTTP
+    console_secure_cookie: bool | None = None
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:

@@ -1,4 +1,4 @@
-"""The Keyring: the only holder of key material in the broker (DESIGN.md §3, invariants 5, 6)."""
+"""The Keyring: the only holder of key material in the broker (docs/keys.md; invariants 5, 6)."""
 
 from __future__ import annotations
 

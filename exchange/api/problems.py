@@ -12,15 +12,14 @@ values that were sent (which may be personal data).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import json
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.dependencies.utils import get_flat_params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -331,34 +330,41 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 # -- the problems each operation declares in /openapi.json ------------------------------------
 
-_EVERY_GUARDED_ROUTE = (401, 403, 429, 503)
+_EVERY_GUARDED_OPERATION = (401, 403, 429, 503)
 
 
-def _statuses(route: APIRoute) -> list[int]:
-    found = set(_EVERY_GUARDED_ROUTE)
-    if get_flat_params(route.dependant) or route.body_field is not None:
+def _common_statuses(operation: Mapping[str, Any]) -> list[int]:
+    found = set(_EVERY_GUARDED_OPERATION)
+    if operation.get("parameters") or operation.get("requestBody"):
         found.add(422)
-    if route.body_field is not None:
+    if operation.get("requestBody"):
         found.add(413)
     return sorted(found)
 
 
-def declare_problem_responses(app: FastAPI, guarded: Callable[[APIRoute], bool]) -> None:
-    """Give every guarded route the problems any such route can answer (authentication,
-    permission, rate limit, unavailability; 422 when it takes input, 413 with a body) on top
-    of those it declared itself, and put the Problem schema in the document's components."""
-    for route in app.routes:
-        if isinstance(route, APIRoute) and guarded(route):
-            declared = problems(*(s for s in _statuses(route) if s not in route.responses))
-            route.responses = {**declared, **route.responses}
+def declare_problem_responses(app: FastAPI, prefix: str) -> None:
+    """In /openapi.json, give every operation under `prefix` the problems any such operation
+    can answer (authentication, permission, rate limit, unavailability; 422 when it takes
+    input, 413 with a body) beside those its route declared with `problems(...)`, and the
+    Problem schema in the components (replacing FastAPI's own 422 body, which we never send)."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = build()
-            schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = (
-                PROBLEM_SCHEMA
-            )
+            for path, operations in schema.get("paths", {}).items():
+                if not path.startswith(prefix):
+                    continue
+                for operation in operations.values():
+                    responses = operation.setdefault("responses", {})
+                    responses.update({str(k): v for k, v in
+                                      problems(*_common_statuses(operation)).items()})  # fmt: skip
+                    operation["responses"] = dict(sorted(responses.items()))
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components["Problem"] = PROBLEM_SCHEMA
+            for unused in ("HTTPValidationError", "ValidationError"):
+                if unused not in json.dumps(schema["paths"]):
+                    components.pop(unused, None)
             app.openapi_schema = schema
         return app.openapi_schema
 

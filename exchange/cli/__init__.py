@@ -1,6 +1,6 @@
 """The `exchange` command line, grouped by who uses it.
 
-office      import residents; consent, assignments, requests (the office)
+office      import residents; consent, assignments, requests; stats (the office)
 admin       init, principals, policies, backup/restore; serve; db upgrade
 audit       search, checkpoints, offline verification
 contractor  the contractor-side sync client (when installed)
@@ -11,7 +11,19 @@ from __future__ import annotations
 
 import typer
 
-from exchange.cli import admin, audit, backup, contractor, dev, keys, ledger, office, policy, serve
+from exchange.cli import (
+    admin,
+    audit,
+    backup,
+    contractor,
+    dev,
+    keys,
+    ledger,
+    office,
+    policy,
+    serve,
+    stats,
+)
 
 OFFICE = "office"
 ADMIN = "admin"
@@ -29,6 +41,7 @@ app = typer.Typer(
 
 app.add_typer(ledger.import_app, name="import", rich_help_panel=OFFICE)
 app.add_typer(office.app, name="office", rich_help_panel=OFFICE)
+app.add_typer(stats.app, name="stats", rich_help_panel=OFFICE)
 backup.register(admin.app)
 app.add_typer(admin.app, name="admin", rich_help_panel=ADMIN)
 app.add_typer(policy.app, name="policy", rich_help_panel=ADMIN)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -144,7 +144,7 @@ def revoke(
     typer.echo(f"assignment {assignment_id} revoked")
 
 
-def _disclosure_rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
+def _disclosure_rows(report: requests.DisclosureReport) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
     for d in report["disclosures"]:
         who = d["recipient"]["contractor"] or d["recipient"]["principal"] or "-"

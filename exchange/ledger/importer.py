@@ -44,6 +44,7 @@ from exchange.ledger.prepare import (
     Sealed,
     child_texts,
     default_workers,
+    due_month,
     episode_texts,
     has_child,
     prepared_chunks,
@@ -418,10 +419,11 @@ class _Writer:
                                    episode_texts(row))  # fmt: skip
             if new_episode:
                 new_episodes.append({"id": eid, "resident_id": rid, "stage": row.stage,
-                                     "created_at": now, "updated_at": now, **episode})  # fmt: skip
+                                     "due_month": due_month(row), "created_at": now,
+                                     "updated_at": now, **episode})  # fmt: skip
             else:
                 upd_episodes.append({"b_id": eid, "stage": row.stage, "updated_at": now,
-                                     **episode})  # fmt: skip
+                                     "due_month": due_month(row), **episode})  # fmt: skip
             if has_child(row):
                 new_child = match.child_id is None or (
                     row.stage == "postpartum" and match.child_of_earlier_episode()

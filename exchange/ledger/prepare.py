@@ -51,8 +51,8 @@ INSERT_COLUMNS: dict[str, tuple[str, ...]] = {
     "residents": ("id", "community_id", "district", "street", "national_id_index", "created_at",
                   "updated_at", *RESIDENT_SEALED),
     "resident_data_keys": ("resident_id", "wrapped_key", "kek_id", "kek_version", "created_at"),
-    "maternal_episodes": ("id", "resident_id", "stage", "created_at", "updated_at",
-                          *EPISODE_SEALED),
+    "maternal_episodes": ("id", "resident_id", "stage", "due_month", "created_at",
+                          "updated_at", *EPISODE_SEALED),
     "children": ("id", "resident_id", "created_at", *CHILD_SEALED),
 }  # fmt: skip
 
@@ -85,6 +85,11 @@ def _date(value: date | None) -> str | None:
 def resident_texts(row: LedgerRow) -> tuple[str | None, ...]:
     return (row.name, row.national_id.value, row.phone, storage.encode_date(row.birth_date),
             row.compound, row.building, row.unit, row.room)  # fmt: skip
+
+
+def due_month(row: LedgerRow) -> str | None:
+    """The due date's month, the one episode value stored in the clear (for statistics)."""
+    return None if row.due_date is None else row.due_date.strftime("%Y-%m")
 
 
 def episode_texts(row: LedgerRow) -> tuple[str | None, ...]:
@@ -194,7 +199,7 @@ class _Sealer:
         episodes = []
         for eid, rid, key, row in zip(eids, rids, keys, rows, strict=True):
             sealed = encrypt(key, "maternal_episodes", eid, EPISODE_SEALED, episode_texts(row))
-            episodes.append((eid, rid, row.stage, stamp, stamp, *sealed))
+            episodes.append((eid, rid, row.stage, due_month(row), stamp, stamp, *sealed))
         children: list[Insert | None] = []
         for cid, rid, key, row in zip(cids, rids, keys, rows, strict=True):
             if has_child(row):

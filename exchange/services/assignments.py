@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, selectinload
+from typing_extensions import TypedDict
 
 from audit.entry import Outcome
 from exchange.db import models as m
@@ -23,8 +23,7 @@ from exchange.db.feed import next_feed_seq
 from exchange.db.models.codes import SERVICES, validate_services
 from exchange.identity import Acting
 from exchange.services.audit_access import record, subject
-from exchange.services.bounds import MAX_SQL_INT
-from exchange.services.errors import Conflict, InvalidInput, NotFound
+from exchange.services.errors import Conflict, FieldErrors, NotFound, check_page
 from exchange.services.residents import data_key, visible_resident
 from keys.fields import FieldContext
 from keys.keyring import Keyring
@@ -104,15 +103,18 @@ class AssignmentInput:
     bookings: tuple[BookingInput, ...] = ()
 
 
-def _check_services(services: Sequence[str], bookings: Sequence[BookingInput]) -> list[str]:
+def _check_services(
+    services: Sequence[str], bookings: Sequence[BookingInput], errors: FieldErrors
+) -> list[str]:
     try:
         chosen = validate_services(list(services))
     except ValueError as exc:
-        raise InvalidInput.field("services", "services_invalid", str(exc)) from None
+        errors.add("services", "services_invalid", str(exc))
+        chosen = [s for s in services if s in SERVICES]
     for i, b in enumerate(bookings):
         if b.service not in SERVICES or b.service not in chosen:
-            raise InvalidInput.field(f"bookings.{i}.service", "service_not_assigned",
-                                     "must be one of the assignment's services")  # fmt: skip
+            errors.add(f"bookings.{i}.service", "service_not_assigned",
+                       "must be one of the assignment's services")  # fmt: skip
     return chosen
 
 
@@ -122,13 +124,15 @@ def create(session: Session, keyring: Keyring, acting: Acting, data: AssignmentI
     resident = visible_resident(session, acting, data.resident_id)
     if resident.erased_at is not None:
         raise Conflict("the resident was erased")
-    services = _check_services(data.services, data.bookings)
+    errors = FieldErrors()
+    services = _check_services(data.services, data.bookings, errors)
     agreement = session.get(m.Agreement, data.agreement_id)
     if agreement is None:
-        raise InvalidInput.field("agreement_id", "unknown", "no such agreement")
-    if agreement.contractor_id != data.contractor_id:
-        raise InvalidInput.field("contractor_id", "not_party",
-                                 "the contractor is not party to this agreement")  # fmt: skip
+        errors.add("agreement_id", "unknown", "no such agreement")
+    elif agreement.contractor_id != data.contractor_id:
+        errors.add("contractor_id", "not_party", "the contractor is not party to this agreement")
+    errors.raise_any()
+    assert agreement is not None
     if agreement.status != "active":
         raise Conflict(f"the agreement is {agreement.status}, not active")
     contractor = session.get(m.Contractor, data.contractor_id)
@@ -176,7 +180,9 @@ def add_booking(
     row = visible_assignment(session, acting, assignment_id)
     if row.status != "active":
         raise Conflict("the assignment is revoked")
-    _check_services(row.services, [booking])
+    errors = FieldErrors()
+    _check_services(row.services, [booking], errors)
+    errors.raise_any()
     row.bookings.append(m.Booking(service_code=booking.service, scheduled_on=booking.on))
     bump(session, row)
     session.flush()
@@ -185,7 +191,40 @@ def add_booking(
 # -- reading ------------------------------------------------------------------------------
 
 
-def view(row: m.Assignment, delivered: dict[str, int] | None = None) -> dict[str, Any]:
+class BookingView(TypedDict):
+    service: str
+    on: str
+
+
+class Progress(TypedDict):
+    delivered: dict[str, int]
+    services_done: int
+    services_total: int
+
+
+class AssignmentView(TypedDict):
+    id: str
+    resident_id: str
+    contractor_id: str
+    agreement_id: str
+    services: list[str]
+    bookings: list[BookingView]
+    status: str
+    change_seq: int
+    created_at: str
+    revoked_at: str | None
+    progress: Progress
+
+
+class ServiceRecordView(TypedDict):
+    id: str
+    service: str
+    delivered_at: str
+    recorded_at: str
+    notes: str | None
+
+
+def view(row: m.Assignment, delivered: dict[str, int] | None = None) -> AssignmentView:
     done = delivered or {}
     return {
         "id": row.id,
@@ -220,7 +259,7 @@ def _delivered(session: Session, ids: Sequence[str]) -> dict[str, dict[str, int]
     return out
 
 
-def get(session: Session, acting: Acting, assignment_id: str) -> dict[str, Any]:
+def get(session: Session, acting: Acting, assignment_id: str) -> AssignmentView:
     row = visible_assignment(session, acting, assignment_id)
     return view(row, _delivered(session, [row.id]).get(row.id))
 
@@ -235,11 +274,8 @@ def list_assignments(
     status: str | None = None,
     limit: int = 50,
     offset: int = 0,
-) -> tuple[int, list[dict[str, Any]]]:
-    if not 1 <= limit <= MAX_PAGE:
-        raise InvalidInput.field("limit", "out_of_range", f"must be 1-{MAX_PAGE}")
-    if not 0 <= offset <= MAX_SQL_INT:
-        raise InvalidInput.field("offset", "out_of_range", f"must be 0-{MAX_SQL_INT}")
+) -> tuple[int, list[AssignmentView]]:
+    check_page(limit, offset, MAX_PAGE)
     conds: list[ColumnElement[bool]] = []
     if acting.identity.role != "office_admin":
         conds.append(m.Resident.community_id.in_(acting.identity.community_ids))
@@ -261,12 +297,12 @@ def list_assignments(
 
 def service_records(
     session: Session, keyring: Keyring, acting: Acting, assignment_id: str
-) -> list[dict[str, Any]]:
+) -> list[ServiceRecordView]:
     """What the contractor reported back; notes decrypted (office roles reach this only)."""
     row = visible_assignment(session, acting, assignment_id)
     resident = session.get(m.Resident, row.resident_id)
     key = data_key(keyring, resident) if resident is not None else None
-    out = []
+    out: list[ServiceRecordView] = []
     for rec in session.scalars(
         select(m.ServiceRecord).where(m.ServiceRecord.assignment_id == row.id)
         .order_by(m.ServiceRecord.delivered_at, m.ServiceRecord.id)

@@ -11,8 +11,10 @@ import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NotRequired, cast
 
 from sqlalchemy.orm import Session
+from typing_extensions import TypedDict
 
 from audit.entry import AuditEntry, KeyEvent, Outcome, Subject
 from audit.errors import AuditError, NotFoundError
@@ -22,7 +24,7 @@ from exchange.identity import Acting
 from exchange.services.auditing import SqlAuditSink
 from exchange.services.auditing import append as audit_append
 from exchange.services.bounds import MAX_SQL_INT
-from exchange.services.errors import InvalidInput, NotFound
+from exchange.services.errors import FieldErrors, InvalidInput, NotFound
 from keys.keyring import Keyring
 
 AUDIT_READ = "audit.read"
@@ -103,15 +105,100 @@ class EntryQuery:
     limit: int = 100
 
 
+# -- the JSON an entry reads as (audit.entry.to_json; docs/audit.md) ---------------------------
+
+
+class ActorJson(TypedDict):
+    id: str
+    role: str
+
+
+class PolicyJson(TypedDict):
+    id: str
+    version: str
+    digest: str
+
+
+class WithheldJson(TypedDict):
+    field: str
+    reason: str
+
+
+class SubjectJson(TypedDict):
+    pseudonym: str
+    case: str | None
+    disclosed: list[str]
+    withheld: list[WithheldJson]
+    consents: list[str]
+
+
+class KeyJson(TypedDict):
+    id: str
+    version: int
+    type: str
+
+
+class OutcomeJson(TypedDict):
+    result: str
+    reason: str | None
+
+
+class EntryJson(TypedDict):
+    v: int
+    index: int
+    time: str
+    actor: ActorJson
+    action: str
+    agreement: str | None
+    purpose: str | None
+    policy: PolicyJson | None
+    subjects: list[SubjectJson]
+    key: KeyJson | None
+    request: str | None
+    outcome: OutcomeJson
+    details: NotRequired[dict[str, object]]  # format v2 entries only
+
+
+class EntryItem(TypedDict):
+    index: int
+    entry: EntryJson
+    entry_b64: str  # the canonical bytes the leaf hash covers
+    leaf_hash: str
+
+
+class EntriesPage(TypedDict):
+    tree_size: int
+    items: list[EntryItem]
+    next_after: int | None
+
+
+class InclusionProof(TypedDict):
+    index: int
+    tree_size: int
+    leaf_hash: str
+    hashes: list[str]
+
+
+class ConsistencyProof(TypedDict):
+    first: int
+    second: int
+    hashes: list[str]
+
+
 def entries(
     session: Session, keyring: Keyring, acting: Acting, query: EntryQuery
-) -> dict[str, object]:
+) -> EntriesPage:
+    errors = FieldErrors()
     if not 1 <= query.limit <= MAX_PAGE:
-        raise InvalidInput.field("limit", "out_of_range", f"must be 1-{MAX_PAGE}")
+        errors.add("limit", "out_of_range", f"must be 1-{MAX_PAGE}")
     if not -1 <= query.after <= MAX_SQL_INT:
-        raise InvalidInput.field("after", "out_of_range", f"must be -1-{MAX_SQL_INT}")
-    if query.since and query.until and query.until <= query.since:
-        raise InvalidInput.field("until", "before_since", "must be after since")
+        errors.add("after", "out_of_range", f"must be -1-{MAX_SQL_INT}")
+    for name, value in (("since", query.since), ("until", query.until)):
+        if value is not None and value.tzinfo is None:
+            errors.add(name, "timezone_required", "give a UTC offset, e.g. Z")
+    if not errors and query.since and query.until and query.until <= query.since:
+        errors.add("until", "before_since", "must be after since")
+    errors.raise_any()
     log = audit_log(session, keyring, acting)
     size_before = log.size()  # the page never includes the entry recording this read
     _read(session, acting, "audit.entries")
@@ -121,7 +208,7 @@ def entries(
         after=query.after,
         limit=query.limit,
     )  # fmt: skip
-    items = [item for item in page.items if int(str(item["index"])) < size_before]
+    items = [cast(EntryItem, item) for item in page.items if int(str(item["index"])) < size_before]
     next_after = page.next_after if len(items) == len(page.items) else None
     return {"tree_size": size_before, "items": items, "next_after": next_after}
 
@@ -132,7 +219,7 @@ def _b64(hashes: Sequence[bytes]) -> list[str]:
 
 def inclusion(
     session: Session, keyring: Keyring, acting: Acting, index: int, tree_size: int
-) -> dict[str, object]:
+) -> InclusionProof:
     log = audit_log(session, keyring, acting)
     _read(session, acting, "audit.inclusion_proof")
     try:
@@ -152,7 +239,7 @@ def inclusion(
 
 def consistency(
     session: Session, keyring: Keyring, acting: Acting, first: int, second: int
-) -> dict[str, object]:
+) -> ConsistencyProof:
     log = audit_log(session, keyring, acting)
     _read(session, acting, "audit.consistency_proof")
     try:

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
+from typing_extensions import TypedDict
 
 from audit.entry import Outcome
 from exchange.db import models as m
@@ -25,7 +25,7 @@ from exchange.db.models.codes import CONSENT_METHODS, CONSENT_SCOPES
 from exchange.identity import Acting
 from exchange.services.assignments import active_for_resident, bump, revoke_assignment
 from exchange.services.audit_access import record, subject
-from exchange.services.errors import Conflict, InvalidInput, NotFound
+from exchange.services.errors import Conflict, FieldErrors, InvalidInput, NotFound
 from exchange.services.records import fold_consents
 from exchange.services.residents import visible_resident
 from keys.keyring import Keyring
@@ -51,39 +51,38 @@ class ConsentInput:
 
 
 def _validate(data: ConsentInput, action: str) -> list[str]:
+    """The scopes in catalogue order; every field problem raised at once."""
+    errors = FieldErrors()
     if (data.agreement_id is None) == (data.programme is None):
-        raise InvalidInput.field("agreement_id", "agreement_or_programme",
-                                 "give exactly one of agreement_id and programme")  # fmt: skip
+        errors.add("agreement_id", "agreement_or_programme",
+                   "give exactly one of agreement_id and programme")  # fmt: skip
     if data.programme is not None and not _PROGRAMME.match(data.programme):
-        raise InvalidInput.field("programme", "format", "must be a lower-case code")
+        errors.add("programme", "format", "must be a lower-case code")
     scopes = list(data.scopes)
-    if not scopes:
-        raise InvalidInput.field("scopes", "required", "name at least one consent scope")
     unknown = sorted(set(scopes) - set(CONSENT_SCOPES))
-    if unknown:
-        raise InvalidInput.field("scopes", "scope_unknown",
-                                 f"unknown scope(s): {', '.join(unknown)}")  # fmt: skip
-    if len(set(scopes)) != len(scopes):
-        raise InvalidInput.field("scopes", "duplicate", "a scope is named twice")
+    if not scopes:
+        errors.add("scopes", "required", "name at least one consent scope")
+    elif unknown:
+        errors.add("scopes", "scope_unknown", f"unknown scope(s): {', '.join(unknown)}")
+    elif len(set(scopes)) != len(scopes):
+        errors.add("scopes", "duplicate", "a scope is named twice")
     if data.method not in CONSENT_METHODS:
-        raise InvalidInput.field("method", "method_unknown",
-                                 f"must be one of {', '.join(CONSENT_METHODS)}")  # fmt: skip
+        errors.add("method", "method_unknown", f"must be one of {', '.join(CONSENT_METHODS)}")
     if not _NOTICE.match(data.notice_version):
-        raise InvalidInput.field("notice_version", "format",
-                                 "must be 1-32 characters [A-Za-z0-9._-]")  # fmt: skip
+        errors.add("notice_version", "format", "must be 1-32 characters [A-Za-z0-9._-]")
     if not _SHA256.match(data.evidence_sha256):
-        raise InvalidInput.field("evidence_sha256", "format",
-                                 "must be 64 lower-case hexadecimal digits")  # fmt: skip
+        errors.add("evidence_sha256", "format", "must be 64 lower-case hexadecimal digits")
     if action == "grant":
         if set(scopes) & SENSITIVE_SCOPES and not data.separate:
-            raise InvalidInput.field(
+            errors.add(
                 "separate", "separate_consent_required",
                 "pregnancy_health and birth_health need separate consent (PIPL Art. 29): "
                 "record them with separate=true",
-            )
+            )  # fmt: skip
         if set(scopes) & GUARDIAN_SCOPES and not data.guardian:
-            raise InvalidInput.field("guardian", "guardian_consent_required",
-                                     "child_data needs the guardian's consent (PIPL Art. 31)")
+            errors.add("guardian", "guardian_consent_required",
+                       "child_data needs the guardian's consent (PIPL Art. 31)")  # fmt: skip
+    errors.raise_any()
     return sorted(scopes, key=CONSENT_SCOPES.index)
 
 
@@ -158,7 +157,27 @@ def withdraw(
     return event
 
 
-def event_view(event: m.ConsentEvent) -> dict[str, Any]:
+class ConsentEventView(TypedDict):
+    id: str
+    sequence: int
+    action: str
+    scopes: list[str]
+    agreement_id: str | None
+    programme: str | None
+    method: str
+    notice_version: str
+    evidence_sha256: str
+    guardian: bool
+    recorded_at: str
+    recorded_by: str
+
+
+class ConsentHistory(TypedDict):
+    events: list[ConsentEventView]
+    current: dict[str, list[str]]  # agreement id -> the scopes consented to now
+
+
+def event_view(event: m.ConsentEvent) -> ConsentEventView:
     return {
         "id": event.id, "sequence": event.sequence, "action": event.action,
         "scopes": list(event.scopes), "agreement_id": event.agreement_id,
@@ -169,7 +188,7 @@ def event_view(event: m.ConsentEvent) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def history(session: Session, acting: Acting, resident_id: str) -> dict[str, Any]:
+def history(session: Session, acting: Acting, resident_id: str) -> ConsentHistory:
     """Every consent event of the resident in order, and the current consent per agreement."""
     if acting.identity.role == "auditor":  # no personal value here; auditors check consent
         found = session.get(m.Resident, resident_id) if len(resident_id) <= 36 else None

@@ -8,10 +8,10 @@ keeps its old private keys until it has opened what was sealed to them. Key even
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
+from typing_extensions import TypedDict
 
 from audit.entry import KeyEvent as AuditKeyEvent
 from exchange.db import models as m
@@ -126,7 +126,24 @@ def register_key(
     return row
 
 
-def key_view(row: m.ContractorKey) -> dict[str, Any]:
+class KeyView(TypedDict):
+    key_id: str
+    kem_id: int
+    status: str
+    public_key: str
+    created_at: str
+    retired_at: str | None
+
+
+class ContractorView(TypedDict):
+    id: str
+    name: str
+    status: str
+    created_at: str
+    keys: list[KeyView]
+
+
+def key_view(row: m.ContractorKey) -> KeyView:
     return {
         "key_id": row.key_id, "kem_id": row.kem_id, "status": row.status,
         "public_key": row.public_key, "created_at": row.created_at.isoformat(),
@@ -134,14 +151,14 @@ def key_view(row: m.ContractorKey) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def view(row: m.Contractor) -> dict[str, Any]:
+def view(row: m.Contractor) -> ContractorView:
     keys = sorted(row.keys, key=lambda k: (k.created_at, k.status == "active", k.id))
     return {"id": row.id, "name": row.name, "status": row.status,
             "created_at": row.created_at.isoformat(),
             "keys": [key_view(k) for k in keys]}  # fmt: skip
 
 
-def list_contractors(session: Session) -> list[dict[str, Any]]:
+def list_contractors(session: Session) -> list[ContractorView]:
     rows = session.scalars(
         select(m.Contractor).order_by(m.Contractor.name).options(selectinload(m.Contractor.keys))
     ).all()

@@ -1,6 +1,8 @@
 """Errors of the flows, one tree. Messages name fields and codes, never a personal value.
 
     FlowError                   base; `status` and `slug` are what the API answers with
+    ├── NotPermitted            the caller's role may not do this (or not this variant of it,
+    │                           e.g. exact statistics)
     ├── NotFound                no such thing, or not visible to the caller (answers the same)
     │   ├── CaseNotFound        no visible case with that reference (an AuditedDenial)
     │   └── TombstoneNotFound   no tombstone with that reference for this contractor
@@ -23,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from exchange.db.engine import CommitThenRaise
+from exchange.services.bounds import MAX_SQL_INT
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +48,11 @@ class FlowError(Exception):
 
 class AuditedDenial(FlowError, CommitThenRaise):
     """A refused read that was audited: the entry commits, then the refusal is answered."""
+
+
+class NotPermitted(FlowError):
+    status = 403
+    slug = "forbidden"
 
 
 class NotFound(FlowError):
@@ -121,3 +129,13 @@ class FieldErrors:
         if self._problems:
             names = ", ".join(dict.fromkeys(p.field for p in self._problems))
             raise InvalidInput(f"invalid request: {names}", tuple(self._problems))
+
+
+def check_page(limit: int, offset: int, max_page: int) -> None:
+    """A page request's bounds (the API's own checks say the same; the CLI has none)."""
+    errors = FieldErrors()
+    if not 1 <= limit <= max_page:
+        errors.add("limit", "out_of_range", f"must be 1-{max_page}")
+    if not 0 <= offset <= MAX_SQL_INT:
+        errors.add("offset", "out_of_range", f"must be 0-{MAX_SQL_INT}")
+    errors.raise_any()

@@ -10,10 +10,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import cast
 
 from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.orm import Session
+from typing_extensions import TypedDict
 
 from audit.entry import Action, Outcome
 from audit.entry import KeyEvent as AuditKeyEvent
@@ -21,7 +22,14 @@ from audit.store import AuditLog, EntryFilter
 from exchange.db import models as m
 from exchange.identity import Acting
 from exchange.services.assignments import revoke_assignment, tombstone
-from exchange.services.audit_access import record, subject
+from exchange.services.audit_access import (
+    EntryJson,
+    PolicyJson,
+    SubjectJson,
+    WithheldJson,
+    record,
+    subject,
+)
 from exchange.services.errors import Conflict
 from exchange.services.residents import visible_resident
 from keys.datakeys import WrappedKey
@@ -55,19 +63,64 @@ def _names(session: Session, principal_ids: set[str]) -> dict[str, tuple[str, st
     return {pid: (name, contractor) for pid, name, contractor in rows}
 
 
+class Recipient(TypedDict):
+    principal_id: str
+    principal: str | None
+    role: str
+    contractor: str | None
+
+
+class Disclosure(TypedDict):
+    audit_index: int
+    time: str
+    action: str
+    recipient: Recipient
+    agreement_id: str | None
+    agreement_reference: str | None
+    purpose: str | None
+    policy: PolicyJson | None
+    case_reference: str | None
+    fields: list[str]
+    withheld: list[WithheldJson]
+    consents: list[str]
+
+
+class Deletion(TypedDict):
+    audit_index: int
+    time: str
+    action: str
+    agreement_id: str | None
+    case_reference: str | None
+    reason: str | None
+
+
+class DisclosureReport(TypedDict):
+    resident_id: str
+    audit_pseudonym: str
+    disclosures: list[Disclosure]
+    deletions: list[Deletion]
+
+
+class Erasure(TypedDict):
+    resident_id: str
+    erased_at: str
+    data_key_destroyed: bool
+    contractors_notified: int
+
+
 def disclosures(
     session: Session, keyring: Keyring, acting: Acting, resident_id: str
-) -> dict[str, Any]:
+) -> DisclosureReport:
     """The "who saw my data" report of one resident, oldest first."""
     resident = visible_resident(session, acting, resident_id)
     pseudonym = keyring.audit_pseudonym(resident.id)
     log = AuditLog(session)
-    found: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
+    found: list[tuple[int, EntryJson, SubjectJson]] = []
     after = -1
     while True:
         page = log.entries(EntryFilter(pseudonym=pseudonym), after=after, limit=_PAGE)
         for item in page.items:
-            entry: dict[str, Any] = item["entry"]  # type: ignore[assignment]
+            entry = cast(EntryJson, item["entry"])
             mine = [s for s in entry["subjects"] if s["pseudonym"] == pseudonym]
             if mine:
                 found.append((int(str(item["index"])), entry, mine[0]))
@@ -80,12 +133,13 @@ def disclosures(
             m.Agreement.id.in_({e["agreement"] for _, e, _ in found if e["agreement"]})))
     }  # fmt: skip
     people = _names(session, {e["actor"]["id"] for _, e, _ in found})
-    shown, deletions = [], []
+    shown: list[Disclosure] = []
+    deletions: list[Deletion] = []
     for index, entry, subj in found:
         if entry["action"] in DISCLOSURE_ACTIONS and entry["outcome"]["result"] == "ok" \
                 and subj["disclosed"]:  # fmt: skip
             principal, contractor = people.get(entry["actor"]["id"], (None, None))
-            reference = agreements.get(entry["agreement"], (None, None))[0]
+            reference = agreements.get(entry["agreement"] or "", (None, None))[0]
             shown.append({
                 "audit_index": index, "time": entry["time"], "action": entry["action"],
                 "recipient": {"principal_id": entry["actor"]["id"], "principal": principal,
@@ -122,7 +176,7 @@ class _AuditKeySink:
                outcome=Outcome("ok", event.event.value))  # fmt: skip
 
 
-def erase(session: Session, keyring: Keyring, acting: Acting, resident_id: str) -> dict[str, Any]:
+def erase(session: Session, keyring: Keyring, acting: Acting, resident_id: str) -> Erasure:
     resident = visible_resident(session, acting, resident_id)
     if resident.erased_at is not None:
         raise Conflict("the resident is already erased")

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, selectinload
+from typing_extensions import TypedDict
 
 from exchange.db import models as m
 from exchange.identity import OFFICE_ROLES, Acting
@@ -23,8 +24,7 @@ from exchange.ledger.headers import CANONICAL_HEADERS, Column
 from exchange.ledger.importer import import_ledger, known_communities
 from exchange.ledger.reader import MemorySource
 from exchange.services.audit_access import record, subject
-from exchange.services.bounds import MAX_SQL_INT
-from exchange.services.errors import Conflict, FieldProblem, InvalidInput, NotFound
+from exchange.services.errors import Conflict, FieldProblem, InvalidInput, NotFound, check_page
 from keys.datakeys import DataKey, WrappedKey
 from keys.errors import KeysError
 from keys.fields import EncryptedValue
@@ -158,6 +158,33 @@ def mask_national_id(value: str) -> str:
     return value[:6] + "*" * (len(value) - 10) + value[-4:] if len(value) > 10 else "*" * len(value)
 
 
+class AddressView(TypedDict):
+    compound: str | None
+    building: str | None
+    unit: str | None
+    room: str | None
+
+
+class PersonalView(TypedDict):
+    name: str | None
+    phone: str | None
+    national_id_masked: str | None
+    address: AddressView
+
+
+class EpisodeView(TypedDict, total=False):  # empty when she has no episode
+    stage: str
+    due_date: str | None
+    delivery_date: str | None
+    parity: int | None
+    risk_flags: list[str]
+
+
+class ChildView(TypedDict):
+    birth_date: str | None
+    sex: str | None
+
+
 @dataclass(frozen=True, slots=True, repr=False)
 class ResidentView:
     id: str
@@ -165,10 +192,10 @@ class ResidentView:
     district: str
     street: str
     erased: bool
-    personal: dict[str, Any] | None = None  # only for office roles
+    personal: PersonalView | None = None  # only for office roles
     stage: str | None = None
-    episode: dict[str, Any] = field(default_factory=dict)
-    children: list[dict[str, Any]] = field(default_factory=list)
+    episode: EpisodeView = field(default_factory=lambda: EpisodeView())
+    children: list[ChildView] = field(default_factory=list)
 
     def __repr__(self) -> str:
         return f"ResidentView(id={self.id!r})"
@@ -191,7 +218,7 @@ def _view(
     values = _decrypt(keyring, key, "residents", row.id,
                       {c: getattr(row, c) for c in _RESIDENT_COLUMNS})  # fmt: skip
     nid = values.pop("national_id", None)
-    personal: dict[str, Any] = {
+    personal: PersonalView = {
         "name": values.get("name"),
         "phone": values.get("phone"),
         "national_id_masked": mask_national_id(nid) if nid else None,
@@ -202,7 +229,7 @@ def _view(
             "room": values.get("address_room"),
         },
     }
-    episode: dict[str, Any] = {}
+    episode: EpisodeView = {}
     if latest is not None:
         ev = _decrypt(keyring, key, "maternal_episodes", latest.id, {
             "due_date": latest.due_date, "delivery_date": latest.delivery_date,
@@ -214,7 +241,7 @@ def _view(
             "parity": storage.decode_int(ev["parity"]) if "parity" in ev else None,
             "risk_flags": list(storage.decode_flags(ev.get("risk_flags", ""))),
         }
-    children = []
+    children: list[ChildView] = []
     for child in sorted(row.children, key=lambda c: (c.created_at, c.id)):
         cv = _decrypt(keyring, key, "children", child.id,
                       {"birth_date": child.birth_date, "sex": child.sex})  # fmt: skip
@@ -244,10 +271,7 @@ def list_residents(
     offset: int = 0,
 ) -> tuple[int, Sequence[ResidentView]]:
     """(total visible, page) of the residents in the acting's scope, oldest first."""
-    if not 1 <= limit <= MAX_PAGE:
-        raise InvalidInput.field("limit", "out_of_range", f"must be 1-{MAX_PAGE}")
-    if not 0 <= offset <= MAX_SQL_INT:
-        raise InvalidInput.field("offset", "out_of_range", f"must be 0-{MAX_SQL_INT}")
+    check_page(limit, offset, MAX_PAGE)
     names = _community_names(session)
     conds: list[ColumnElement[bool]] = []
     if acting.identity.role != "office_admin":

@@ -9,10 +9,10 @@ harmless and returns the first acknowledgement time.
 from __future__ import annotations
 
 import hmac
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from typing_extensions import TypedDict
 
 from audit.entry import Action, Subject
 from exchange.db import models as m
@@ -42,6 +42,12 @@ def _resident_of(
     return found
 
 
+class Acknowledgement(TypedDict):
+    case_reference: str
+    acknowledged_at: str  # the first acknowledgement's time
+    tombstones: int
+
+
 def acknowledge(
     session: Session,
     keyring: Keyring,
@@ -49,7 +55,7 @@ def acknowledge(
     acting: Acting,
     contractor_id: str,
     reference: str,
-) -> dict[str, Any]:
+) -> Acknowledgement:
     """Mark every tombstone of `reference` for this contractor acknowledged; audit it."""
     rows = list(
         session.scalars(

@@ -22,20 +22,19 @@ import pytest
 
 from exchange.ledger.synthetic import HEADER, write_ledger
 from tests.invariants.harness import (
-    ALL_SCOPES,
     EXCHANGE_CLI,
     REPO,
     Home,
     LiveServer,
     audit_entries,
     build_world,
-    consent_body,
     export_and_verify,
     ledger_rows,
     personal_values,
     pull_opened,
     scan,
 )
+from tests.world import ALL_SCOPES, consent_body
 
 pytestmark = pytest.mark.slow
 

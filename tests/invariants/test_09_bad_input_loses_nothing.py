@@ -39,7 +39,8 @@ from exchange.ledger.importer import import_ledger
 from exchange.ledger.reader import open_source
 from exchange.ledger.synthetic import HEADER, generate_rows
 from exchange.settings import Settings
-from tests.invariants.harness import Home, LiveServer, World, copy_home
+from tests.invariants.harness import Home, LiveServer, copy_home
+from tests.world import Programme
 
 ROLES = ["office_admin", "community_cadre", "contractor", "auditor", None]
 EXAMPLES = 4
@@ -272,7 +273,7 @@ def test_every_csv_the_broker_writes_neutralises_formula_cells(tmp_path: Path) -
 
 
 @pytest.mark.slow
-def test_oversized_bodies_and_pages_are_refused_or_capped(shared: tuple[LiveServer, World]
+def test_oversized_bodies_and_pages_are_refused_or_capped(shared: tuple[LiveServer, Programme]
                                                           ) -> None:  # fmt: skip
     server, world = shared
     cadre = {"Authorization": f"Bearer {server.home.tokens['community_cadre']}"}

@@ -4,12 +4,13 @@ revoke; bookings; progress and the service records the contractor sent back."""
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from exchange.api.context import Context, context_for
+from exchange.api.pages import Items, Page
 from exchange.api.problems import problems
 from exchange.services import assignments
 from exchange.services.bounds import MAX_SQL_INT
@@ -21,6 +22,14 @@ Service = Literal["mid_pregnancy", "late_pregnancy", "confinement", "early_educa
                   "postpartum_recovery", "parenting"]  # fmt: skip
 Reader = Annotated[Context, context_for("assignments.read")]
 Writer = Annotated[Context, context_for("assignments.write")]
+
+
+class AssignmentPage(Page[assignments.AssignmentView]):
+    pass
+
+
+class ServiceRecordList(Items[assignments.ServiceRecordView]):
+    pass
 
 
 class BookingBody(BaseModel):
@@ -43,7 +52,7 @@ class AssignmentBody(BaseModel):
 
 
 @router.post("", status_code=201, responses=problems(404, 409))
-def create_assignment(ctx: Writer, body: AssignmentBody) -> dict[str, Any]:
+def create_assignment(ctx: Writer, body: AssignmentBody) -> assignments.AssignmentView:
     """Assign a consenting resident's case to a contractor under an active agreement."""
     aid = assignments.create(ctx.session, ctx.keyring, ctx.acting, assignments.AssignmentInput(
         body.resident_id, body.contractor_id, body.agreement_id, tuple(body.services),
@@ -60,7 +69,7 @@ def list_assignments(
     status: Literal["active", "revoked"] | None = None,
     limit: Annotated[int, Query(ge=1, le=assignments.MAX_PAGE)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_SQL_INT)] = 0,
-) -> dict[str, Any]:
+) -> AssignmentPage:
     """Assignments in the caller's scope, each with its progress (services delivered)."""
     total, items = assignments.list_assignments(
         ctx.session, ctx.acting, resident_id=resident_id, contractor_id=contractor_id,
@@ -70,19 +79,21 @@ def list_assignments(
 
 
 @router.get("/{assignment_id}", responses=problems(404))
-def get_assignment(ctx: Reader, assignment_id: AssignmentId) -> dict[str, Any]:
+def get_assignment(ctx: Reader, assignment_id: AssignmentId) -> assignments.AssignmentView:
     return assignments.get(ctx.session, ctx.acting, assignment_id)
 
 
 @router.post("/{assignment_id}/revoke", responses=problems(404, 409))
-def revoke_assignment(ctx: Writer, assignment_id: AssignmentId) -> dict[str, Any]:
+def revoke_assignment(ctx: Writer, assignment_id: AssignmentId) -> assignments.AssignmentView:
     """Revoke: the contractor's next sync receives a tombstone for the case."""
     assignments.revoke(ctx.session, ctx.keyring, ctx.acting, assignment_id)
     return assignments.get(ctx.session, ctx.acting, assignment_id)
 
 
 @router.post("/{assignment_id}/bookings", status_code=201, responses=problems(404, 409))
-def add_booking(ctx: Writer, assignment_id: AssignmentId, body: BookingBody) -> dict[str, Any]:
+def add_booking(
+    ctx: Writer, assignment_id: AssignmentId, body: BookingBody
+) -> assignments.AssignmentView:
     assignments.add_booking(ctx.session, ctx.keyring, ctx.acting, assignment_id, body.to_input())
     return assignments.get(ctx.session, ctx.acting, assignment_id)
 
@@ -90,7 +101,7 @@ def add_booking(ctx: Writer, assignment_id: AssignmentId, body: BookingBody) -> 
 @router.get("/{assignment_id}/service-records", responses=problems(404, 500))
 def service_records(
     ctx: Annotated[Context, context_for("progress.read")], assignment_id: AssignmentId
-) -> dict[str, Any]:
+) -> ServiceRecordList:
     """What the contractor reported back; notes decrypted (office roles only)."""
     items = assignments.service_records(ctx.session, ctx.keyring, ctx.acting, assignment_id)
     return {"items": items}

@@ -9,11 +9,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from datetime import datetime
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from exchange.api.context import Context, context_for
 from exchange.api.problems import problems
@@ -46,11 +47,11 @@ def entries(
     pseudonym: Ident = None,
     agreement: Ident = None,
     outcome: Literal["ok", "denied", "error"] | None = None,
-    since: Annotated[AwareDatetime | None, Query(description="with a UTC offset, e.g. Z")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="with a UTC offset, e.g. Z")] = None,
+    since: Annotated[datetime | None, Query(description="with a UTC offset, e.g. Z")] = None,
+    until: Annotated[datetime | None, Query(description="with a UTC offset, e.g. Z")] = None,
     after: Annotated[int, Query(ge=-1, le=MAX_SQL_INT)] = -1,
     limit: Annotated[int, Query(ge=1, le=audit_access.MAX_PAGE)] = 100,
-) -> dict[str, Any]:
+) -> audit_access.EntriesPage:
     """Entries matching every filter, in index order after `after`; each with its index, the
     canonical bytes (base64) and leaf hash. Pass `next_after` back for the next page."""
     query = audit_access.EntryQuery(actor, action, pseudonym, agreement, outcome, since, until,
@@ -63,7 +64,7 @@ def inclusion_proof(
     ctx: Reader,
     index: Annotated[int, Query(ge=0, le=MAX_SQL_INT)],
     tree_size: Annotated[int, Query(ge=1, le=MAX_SQL_INT)],
-) -> dict[str, Any]:
+) -> audit_access.InclusionProof:
     return audit_access.inclusion(ctx.session, ctx.keyring, ctx.acting, index, tree_size)
 
 
@@ -72,7 +73,7 @@ def consistency_proof(
     ctx: Reader,
     first: Annotated[int, Query(ge=1, le=MAX_SQL_INT)],
     second: Annotated[int, Query(ge=1, le=MAX_SQL_INT)],
-) -> dict[str, Any]:
+) -> audit_access.ConsistencyProof:
     return audit_access.consistency(ctx.session, ctx.keyring, ctx.acting, first, second)
 
 

@@ -12,12 +12,13 @@ denial: its entry commits, then the 404 is answered. Bodies are serialised with 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypedDict
 
 from exchange.api.context import Context, context_for
 from exchange.api.problems import problems
@@ -30,11 +31,70 @@ Reference = Annotated[str, Path(min_length=1, max_length=128)]
 PurposeParam = Annotated[str, Query(description="home_visit | online_guidance | class_invitation")]
 
 
+# -- the documents (their schema; the feed is serialised with orjson, never validated) -------
+
+
+class PolicyIdentity(TypedDict):
+    id: str
+    version: int
+    sha256: str
+
+
+class Booking(TypedDict):
+    service: str
+    on: str
+
+
+class CaseItem(TypedDict):
+    """One case as the contractor may see it: plain fields, and sealed fields (one token each,
+    opened with the response's envelope for the case's agreement)."""
+
+    type: Literal["case"]
+    seq: int
+    case_reference: str
+    agreement: str
+    purpose: str
+    policy: PolicyIdentity | None
+    services: list[str] | None
+    bookings: list[Booking]
+    fields: dict[str, Any]
+    sealed: dict[str, str]
+
+
+class TombstoneItem(TypedDict):
+    """Delete this case, then acknowledge (`POST /v1/tombstones/{case_reference}/ack`)."""
+
+    type: Literal["tombstone"]
+    seq: int
+    case_reference: str
+    agreement: str
+    reason: str
+
+
+class FeedPage(TypedDict):
+    purpose: str
+    envelopes: dict[str, str]  # agreement -> the HPKE envelope its sealed fields open with
+    items: list[Annotated[CaseItem | TombstoneItem, Field(discriminator="type")]]
+    next_cursor: str
+    has_more: bool
+
+
+class CaseDocument(TypedDict):
+    purpose: str
+    envelopes: dict[str, str]
+    case: CaseItem
+
+
 def json_bytes(body: object, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
-@router.get("", responses=problems(409, 500))
+def _document(model: object, description: str) -> dict[int | str, dict[str, Any]]:
+    return {200: {"model": model, "description": description}}
+
+
+@router.get("", response_class=Response,
+            responses={**_document(FeedPage, "Changes since the cursor"), **problems(409, 500)})
 def list_cases(
     ctx: Reader,
     purpose: PurposeParam,
@@ -48,7 +108,8 @@ def list_cases(
     return json_bytes(page.to_json())
 
 
-@router.get("/{reference}", responses=problems(404, 409, 500))
+@router.get("/{reference}", response_class=Response,
+            responses={**_document(CaseDocument, "The case"), **problems(404, 409, 500)})
 def get_case(ctx: Reader, reference: Reference, purpose: PurposeParam) -> Response:
     view, envelopes = cases.read_case(
         ctx.session, ctx.keyring, ctx.sink, ctx.acting, ctx.contractor_id, purpose, reference,
@@ -65,15 +126,28 @@ class ServiceRecordIn(BaseModel):
     notes: str | None = Field(default=None, description="free text; stored encrypted")
 
 
-@router.post("/{reference}/service-records", responses=problems(404, 500))
+IdempotencyKey = Annotated[str, Header(
+    alias="Idempotency-Key", min_length=8, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$",
+    description="the same key with the same record answers the stored one (200)",
+)]  # fmt: skip
+
+
+@router.post("/{reference}/service-records", status_code=201,
+             responses={200: {"model": service_records.ServiceRecordReceipt,
+                              "description": "Already recorded under this Idempotency-Key"},
+                        **problems(404, 500)})  # fmt: skip
 def post_service_record(
     ctx: Annotated[Context, context_for("service_records.write")],
+    response: Response,
     reference: Reference,
     body: ServiceRecordIn,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-) -> Response:
+    idempotency_key: IdempotencyKey,
+) -> service_records.ServiceRecordReceipt:
+    """Report a delivered service; the notes are stored encrypted and never echoed."""
     report = service_records.ServiceReport(body.service, body.delivered_at, body.notes)
     result = service_records.record_service(ctx.session, ctx.keyring, ctx.sink, ctx.acting,
                                             ctx.contractor_id, reference, idempotency_key,
                                             report)  # fmt: skip
-    return json_bytes(result.record, 201 if result.created else 200)
+    if not result.created:
+        response.status_code = 200
+    return result.record

@@ -7,7 +7,7 @@ sync: as a tombstone when service_contact goes, otherwise as the reduced case vi
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
@@ -48,14 +48,18 @@ Writer = Annotated[Context, context_for("consents.write")]
 
 
 @router.post("/{resident_id}/consents", status_code=201, responses=problems(404, 409))
-def record_consent(ctx: Writer, resident_id: ResidentId, body: ConsentBody) -> dict[str, Any]:
+def record_consent(
+    ctx: Writer, resident_id: ResidentId, body: ConsentBody
+) -> consent.ConsentEventView:
     """Record a grant of consent."""
     event = consent.grant(ctx.session, ctx.keyring, ctx.acting, resident_id, body.to_input())
     return consent.event_view(event)
 
 
 @router.post("/{resident_id}/consents/withdraw", status_code=201, responses=problems(404, 409))
-def withdraw_consent(ctx: Writer, resident_id: ResidentId, body: ConsentBody) -> dict[str, Any]:
+def withdraw_consent(
+    ctx: Writer, resident_id: ResidentId, body: ConsentBody
+) -> consent.ConsentEventView:
     """Withdraw consent for the named scopes, effective at once."""
     event = consent.withdraw(ctx.session, ctx.keyring, ctx.acting, resident_id, body.to_input())
     return consent.event_view(event)
@@ -64,6 +68,6 @@ def withdraw_consent(ctx: Writer, resident_id: ResidentId, body: ConsentBody) ->
 @router.get("/{resident_id}/consents", responses=problems(404))
 def consent_history(
     ctx: Annotated[Context, context_for("consents.read")], resident_id: ResidentId
-) -> dict[str, Any]:
+) -> consent.ConsentHistory:
     """Every consent event of the resident, and the current consent per agreement."""
     return consent.history(ctx.session, ctx.acting, resident_id)

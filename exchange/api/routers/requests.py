@@ -3,9 +3,10 @@ erasure (crypto-shredding), and the audit-pseudonym lookup. Each is audited."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Path
+from typing_extensions import TypedDict
 
 from exchange.api.context import Context, context_for
 from exchange.api.problems import problems
@@ -19,7 +20,7 @@ ResidentId = Annotated[str, Path(min_length=1, max_length=36)]
 @router.get("/{resident_id}/disclosures", responses=problems(404))
 def disclosures(
     ctx: Annotated[Context, context_for("residents.report")], resident_id: ResidentId
-) -> dict[str, Any]:
+) -> resident_requests.DisclosureReport:
     """Every disclosure of the resident's data: to whom, when, which fields, why."""
     return resident_requests.disclosures(ctx.session, ctx.keyring, ctx.acting, resident_id)
 
@@ -29,7 +30,7 @@ def erase(
     ctx: Annotated[Context, context_for("residents.erase")],
     background: BackgroundTasks,
     resident_id: ResidentId,
-) -> dict[str, Any]:
+) -> resident_requests.Erasure:
     """Erase (PIPL Art. 47): destroy her data key, clear her fields, tombstone her case."""
     result = resident_requests.erase(ctx.session, ctx.keyring, ctx.acting, resident_id)
     # runs after the response, i.e. after the unit of work committed
@@ -37,10 +38,15 @@ def erase(
     return result
 
 
+class AuditPseudonym(TypedDict):
+    resident_id: str
+    audit_pseudonym: str
+
+
 @router.get("/{resident_id}/audit-pseudonym", responses=problems(404))
 def audit_pseudonym(
     ctx: Annotated[Context, context_for("residents.pseudonym")], resident_id: ResidentId
-) -> dict[str, str]:
+) -> AuditPseudonym:
     """The resident's audit pseudonym, to search the audit log for her (office_admin only)."""
     value = resident_requests.audit_pseudonym(ctx.session, ctx.keyring, ctx.acting, resident_id)
     return {"resident_id": resident_id, "audit_pseudonym": value}

@@ -8,12 +8,14 @@ resident that does not exist.
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, NotRequired
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypedDict
 
 from exchange.api.context import Context, context_for
+from exchange.api.pages import Page
 from exchange.api.problems import problems
 from exchange.services import residents
 from exchange.services.bounds import MAX_SQL_INT
@@ -64,11 +66,29 @@ def register_resident(
     return Created(id=residents.register(ctx.session, ctx.keyring, ctx.acting, data))
 
 
-def _view(v: residents.ResidentView) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": v.id, "district": v.district, "street": v.street,
-                           "community": v.community, "stage": v.stage, "erased": v.erased}
+class ResidentOut(TypedDict):
+    """A resident; the personal parts only for office roles (never for an erased one)."""
+
+    id: str
+    district: str
+    street: str
+    community: str
+    stage: str | None
+    erased: bool
+    personal: NotRequired[residents.PersonalView]
+    episode: NotRequired[residents.EpisodeView]
+    children: NotRequired[list[residents.ChildView]]
+
+
+class ResidentPage(Page[ResidentOut]):
+    pass
+
+
+def _view(v: residents.ResidentView) -> ResidentOut:
+    out: ResidentOut = {"id": v.id, "district": v.district, "street": v.street,
+                        "community": v.community, "stage": v.stage, "erased": v.erased}
     if v.personal is not None:
-        out.update(personal=v.personal, episode=v.episode, children=v.children)
+        out["personal"], out["episode"], out["children"] = v.personal, v.episode, v.children
     return out
 
 
@@ -78,7 +98,7 @@ def list_residents(
     community: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=residents.MAX_PAGE)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_SQL_INT)] = 0,
-) -> dict[str, Any]:
+) -> ResidentPage:
     """Residents in the caller's scope (a cadre: her communities), oldest first."""
     total, page = residents.list_residents(
         ctx.session, ctx.keyring, ctx.acting, community=community, limit=limit, offset=offset
@@ -87,5 +107,5 @@ def list_residents(
 
 
 @router.get("/{resident_id}", responses=problems(404, 500))
-def get_resident(ctx: Reader, resident_id: ResidentId) -> dict[str, Any]:
+def get_resident(ctx: Reader, resident_id: ResidentId) -> ResidentOut:
     return _view(residents.get(ctx.session, ctx.keyring, ctx.acting, resident_id))

@@ -5,11 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path
-from fastapi.responses import Response
 
 from exchange.api.context import Context, context_for
 from exchange.api.problems import problems
-from exchange.api.routers.cases import json_bytes
 from exchange.services import tombstones
 
 router = APIRouter(prefix="/tombstones", tags=["contractor"])
@@ -19,7 +17,7 @@ router = APIRouter(prefix="/tombstones", tags=["contractor"])
 def acknowledge(
     ctx: Annotated[Context, context_for("cases.acknowledge")],
     reference: Annotated[str, Path(min_length=1, max_length=128)],
-) -> Response:
-    result = tombstones.acknowledge(ctx.session, ctx.keyring, ctx.sink, ctx.acting,
-                                    ctx.contractor_id, reference)  # fmt: skip
-    return json_bytes(result)
+) -> tombstones.Acknowledgement:
+    """Record that the case was deleted (again: harmless, answers the first time)."""
+    return tombstones.acknowledge(ctx.session, ctx.keyring, ctx.sink, ctx.acting,
+                                  ctx.contractor_id, reference)  # fmt: skip

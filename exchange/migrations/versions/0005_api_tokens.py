@@ -6,7 +6,7 @@ active token moves across with its expiry; a token without an expiry gets the de
 from the migration, since every token must expire now.
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0008 (written against 0003)
 Create Date: 2026-12-04 17:00:00
 """
 
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005"
-down_revision: str | None = "0003"
+down_revision: str | None = "0008"  # main's head when merged (was "0003")
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
