@@ -8,7 +8,7 @@ from exchange.db.models.consent import ConsentEvent
 from exchange.db.models.console import ConsoleAccount, ConsoleSession, LoginEvent
 from exchange.db.models.contractor import Contractor, ContractorKey
 from exchange.db.models.feed import FeedCounter, Tombstone
-from exchange.db.models.key_ops import KeyJob, PseudonymRemap
+from exchange.db.models.key_ops import BlindIndexMarker, KeyJob, PseudonymRemap
 from exchange.db.models.principal import Principal, principal_communities
 from exchange.db.models.resident import Child, MaternalEpisode, Resident, ResidentDataKey
 from exchange.db.models.service_record import ServiceRecord
@@ -18,6 +18,7 @@ __all__ = [
     "AgreementPurpose",
     "ApiToken",
     "Assignment",
+    "BlindIndexMarker",
     "Booking",
     "Child",
     "Community",
