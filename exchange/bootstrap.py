@@ -19,7 +19,13 @@ from exchange.api.app import create_app
 from exchange.db.engine import make_engine, make_session_factory
 from exchange.logs import configure_logging
 from exchange.services.log_origin import check_origin_when_reachable
-from exchange.settings import ConfigurationError, Settings, check_production, get_settings
+from exchange.settings import (
+    ConfigurationError,
+    Settings,
+    check_keyring_path,
+    check_production,
+    get_settings,
+)
 from keys.errors import KeysError
 from keys.keyring import Keyring
 from keys.providers import FileKeyring
@@ -35,6 +41,8 @@ class Runtime:
 
 def load_keyring(settings: Settings) -> Keyring:
     """The file keyring named by the settings, with the production refusals applied."""
+    if settings.is_production:
+        check_keyring_path(settings.keyring_file)  # before reading it
     try:
         provider = FileKeyring.load(settings.keyring_file)
     except KeysError as exc:

@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     auth_failures_per_minute: int = Field(default=30, ge=1)
     # seconds between scheduled audit checkpoints (issued only if the log grew); 0 turns it off
     checkpoint_interval: float = Field(default=300.0, ge=0)
+    # the TLS proxy's addresses (IPs or networks, comma-separated): only their Client-Cert and
+    # X-Forwarded-* headers are believed; empty believes nobody's
+    forwarded_allow_ips: str = ""
+    workers: int = Field(default=1, ge=1, le=64)
+    # SIGTERM: seconds in-flight requests get to finish before the worker stops anyway
+    drain_seconds: float = Field(default=20.0, gt=0, le=600)
     # released statistics: counts of 1..threshold-1 distinct residents are suppressed (<5)
     statistics_threshold: int = Field(default=5, ge=3, le=1000)
     # the web console's sessions (docs/console.md)
@@ -115,17 +121,34 @@ def check_production(settings: Settings, *, development_keys: bool) -> None:
             "production mode refuses SQLite; set EXCHANGE_DATABASE_URL to PostgreSQL "
             "or EXCHANGE_ALLOW_SQLITE_IN_PRODUCTION=true"
         )
-    path = settings.keyring_file
-    if path.exists():
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise ConfigurationError(
-                f"production mode refuses keyring {path}: readable by group or others "
-                f"(mode {mode:04o}); run chmod 600"
-            )
+    check_keyring_path(settings.keyring_file)
     if development_keys:
         raise ConfigurationError(
             "production mode refuses development keys; provision a production keyring"
+        )
+
+
+def check_keyring_path(path: Path) -> None:
+    """Production refusals about the keyring file itself, each one line: it must be a regular
+    file (not a directory, device or dangling link) readable by its owner only."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return  # loading it says so
+    except OSError as exc:
+        raise ConfigurationError(
+            f"production mode refuses keyring {path}: {exc.strerror or type(exc).__name__}"
+        ) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigurationError(
+            f"production mode refuses keyring {path}: not a regular file; "
+            "point EXCHANGE_KEYRING_PATH at the keyring file"
+        )
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigurationError(
+            f"production mode refuses keyring {path}: readable by group or others "
+            f"(mode {mode:04o}); run chmod 600"
         )
 
 

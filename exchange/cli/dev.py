@@ -4,6 +4,9 @@ A first run creates $EXCHANGE_HOME, a development keyring, the schema, the synth
 ledger, two demo contractors and the demo principals. Later runs reuse all of it and only issue
 fresh tokens (only hashes are stored, so re-issuing is the way to print them again). Every run
 rewrites a sample ledger and the import template, dated that day, in $EXCHANGE_HOME/samples/.
+fresh tokens (only hashes are stored, so re-issuing is the way to print them again). A fresh
+token is one more token: the tokens another instance on the same database printed keep
+working until they expire.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ import typer
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from exchange.api.auth import issue_token
 from exchange.bootstrap import audit_probe, load_keyring
 from exchange.cli.admin import create_principal, init_home
 from exchange.cli.errors import CliError, fail_cleanly
@@ -31,6 +33,7 @@ from exchange.ledger.synthetic import write_ledger
 from exchange.ledger.template import write_template
 from exchange.services.accounts import ensure_account
 from exchange.services.log_origin import check_origin_when_reachable
+from exchange.services.tokens import issue_token, prune_expired
 from exchange.services.web_sessions import end_all_for
 from exchange.settings import Settings
 from keys.keyring import Keyring
@@ -104,8 +107,10 @@ def ensure_demo_contractors(session: Session) -> None:
 
 
 def issue_demo_tokens(session: Session, now: datetime) -> list[tuple[str, str]]:
-    """Create missing demo principals; give every one a fresh token. Returns (label, token)."""
+    """Create missing demo principals; give every one a fresh token (their earlier tokens stay
+    valid until they expire). Returns (label, token)."""
     _ensure_demo_communities(session)
+    prune_expired(session, now)
     ensure_demo_contractors(session)
     out = []
     for demo in DEMO_PRINCIPALS:
@@ -275,5 +280,6 @@ def serve(settings: Settings) -> None:
         audit_probe=audit_probe(engine),
     )
     uvicorn.run(
-        application, host=settings.host, port=settings.port, log_config=None, access_log=False
+        application, host=settings.host, port=settings.port, log_config=None, access_log=False,
+        proxy_headers=False,  # exchange.api.client_cert applies trusted proxies' headers
     )

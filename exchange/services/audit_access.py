@@ -25,7 +25,7 @@ from typing import NotRequired, cast
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
-from audit.entry import NO_DETAILS, AuditEntry, DetailValue, KeyEvent, Outcome, Subject
+from audit.entry import AuditEntry, DetailValue, KeyEvent, Outcome, Subject
 from audit.errors import AuditError, NotFoundError
 from audit.note import Signer
 from audit.store import AuditLog, EntryFilter
@@ -64,7 +64,7 @@ def record(
         key=key,
         request_id=acting.request_id,
         outcome=outcome or Outcome(),
-        details=details if details is not None else NO_DETAILS,
+        details={**acting.details, **(details or {})},
     )
     return audit_append(session, SqlAuditSink(), [entry])[0]
 

@@ -1,6 +1,7 @@
 """All tables of the exchange; importing this package registers them on `Base.metadata`."""
 
 from exchange.db.models.agreement import Agreement, AgreementPurpose
+from exchange.db.models.api_token import ApiToken
 from exchange.db.models.assignment import Assignment, Booking
 from exchange.db.models.community import Community
 from exchange.db.models.consent import ConsentEvent
@@ -19,6 +20,7 @@ from exchange.db.models.staged_import import StagedImport
 __all__ = [
     "Agreement",
     "AgreementPurpose",
+    "ApiToken",
     "Assignment",
     "BlindIndexMarker",
     "Booking",

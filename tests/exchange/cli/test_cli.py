@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -59,7 +60,7 @@ def test_admin_init_and_principal_lifecycle(home: Path) -> None:
     new_token = TOKEN_LINE.match(rotated.output.strip()).group(2)  # type: ignore[union-attr]
     assert new_token != token
     listed = runner.invoke(app, ["admin", "principal", "list"]).output
-    assert "aud-1\tauditor\tactive" in listed and new_token not in listed
+    assert "aud-1\tauditor\tactive\t1\t" in listed and new_token not in listed
 
     revoked = runner.invoke(app, ["admin", "principal", "revoke", "aud-1"])
     assert revoked.exit_code == 0
@@ -111,9 +112,15 @@ def test_dev_prepare_is_idempotent_and_reissues_tokens(home: Path) -> None:
     engine = make_engine(settings.database_url)
     try:
         with make_session_factory(engine)() as session:
+            # a second instance's fresh tokens never revoke the ones the first one printed
+            from exchange.services.tokens import resolve
+
+            now = datetime.now(UTC)
+            assert [resolve(session, t, now)[1] for _, t in first + second] == ["ok"] * 10
             for label, token in second:
                 row = session.scalars(
-                    select(m.Principal).where(m.Principal.token_hash == hash_token(token))
+                    select(m.Principal).join(m.ApiToken)
+                    .where(m.ApiToken.token_hash == hash_token(token))
                 ).one()
                 expected_role = "contractor" if label == "contractor_b" else label
                 assert row.role == expected_role

@@ -3,8 +3,8 @@
 Both tables only grow: triggers refuse UPDATE and DELETE on them, so a fixed origin or a
 published policy version cannot be changed behind the checkpoints and disclosures citing it.
 
-Revision ID: 0007
-Revises: 0008 (re-chained onto main's head; originally 0003)
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-04 16:58:13.099028
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007"
-down_revision: str | None = "0008"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
