@@ -23,8 +23,7 @@ from exchange.db.engine import make_engine
 from exchange.db.migrate import alembic_config, current_revision, head_revision, upgrade
 from exchange.settings import Settings, check_production, get_settings
 
-db_app = App(help="Database schema: status and upgrade (never automatic).",
-                     no_args_is_help=True)
+db_app = App(help="Database schema: status and upgrade (never automatic).", no_args_is_help=True)
 
 
 def database_revision(url: str) -> str | None:
