@@ -11,8 +11,9 @@ import csv
 import io
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
-from exchange.exports.cells import CellValue, safe_row
+from exchange.exports.cells import CellValue, safe_cell, safe_row
 
 Row = Sequence[CellValue]
 
@@ -59,18 +60,27 @@ def write_xlsx(path: Path, header: Row, rows: Iterable[Row], *, sheet: str = "Sh
 
 
 class FormattedSheet:
-    """A one-sheet workbook for a report people read (a title, a table, notes), appended row by
-    row through `safe_row`, with the little formatting a report needs: bold rows, a comment on a
-    cell, right-aligned figures, column widths. Not streamed: for tables of hundreds of rows."""
+    """A workbook for people to read or fill in (a title, a table, notes; a template), appended
+    row by row through `safe_row`, with the little formatting such a sheet needs: bold rows, a
+    comment on a cell, right-aligned figures, column widths, text-formatted columns, drop-down
+    lists, a frozen header. `add_sheet` gives the same workbook's next sheet. Not streamed: for
+    tables of hundreds of rows."""
 
-    def __init__(self, title: str) -> None:
-        from openpyxl import Workbook  # imported on use, as in write_xlsx
+    def __init__(self, title: str, *, _book: Any = None) -> None:
+        if _book is None:
+            from openpyxl import Workbook  # imported on use, as in write_xlsx
 
-        self._book = Workbook()
-        sheet = self._book.active
-        assert sheet is not None  # a new workbook has its one sheet
+            _book = Workbook()
+            sheet = _book.active
+            assert sheet is not None  # a new workbook has its one sheet
+        else:
+            sheet = _book.create_sheet()
         sheet.title = title[:31]  # the format's limit
+        self._book = _book
         self._sheet = sheet
+
+    def add_sheet(self, title: str) -> FormattedSheet:
+        return FormattedSheet(title, _book=self._book)
 
     def append(self, row: Row) -> int:
         """Add a row; returns its 1-based row number."""
@@ -94,11 +104,39 @@ class FormattedSheet:
         for (cell,) in self._sheet.iter_rows(min_row=first_row, min_col=column, max_col=column):
             cell.alignment = Alignment(horizontal="right")
 
-    def widths(self, widths: Sequence[int]) -> None:
+    def widths(self, widths: Sequence[float]) -> None:
         from openpyxl.utils import get_column_letter
 
         for index, width in enumerate(widths, start=1):
             self._sheet.column_dimensions[get_column_letter(index)].width = width
+
+    def freeze_header(self) -> None:
+        self._sheet.freeze_panes = "A2"
+
+    def text_column(self, column: int, rows: range) -> None:
+        """Cells a person fills in as text: Excel keeps an ID number's 18 digits, leading
+        zeros and dates as typed."""
+        for (cell,) in self._sheet.iter_rows(min_row=rows.start, max_row=rows.stop - 1,
+                                             min_col=column, max_col=column):  # fmt: skip
+            cell.number_format = "@"
+
+    def choices(self, column: int, rows: range, values: Sequence[str], error: str) -> None:
+        """A drop-down list of `values` (each checked like a cell) on a column's rows."""
+        from openpyxl.utils import get_column_letter
+        from openpyxl.worksheet.datavalidation import DataValidation
+
+        listed = [str(safe_cell(v)) for v in values]
+        if any("," in v or '"' in v for v in listed):
+            raise ValueError("a drop-down choice may not hold a comma or a quote")
+        rule = DataValidation(type="list", formula1='"' + ",".join(listed) + '"',
+                              allow_blank=True)  # fmt: skip
+        rule.error = error
+        self._sheet.add_data_validation(rule)
+        letter = get_column_letter(column)
+        rule.add(f"{letter}{rows.start}:{letter}{rows.stop - 1}")
+
+    def save(self, path: Path) -> None:
+        self._book.save(path)
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()

@@ -11,11 +11,11 @@ line alone (UTF-8 with BOM, as Excel opens it).
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from datetime import date, timedelta
 from pathlib import Path
 
+from exchange.exports import FormattedSheet, write_csv
 from exchange.ledger.headers import CANONICAL_HEADERS, Column
 from exchange.ledger.idnumber import make_national_id
 from exchange.ledger.vocabulary import CHENGYANG_COMMUNITIES
@@ -88,40 +88,26 @@ def write_template(
 ) -> None:
     """Write the template as .xlsx (with notes and examples) or .csv (the header alone)."""
     if path.suffix.lower() == ".csv":
-        with path.open("w", encoding="utf-8-sig", newline="") as out:
-            csv.writer(out).writerow(template_header())
+        write_csv(path, template_header(), [])
         return
     _write_xlsx(path, today, communities)
 
 
 def _write_xlsx(path: Path, today: date, communities: Sequence[str]) -> None:
-    from openpyxl import Workbook
-    from openpyxl.utils import get_column_letter
-    from openpyxl.worksheet.datavalidation import DataValidation
-
-    book = Workbook()
-    sheet = book.active
-    assert sheet is not None
-    sheet.title = SHEET
-    sheet.append(list(template_header()))
-    sheet.freeze_panes = "A2"
-    last = PREFORMATTED_ROWS + 1
+    sheet = FormattedSheet(SHEET)
+    sheet.append(template_header())
+    sheet.freeze_header()
+    rows = range(2, PREFORMATTED_ROWS + 2)
     choices = {**_CHOICES, Column.COMMUNITY: tuple(communities)}
-    for i, (column, hint, _) in enumerate(_COLUMNS, start=1):
-        letter = get_column_letter(i)
-        sheet.column_dimensions[letter].width = max(10, 2 * len(CANONICAL_HEADERS[column])
-                                                    + 2 * len(hint) + 2)  # fmt: skip
+    sheet.widths([max(10, 2 * len(CANONICAL_HEADERS[column]) + 2 * len(hint) + 2)
+                  for column, hint, _ in _COLUMNS])  # fmt: skip
+    for i, (column, _, _) in enumerate(_COLUMNS, start=1):
         if column in _TEXT_COLUMNS:
-            for (cell,) in sheet.iter_rows(min_row=2, max_row=last, min_col=i, max_col=i):
-                cell.number_format = "@"  # text: Excel keeps all 18 digits and the zeros
+            sheet.text_column(i, rows)  # Excel keeps all 18 digits and the zeros
         if column in choices:
-            listed = '"' + ",".join(choices[column]) + '"'
-            rule = DataValidation(type="list", formula1=listed, allow_blank=True)
-            rule.error = "请从下拉列表中选择"
-            sheet.add_data_validation(rule)
-            rule.add(f"{letter}2:{letter}{last}")
+            sheet.choices(i, rows, choices[column], "请从下拉列表中选择")
 
-    notes = book.create_sheet(NOTES_SHEET)
+    notes = sheet.add_sheet(NOTES_SHEET)
     notes.append(["列", "填写要求"])
     for (_column, _, rule_text), header in zip(_COLUMNS, template_header(), strict=True):
         notes.append([header, rule_text])
@@ -130,9 +116,8 @@ def _write_xlsx(path: Path, today: date, communities: Sequence[str]) -> None:
     notes.append(["日期", "可写作 2025-09-15、2025/9/15、2025.09.15、20250915 或 2025年9月15日"])
     notes.append([])
     notes.append([f"示例（虚构人员，{today.isoformat()} 生成；请勿导入）"])
-    notes.append(list(template_header()))
+    notes.append(template_header())
     for row in example_rows(today):
-        notes.append(list(row))
-    notes.column_dimensions["A"].width = 24
-    notes.column_dimensions["B"].width = 80
-    book.save(path)
+        notes.append(row)
+    notes.widths([24, 80])
+    sheet.save(path)

@@ -27,7 +27,9 @@ def environment(home: Path, database_url: str, **extra: str) -> dict[str, str]:
     """A clean EXCHANGE_* environment: production mode on `database_url`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXCHANGE_")}
     env.update({"EXCHANGE_HOME": str(home), "EXCHANGE_DATABASE_URL": database_url,
-                "EXCHANGE_MODE": "production", "EXCHANGE_ALLOW_SQLITE_IN_PRODUCTION": "true"})
+                "EXCHANGE_MODE": "production", "EXCHANGE_ALLOW_SQLITE_IN_PRODUCTION": "true",
+                # production names its log (fixed at `admin init`; C2SP origin)
+                "EXCHANGE_AUDIT_ORIGIN": "chengyang.exchange/audit"})
     env.update(extra)
     return env
 
