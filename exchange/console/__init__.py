@@ -38,7 +38,14 @@ def _router() -> APIRouter:
     router = APIRouter(prefix=CONSOLE_PREFIX, include_in_schema=False)
     for module in (home, account, users, logins):
         router.include_router(module.router)
+    router.include_router(_statistics_router())
     return router
+
+
+def _statistics_router() -> APIRouter:
+    from exchange.console.pages import statistics
+
+    return statistics.router
 
 
 async def _on_login_required(request: Request, exc: Exception) -> Response:
