@@ -133,6 +133,7 @@ def _cross(release: Release, measure: str, _: Translate, locale: str) -> Figure:
     (the chart's series)."""
     view, t = release.view, release.threshold
     a, b = view.by
+    names = [_(DIMENSIONS[a]), _(DIMENSIONS[b])]  # in the reader's order, for the caption
     if len(view.margins[b]) > len(view.margins[a]):
         a, b = b, a
     cells = {(dict(e.key)[a], dict(e.key)[b]): e for e in view.cells}
@@ -146,14 +147,15 @@ def _cross(release: Release, measure: str, _: Translate, locale: str) -> Figure:
     col_totals = tuple(_shown(e, t) for e in view.margins[b])
     grid_rows.append((_(TOTAL), (*col_totals, _shown(view.total, t))))
     ha, hb = _(DIMENSIONS[a]), _(DIMENSIONS[b])
-    caption = _("%(measure)s by %(a)s and %(b)s") % {"measure": measure, "a": ha, "b": hb}
+    caption = _("%(measure)s by %(a)s and %(b)s") % {"measure": measure, "a": names[0],
+                                                      "b": names[1]}  # fmt: skip
     headings = (f"{ha} \\ {hb}", *(category(c, _) for c in cols_cat), _(TOTAL))
     grid = Grid(caption, headings, tuple(grid_rows))
     series = [_series(category(c, _), [_shown(cells[r, c], t) for r in rows_cat])
               for c in cols_cat]  # fmt: skip
     chart = {"locale": locale, "categories": [category(r, _) for r in rows_cat], "xName": ha,
              "yName": measure, "series": series}  # fmt: skip
-    return Figure("f1", caption, _aria(_, measure, [ha, hb]), grid, chart)
+    return Figure("f1", caption, _aria(_, measure, names), grid, chart)
 
 
 def _series(name: str, numbers: Sequence[Shown]) -> dict[str, Any]:
