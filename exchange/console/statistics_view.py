@@ -123,9 +123,9 @@ def _one(dim: str, entries: Sequence[Entry], total: Entry, t: int, measure: str,
                 (heading, measure),
                 (*((label, (n,)) for label, n in zip(labels, numbers, strict=True)),
                  (_(TOTAL), (_shown(total, t),))))  # fmt: skip
-    chart = {"locale": locale, "categories": labels, "xName": heading, "yName": measure,
+    chart = {"locale": locale, "categories": labels, "yName": measure,
              "series": [_series(measure, numbers)]}  # fmt: skip
-    return Figure(key, grid.caption, _aria(_, measure, [heading]), grid, chart)
+    return Figure(key, grid.caption, _aria(_, measure, [heading]), _tabled(grid, _), chart)
 
 
 def _cross(release: Release, measure: str, _: Translate, locale: str) -> Figure:
@@ -153,9 +153,15 @@ def _cross(release: Release, measure: str, _: Translate, locale: str) -> Figure:
     grid = Grid(caption, headings, tuple(grid_rows))
     series = [_series(category(c, _), [_shown(cells[r, c], t) for r in rows_cat])
               for c in cols_cat]  # fmt: skip
-    chart = {"locale": locale, "categories": [category(r, _) for r in rows_cat], "xName": ha,
+    chart = {"locale": locale, "categories": [category(r, _) for r in rows_cat],
              "yName": measure, "series": series}  # fmt: skip
-    return Figure("f1", caption, _aria(_, measure, names), grid, chart)
+    return Figure("f1", caption, _aria(_, measure, names), _tabled(grid, _), chart)
+
+
+def _tabled(grid: Grid, _: Translate) -> Grid:
+    """A chart's table: its caption says it is the table beside the chart of that title."""
+    return Grid(_("%(title)s (table)") % {"title": grid.caption}, grid.headings, grid.rows,
+                grid.total_rows)  # fmt: skip
 
 
 def _series(name: str, numbers: Sequence[Shown]) -> dict[str, Any]:

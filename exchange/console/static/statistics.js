@@ -47,10 +47,10 @@
                  formatter: tooltip(data) },
       legend: single ? { show: false } : { type: "scroll", top: 0 },
       grid: { left: 8, right: 24, top: single ? 32 : 48, bottom: 8, containLabel: true },
-      xAxis: { type: "category", data: data.categories, name: data.xName,
-               nameLocation: "middle", nameGap: many ? 56 : 28,
+      xAxis: { type: "category", data: data.categories,
                axisLabel: { interval: 0, rotate: many ? 35 : 0, formatter: markedLabel(data) } },
-      yAxis: { type: "value", minInterval: 1, name: data.yName },
+      yAxis: { type: "value", minInterval: 1, name: data.yName,
+               nameTextStyle: { align: "left" } },
       series: data.series.map(function (s) {
         return { type: "bar", name: s.name, data: s.values,
                  label: { show: single, position: "top" } };

@@ -165,5 +165,5 @@ def test_the_page_in_english(app) -> None:
     client.get("/console/language/en?next=/console/statistics")
     html = client.get("/console/statistics").text
     assert '<html lang="en">' in html and "Statistics" in html
-    assert "Small numbers are suppressed: a count below 5 is shown as “&lt;5”" in html
+    assert "Small numbers are suppressed: a count below 5 is shown as \"&lt;5\"" in html
     assert "Number of residents by Community and Stage" in html
