@@ -167,3 +167,18 @@ def test_the_page_in_english(app) -> None:
     assert '<html lang="en">' in html and "Statistics" in html
     assert "Small numbers are suppressed: a count below 5 is shown as \"&lt;5\"" in html
     assert "Number of residents by Community and Stage" in html
+
+
+def test_an_auditor_reads_the_street_but_never_exact_figures(app) -> None:
+    harness, _, street = app
+    client = harness.client
+    token = sign_in(client, "auditor")
+    html = client.get("/console/statistics").text
+    assert "统计范围：全街道" in html and 'value="deletions"' in html
+    assert "精确数据（仅限街道管理员）" not in html
+    assert_no_suppressed_count(html, street)
+    r = client.post("/console/statistics/exact", data={
+        "csrf_token": token, "table": "residents", "by": ["community", "stage"],
+        "reason": "inspection", "action": "show"})  # fmt: skip
+    assert r.status_code == 403
+    assert [e["action"] for e in _releases(harness)] == ["statistics.release"]
