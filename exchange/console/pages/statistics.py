@@ -194,35 +194,39 @@ def _page(page: Page, q: Query, *, release: statistics.Release | None,
                   exact=bool(release and release.request.exact), params=q.params())  # fmt: skip
 
 
-@router.get("")
-def statistics_page(page: SignedIn, request: Request) -> Response:
-    q = _query(request.query_params)
+def _answer(page: Page, q: Query, *, reason: str | None = None,
+            download: bool = False) -> Response:  # fmt: skip
+    """The release as the page or as the workbook. `reason` asks for exact figures ("" is a
+    missing reason). A refused request is the form again with the fields named, and nothing
+    is released."""
     try:
-        release = _release(page, q)
+        if reason == "":
+            raise InvalidInput.field("reason", "missing", "exact figures need a reason code")
+        release = _release(page, q, reason)
     except FlowError as exc:
-        return _page(page, q, release=None, errors=_errors(exc, page), status=_status(exc))
-    return _page(page, q, release=release, errors={})
-
-
-def _status(error: FlowError) -> int:
-    return 409 if isinstance(error, Conflict) else 422
+        status = 409 if isinstance(exc, Conflict) else 422
+        return _page(page, q, release=None, errors=_errors(exc, page), status=status,
+                     reason=reason or "")  # fmt: skip
+    if download:
+        return _download(release)
+    return _page(page, q, release=release, errors={}, reason=reason or "")
 
 
 def _download(release: statistics.Release) -> Response:
-    """The API's workbook (format=xlsx), byte for byte the same layout."""
+    """The API's workbook (format=xlsx): the same `workbook()` of the same release."""
     name = f"statistics-{release.table}{'-exact' if release.request.exact else ''}.xlsx"
     return Response(workbook(release), media_type=XLSX_MEDIA_TYPE,
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})  # fmt: skip
+
+
+@router.get("")
+def statistics_page(page: SignedIn, request: Request) -> Response:
+    return _answer(page, _query(request.query_params))
 
 
 @router.get("/export")
 def statistics_export(page: SignedIn, request: Request) -> Response:
-    q = _query(request.query_params)
-    try:
-        release = _release(page, q)
-    except FlowError as exc:
-        return _page(page, q, release=None, errors=_errors(exc, page), status=_status(exc))
-    return _download(release)
+    return _answer(page, _query(request.query_params), download=True)
 
 
 @router.post("/exact")
@@ -230,15 +234,5 @@ async def statistics_exact(page: SignedIn, request: Request) -> Response:
     """Exact figures: an office admin, a reason code from the service's list; a POST (with
     the CSRF token), so that a link can never ask for them. Audited as release_exact."""
     form = await require_token(page, request)
-    q = _query(form)
     reason = str(form.get("reason") or "")[:32]
-    try:
-        if not reason:
-            raise InvalidInput.field("reason", "missing", "exact figures need a reason code")
-        release = _release(page, q, reason)
-    except FlowError as exc:  # nothing is released: the form again, the fields named
-        return _page(page, q, release=None, errors=_errors(exc, page), status=_status(exc),
-                     reason=reason)  # fmt: skip
-    if form.get("action") == "export":
-        return _download(release)
-    return _page(page, q, release=release, errors={}, reason=reason)
+    return _answer(page, _query(form), reason=reason, download=form.get("action") == "export")
