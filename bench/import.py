@@ -153,9 +153,9 @@ def _child_breakdown(path: Path) -> None:
 
     def make_keys() -> list[tuple[DataKey, bytes]]:
         made: list[tuple[DataKey, bytes]] = []
-        for _ in rows:
+        for i, _row in enumerate(rows):
             key = DataKey.generate(keyring.suite)
-            made.append((key, keyring.wrap_bytes(key, root)))
+            made.append((key, keyring.wrap_bytes(key, f"resident-{i}", root)))
         return made
 
     keys = timed("data key + wrap", make_keys)

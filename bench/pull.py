@@ -399,7 +399,7 @@ def part_rows(home: Path) -> list[dict[str, Any]]:
         def decrypt() -> None:
             for a in assignments:
                 r = rows.residents[a.resident_id]
-                key = keyring.unwrap_stored(rows.keys[r.id])
+                key = keyring.unwrap_stored(rows.keys[r.id], r.id)
                 records.build_record(
                     keyring,
                     key,

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     console_max_failures: int = Field(default=5, ge=1, le=100)
     # None: Secure `__Host-` cookie over HTTPS (and always in production), plain name over HTTP
     console_secure_cookie: bool | None = None
+    # 查看明文: reveals one user may make in any hour, and how long a page shows the value
+    console_reveals_per_hour: int = Field(default=20, ge=1, le=1000)
+    console_reveal_seconds: int = Field(default=30, ge=5, le=600)
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:

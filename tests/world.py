@@ -194,7 +194,7 @@ class World:
             r = m.Resident(community_id=self.community_id, district="城阳区", street="城阳街道")
             s.add(r)
             s.flush()
-            key, wrapped = self.keyring.new_data_key()
+            key, wrapped = self.keyring.new_data_key(r.id)
 
             def enc(table: str, column: str, row_id: str, text: str | None) -> object:
                 if text is None:
@@ -368,7 +368,7 @@ class World:
             row = m.Resident(community_id=self.community_id, district="城阳区", street="城阳街道")
             s.add(row)
             s.flush()
-            key, wrapped = ring.new_data_key()
+            key, wrapped = ring.new_data_key(row.id)
 
             def enc(table: str, column: str, row_id: str, value: str) -> Any:
                 return ring.encrypt_field(key, value, FieldContext(table, column, row_id))
@@ -393,7 +393,8 @@ class World:
         with unit_of_work(self.factory) as s:
             a = s.get_one(m.Assignment, assignment_id)
             wrapped = s.get_one(m.ResidentDataKey, a.resident_id)
-            key = self.keyring.unwrap(WrappedKey.from_bytes(bytes(wrapped.wrapped_key)))
+            key = self.keyring.unwrap(WrappedKey.from_bytes(bytes(wrapped.wrapped_key)),
+                                      a.resident_id)
             row = m.ServiceRecord(assignment_id=a.id, contractor_id=a.contractor_id,
                                   service_code=a.services[0], idempotency_key=idempotency_key,
                                   delivered_at=self.now)  # fmt: skip

@@ -120,6 +120,8 @@ def fsck(
         report = AuditLog(session).fsck(key)
     for problem in report.problems:
         typer.echo(f"PROBLEM {problem}", err=True)
+    if report.recovery is not None:
+        typer.echo("\n" + report.recovery, err=True)
     if not report.ok:
         raise typer.Exit(EXIT_FAILED)
     typer.echo(f"OK: {report.entries} entries, head {report.head_size}, "

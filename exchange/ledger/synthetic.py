@@ -9,7 +9,6 @@ the import's refusal of them can be seen. `bad_rows` injects invalid rows of sev
 
 from __future__ import annotations
 
-import csv
 import random
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -17,7 +16,7 @@ from pathlib import Path
 
 from faker import Faker
 
-from exchange.ledger.csvsafe import neutralise_row
+from exchange.exports import write_csv, write_xlsx
 from exchange.ledger.idnumber import corrupt_check_digit, make_national_id
 from exchange.ledger.vocabulary import CHENGYANG_COMMUNITIES
 
@@ -166,27 +165,6 @@ def write_ledger(
     """Write the ledger as .csv (UTF-8 with BOM by default, as Excel likes) or .xlsx."""
     rows = generate_rows(residents, seed, bad_rows=bad_rows, as_of=as_of)
     if path.suffix.lower() == ".xlsx":
-        return _write_xlsx(path, rows)
-    with path.open("w", encoding=encoding, newline="") as out:
-        writer = csv.writer(out)
-        writer.writerow(HEADER)
-        count = 0
-        for row in rows:
-            writer.writerow(neutralise_row(row))
-            count += 1
-    return count
-
-
-def _write_xlsx(path: Path, rows: Iterator[tuple[str, ...]]) -> int:
-    from openpyxl import Workbook
-
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet("台账")
-    sheet.append(list(HEADER))
-    count = 0
-    for row in rows:
-        # strings stay strings (IDs keep all 18 digits); "=..." would become a formula
-        sheet.append(neutralise_row(row))
-        count += 1
-    book.save(path)
-    return count
+        # strings stay text cells, so ID numbers keep all 18 digits
+        return write_xlsx(path, HEADER, rows, sheet="台账")
+    return write_csv(path, HEADER, rows, encoding=encoding)

@@ -8,7 +8,7 @@ Entries carry names, codes and pseudonyms only (audit.entry refuses anything els
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NotRequired, cast
@@ -16,7 +16,7 @@ from typing import NotRequired, cast
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
-from audit.entry import AuditEntry, KeyEvent, Outcome, Subject
+from audit.entry import NO_DETAILS, AuditEntry, DetailValue, KeyEvent, Outcome, Subject
 from audit.errors import AuditError, NotFoundError
 from audit.note import Signer
 from audit.store import AuditLog, EntryFilter
@@ -40,9 +40,11 @@ def record(
     agreement: str | None = None,
     key: KeyEvent | None = None,
     outcome: Outcome | None = None,
+    details: Mapping[str, DetailValue] | None = None,
 ) -> int:
     """Append one entry for `acting` in the current transaction; returns its index.
-    Fails closed: any failure is `auditing.AuditUnavailable` and the transaction rolls back."""
+    Fails closed: any failure is `auditing.AuditUnavailable` and the transaction rolls back.
+    `details`: names and codes of what was asked and counted (audit.entry), never a value."""
     entry = AuditEntry(
         time=acting.now,
         actor=acting.actor,
@@ -52,6 +54,7 @@ def record(
         key=key,
         request_id=acting.request_id,
         outcome=outcome or Outcome(),
+        details=details if details is not None else NO_DETAILS,
     )
     return audit_append(session, SqlAuditSink(), [entry])[0]
 

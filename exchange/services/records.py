@@ -354,7 +354,7 @@ def load_cases(
     for assignment in assignments:
         resident = rows.residents[assignment.resident_id]
         wrapped = rows.keys.get(resident.id)
-        key = keyring.unwrap_stored(wrapped) if wrapped is not None else None
+        key = keyring.unwrap_stored(wrapped, resident.id) if wrapped is not None else None
         reference = keyring.case_reference(assignment.agreement_id, resident.id)
         record = build_record(
             keyring,

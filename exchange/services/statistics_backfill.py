@@ -40,9 +40,9 @@ def backfill_due_months(session: Session, keyring: Keyring, acting: Acting) -> i
         ).all()
         if not rows:
             break
-        for episode_id, _resident_id, sealed, wrapped in rows:
+        for episode_id, resident_id, sealed, wrapped in rows:
             assert sealed is not None  # selected for it
-            key = keyring.unwrap(WrappedKey.from_bytes(wrapped))
+            key = keyring.unwrap(WrappedKey.from_bytes(wrapped), resident_id)
             text = keyring.decrypt_row(key, "maternal_episodes", episode_id,
                                        {"due_date": sealed})["due_date"]  # fmt: skip
             month = storage.decode_date(text).strftime("%Y-%m")

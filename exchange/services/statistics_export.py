@@ -9,16 +9,12 @@ formula injection like every workbook the broker writes.
 
 from __future__ import annotations
 
-import io
 from typing import Final, Literal
 
-from openpyxl import Workbook
-from openpyxl.comments import Comment
-from openpyxl.styles import Alignment, Font
 from typing_extensions import TypedDict
 
 from exchange.db.models.codes import SERVICES, STAGES
-from exchange.ledger.csvsafe import neutralise
+from exchange.exports import FormattedSheet
 from exchange.services.statistics import Release
 from exchange.services.statistics_queries import NO_DUE_MONTH
 from policies.statistics import Entry, Flag
@@ -96,34 +92,24 @@ def rows(release: Release) -> list[list[str | int]]:
 
 
 def workbook(release: Release) -> bytes:
-    book = Workbook()
-    sheet = book.active
-    assert sheet is not None
-    sheet.title = release.table
+    sheet = FormattedSheet(release.table)
     zh, en = note(release)
-    sheet.append([neutralise(f"{release.title}  {release.table}")])
-    sheet["A1"].font = Font(bold=True)
-    period = release.request.period or "全部 all"
-    sheet.append([neutralise(f"期间 period: {period}")])
-    start = sheet.max_row + 1
-    for line in rows(release):
-        sheet.append([neutralise(c) if isinstance(c, str) else c for c in line])
-    for cell in sheet[start]:
-        cell.font = Font(bold=True)
+    sheet.bold(sheet.append([f"{release.title}  {release.table}"]))
+    sheet.append([f"期间 period: {release.request.period or '全部 all'}"])
+    lines = rows(release)
+    start = sheet.append(lines[0])
+    for line in lines[1:]:
+        sheet.append(line)
+    sheet.bold(start)
     last_col = len(release.view.by) + 1
-    sheet.cell(row=start, column=last_col).comment = Comment(f"{zh}\n{en}", "exchange")
-    for row in sheet.iter_rows(min_row=start + 1, min_col=last_col, max_col=last_col):
-        for cell in row:
-            cell.alignment = Alignment(horizontal="right")
+    sheet.comment(start, last_col, f"{zh}\n{en}")
+    sheet.align_right(last_col, start + 1)
     sheet.append([])
-    sheet.append([neutralise(f"注：{zh}")])
-    sheet.append([neutralise(f"Note: {en}")])
-    sheet.append([neutralise(f"规则 rule: {release.rule.name}")])
-    for column, width in zip("ABCDE", (22, 22, 22, 22, 12), strict=False):
-        sheet.column_dimensions[column].width = width
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
+    sheet.append([f"注：{zh}"])
+    sheet.append([f"Note: {en}"])
+    sheet.append([f"规则 rule: {release.rule.name}"])
+    sheet.widths((22, 22, 22, 22, 12))
+    return sheet.to_bytes()
 
 
 def rule_text(release: Release) -> str:

@@ -252,7 +252,7 @@ def assert_neutralised(written: str) -> None:
 
 def test_every_csv_the_broker_writes_neutralises_formula_cells(tmp_path: Path) -> None:
     """The import error report and the synthetic ledger writer, fed formula-looking text."""
-    from exchange.ledger.csvsafe import neutralise_row
+    from exchange.exports import safe_row
     from exchange.ledger.report import ImportReport, RowError
 
     @FUZZ
@@ -263,7 +263,7 @@ def test_every_csv_the_broker_writes_neutralises_formula_cells(tmp_path: Path) -
         report.add_errors([RowError(2, cells[0], "required", cells[1])])
         assert_neutralised(report.errors_csv())
         out = io.StringIO()
-        csv.writer(out).writerow(neutralise_row(cells))
+        csv.writer(out).writerow(safe_row(cells))
         assert_neutralised(out.getvalue())
 
     run()

@@ -199,6 +199,7 @@ def _answer(page: Page, q: Query, *, reason: str | None = None,
     """The release as the page or as the workbook. `reason` asks for exact figures ("" is a
     missing reason). A refused request is the form again with the fields named, and nothing
     is released."""
+    page.require("statistics.read")  # the API's permission table; the service checks again
     try:
         if reason == "":
             raise InvalidInput.field("reason", "missing", "exact figures need a reason code")

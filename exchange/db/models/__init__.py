@@ -7,15 +7,18 @@ from exchange.db.models.consent import ConsentEvent
 from exchange.db.models.console import ConsoleAccount, ConsoleSession, LoginEvent
 from exchange.db.models.contractor import Contractor, ContractorKey
 from exchange.db.models.feed import FeedCounter, Tombstone
-from exchange.db.models.key_ops import KeyJob, PseudonymRemap
+from exchange.db.models.key_ops import BlindIndexMarker, KeyJob, PseudonymRemap
 from exchange.db.models.principal import Principal, principal_communities
 from exchange.db.models.resident import Child, MaternalEpisode, Resident, ResidentDataKey
+from exchange.db.models.reveal import Reveal
 from exchange.db.models.service_record import ServiceRecord
+from exchange.db.models.staged_import import StagedImport
 
 __all__ = [
     "Agreement",
     "AgreementPurpose",
     "Assignment",
+    "BlindIndexMarker",
     "Booking",
     "Child",
     "Community",
@@ -32,7 +35,9 @@ __all__ = [
     "PseudonymRemap",
     "Resident",
     "ResidentDataKey",
+    "Reveal",
     "ServiceRecord",
+    "StagedImport",
     "Tombstone",
     "principal_communities",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy import CheckConstraint, ForeignKey, Integer, LargeBinary, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from exchange.db.base import Base, created_at, one_of, utcnow, uuid_pk
@@ -48,6 +48,9 @@ class Resident(Base):
     national_id: Mapped[EncryptedValue | None] = mapped_column(EncryptedField())
     # keyed blind index of the ID number, for de-duplication; never an unkeyed hash
     national_id_index: Mapped[str | None] = mapped_column(String(128), unique=True)
+    # the blind-index key version it was computed under (exchange.services.blind_index)
+    national_id_index_version: Mapped[int] = mapped_column(Integer, default=1,
+                                                           server_default=text("1"))
     phone: Mapped[EncryptedValue | None] = mapped_column(EncryptedField())
     birth_date: Mapped[EncryptedValue | None] = mapped_column(EncryptedField())
     address_compound: Mapped[EncryptedValue | None] = mapped_column(EncryptedField())

@@ -2,7 +2,7 @@
 console sessions and the login log.
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-04 16:43:25.466920
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

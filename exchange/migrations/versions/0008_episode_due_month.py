@@ -7,7 +7,7 @@ due date once with the office keyring; until then the residents table refuses to
 why a month may be stored in the clear when the date may not.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0006b
 Create Date: 2026-12-04 17:00:00
 """
 
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008"
-down_revision: str | None = "0006"  # main's head when merged (was "0003")
+down_revision: str | None = "0006b"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

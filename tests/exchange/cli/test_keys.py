@@ -189,3 +189,24 @@ def test_an_unmigrated_database_is_a_clear_error(
         get_settings.cache_clear()
     assert code == 1
     assert out.strip() == "error: the database schema is not up to date; run `exchange admin init`"
+
+
+@pytest.mark.db
+def test_rotate_blind_index_resumes_and_status_shows_it(home: Path, world: World) -> None:
+    world.add_residents(5)
+
+    def crash(_done: int) -> None:
+        raise Crash()
+
+    with pytest.raises(Crash):
+        key_rotation.rotate_blind_index(world.factory, _keyring(), clock, batch_size=2,
+                                        progress=crash)  # fmt: skip
+    code, out = _invoke("status")
+    assert "blind indexes: rotation v1 -> v2 unfinished, 3 residents left" in out
+    code, out = _invoke("rotate-blind-index", "--batch-size", "2")
+    assert code == 0, out
+    assert "resuming blind-index rotation v1 -> v2; 3 residents to re-index" in out
+    assert "blind index v2: 3 residents re-indexed; v1 retired" in out
+    code, out = _invoke("status")
+    assert "blind_index: current v2; held v2" in out and "blind indexes: under v2" in out
+    assert not any(secret in out for secret in _secrets(home))

@@ -12,10 +12,16 @@ import pytest
 from openpyxl import load_workbook
 
 from tests.exchange.api.apptools import Harness
-from tests.exchange.console.browser import LiveServer, chromium, shot  # noqa: F401
+from tests.exchange.console.browser import (  # noqa: F401
+    LiveServer,
+    axe_clean,
+    chromium,
+    new_page,
+    shot,
+    sign_in,
+)
 from tests.exchange.console.pages import console
 from tests.exchange.console.statistics_checks import assert_no_suppressed_count, lay_street
-from tests.exchange.console.test_browser import _axe_clean, _page, _sign_in
 from tests.street import Street
 from tests.world import audit_entries
 
@@ -44,8 +50,8 @@ def _charts_drawn(page) -> int:  # noqa: ANN001
 
 def test_office_admin_and_cadre_open_statistics(chromium, served) -> None:  # noqa: F811
     harness, street, base = served
-    admin = _page(chromium, base)
-    _sign_in(admin, "office_admin")
+    admin = new_page(chromium, base)
+    sign_in(admin, "office_admin")
     admin.get_by_role("link", name="统计分析").click()
     admin.wait_for_url("**/console/statistics")
     assert admin.get_by_role("heading", name="统计分析").is_visible()
@@ -56,24 +62,24 @@ def test_office_admin_and_cadre_open_statistics(chromium, served) -> None:  # no
     assert table.locator("tr", has_text="向阳社区").locator("td").first.inner_text() == "<5"
     assert admin.get_by_text("数据已做小数抑制处理：小于5的数值显示为“<5”").first.is_visible()
     assert_no_suppressed_count(admin.content(), street)
-    _axe_clean(admin, "statistics-admin")
+    axe_clean(admin, "statistics-admin")
     shot(admin, "statistics-admin")
     # three dimensions: a chart and a table per dimension, then every cell
     admin.locator("#q-by-due_month").check()
     admin.get_by_role("button", name="查询").click()
     admin.wait_for_url("**by=due_month**")
     assert _charts_drawn(admin) == 3
-    _axe_clean(admin, "statistics-three-dimensions")
+    axe_clean(admin, "statistics-three-dimensions")
     shot(admin, "statistics-three-dimensions")
     admin.get_by_role("link", name="English").click()  # back to the page's first view
     admin.wait_for_url("**/console/statistics")
     assert admin.locator("html").get_attribute("lang") == "en"
     assert _charts_drawn(admin) == 1
-    _axe_clean(admin, "statistics-en")
+    axe_clean(admin, "statistics-en")
     shot(admin, "statistics-en")
 
-    cadre = _page(chromium, base)
-    _sign_in(cadre, "community_cadre")
+    cadre = new_page(chromium, base)
+    sign_in(cadre, "community_cadre")
     cadre.goto("/console/statistics")
     assert _charts_drawn(cadre) == 1
     assert cadre.get_by_text("统计范围：民城路社区").is_visible()
@@ -82,7 +88,7 @@ def test_office_admin_and_cadre_open_statistics(chromium, served) -> None:  # no
     assert cadre.get_by_role("option", name="删除通知").count() == 0
     assert cadre.get_by_role("heading", name="精确数据（仅限街道管理员）").count() == 0
     assert_no_suppressed_count(cadre.content(), street)
-    _axe_clean(cadre, "statistics-cadre")
+    axe_clean(cadre, "statistics-cadre")
     shot(cadre, "statistics-cadre")
     scopes = [e["details"]["scope"] for e in _releases(harness)]
     assert scopes == ["street", "street", "street", "communities"]
@@ -90,8 +96,8 @@ def test_office_admin_and_cadre_open_statistics(chromium, served) -> None:  # no
 
 def test_export_downloads_the_workbook(chromium, served, tmp_path: Path) -> None:  # noqa: F811
     harness, _, base = served
-    page = _page(chromium, base)
-    _sign_in(page, "office_admin")
+    page = new_page(chromium, base)
+    sign_in(page, "office_admin")
     page.goto("/console/statistics")
     with page.expect_download() as info:
         page.get_by_role("link", name="导出").click()
@@ -106,8 +112,8 @@ def test_export_downloads_the_workbook(chromium, served, tmp_path: Path) -> None
 
 def test_exact_figures_need_a_reason_and_are_audited(chromium, served) -> None:  # noqa: F811
     harness, _, base = served
-    page = _page(chromium, base)
-    _sign_in(page, "office_admin")
+    page = new_page(chromium, base)
+    sign_in(page, "office_admin")
     page.goto("/console/statistics")
     page.get_by_role("button", name="查看精确数据").click()  # no reason chosen
     assert page.url.endswith("/console/statistics")  # the browser keeps the form back
@@ -121,7 +127,7 @@ def test_exact_figures_need_a_reason_and_are_audited(chromium, served) -> None: 
     row = table.locator("tr", has_text="向阳社区")
     assert row.locator("td").first.inner_text() == "2 小于5"
     assert _charts_drawn(page) == 1
-    _axe_clean(page, "statistics-exact")
+    axe_clean(page, "statistics-exact")
     shot(page, "statistics-exact")
     exact = _releases(harness)[-1]
     assert exact["action"] == "statistics.release_exact"

@@ -33,7 +33,7 @@ def test_round_trip_and_refusals(database_url: str) -> None:
     engine = make_engine(database_url)
     table.metadata.create_all(engine)
     ring = keyring()
-    key, _ = ring.new_data_key()
+    key, _ = ring.new_data_key("row-1")
     context = FieldContext("t", "value", "row-1")
     value = ring.encrypt_field(key, SECRET, context)
     at = datetime(2026, 3, 1, 8, 30, tzinfo=UTC)
@@ -77,7 +77,7 @@ def test_stored_bytes_read_raw_decrypt_as_the_column_type_reads_them(database_ur
     engine = make_engine(database_url)
     table.metadata.create_all(engine)
     ring = keyring()
-    key, _ = ring.new_data_key()
+    key, _ = ring.new_data_key("row-1")
     value = ring.encrypt_field(key, SECRET, FieldContext("t", "value", "row-1"))
     plan = ring.stored_columns("t", ("value",))
     try:

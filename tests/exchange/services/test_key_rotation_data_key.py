@@ -50,7 +50,7 @@ def _ciphertexts(s: Session, rid: str) -> dict[tuple[str, str, str], Any]:
 def _decrypt_all(s: Session, ring: Keyring, rid: str) -> dict[tuple[str, str, str], str]:
     key_row = s.get(m.ResidentDataKey, rid)
     assert key_row is not None
-    key = ring.unwrap(WrappedKey.from_bytes(bytes(key_row.wrapped_key)))
+    key = ring.unwrap(WrappedKey.from_bytes(bytes(key_row.wrapped_key)), rid)
     return {
         where: ring.decrypt_field(key, value, FieldContext(*where))
         for where, value in _ciphertexts(s, rid).items()
@@ -84,7 +84,7 @@ def test_rotation_changes_every_ciphertext_and_keeps_every_value(world: World) -
     assert all(after_cipher[k] != before_cipher[k] for k in before_cipher)
     assert new_wrapped.header.data_key_id != old_wrapped.header.data_key_id
     # the old data key opens none of the new ciphertexts
-    old_key = ring.unwrap(old_wrapped)
+    old_key = ring.unwrap(old_wrapped, rid)
     with world.factory() as s:
         for where, value in _ciphertexts(s, rid).items():
             with pytest.raises(DecryptionError):

@@ -49,7 +49,7 @@ def _phones_readable(world: World, ring: Keyring) -> None:
             row = s.get(m.Resident, rid)
             key_row = s.get(m.ResidentDataKey, rid)
             assert row is not None and key_row is not None and row.phone is not None
-            key = ring.unwrap(WrappedKey.from_bytes(bytes(key_row.wrapped_key)))
+            key = ring.unwrap(WrappedKey.from_bytes(bytes(key_row.wrapped_key)), rid)
             phone = ring.decrypt_field(key, row.phone, FieldContext("residents", "phone", rid))
             assert phone == plain_values(i)["phone"]
 
@@ -64,9 +64,10 @@ def test_store_batches_in_order_and_swaps_only_the_expected_row(world: World) ->
         owners = [o for o, _ in first] + [o for o, _ in rest]
         assert owners == sorted(world.residents) and store.count() == 5
         owner, old = first[0]
-        new = ring.rewrap(old)
+        new = ring.rewrap(old, owner)
         assert store.replace(owner, old, new) is True
-        assert store.replace(owner, old, ring.rewrap(old)) is False  # no longer the stored one
+        # no longer the stored one
+        assert store.replace(owner, old, ring.rewrap(old, owner)) is False
         assert store.get(owner) == new
 
 

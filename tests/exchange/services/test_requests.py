@@ -102,7 +102,7 @@ def test_erasure_crypto_shreds(
     # even with every key of the office, her fields cannot be recovered: the ciphertext needs
     # the wrapped data key, and neither survives in the database file or its WAL
     with pytest.raises(DecryptionError):  # sanity: the ciphertext alone is useless
-        other, _ = world.keyring.new_data_key()
+        other, _ = world.keyring.new_data_key(rid)
         world.keyring.decrypt_field(other, name_ct, FieldContext("residents", "name", rid))
     if not database_url.startswith("sqlite"):
         return  # PostgreSQL keeps dead tuples until VACUUM; the file test is SQLite's
