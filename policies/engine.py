@@ -147,33 +147,47 @@ _today = office_date
 
 
 class PolicySet:
-    """Loaded, compiled policies by id; evaluates a case against the one its agreement names."""
+    """Loaded, compiled policies; evaluates a case against the one its agreement names.
+
+    A set may hold several versions of one policy (an office publishes new versions, and each
+    agreement stays on its version until it is moved). An agreement names a policy by
+    reference: `id@version` for that exact version, or the bare `id` for its latest version
+    in the set. Two documents with the same id and version are refused.
+    """
 
     def __init__(self, policies: Iterable[Policy]) -> None:
-        compiled: dict[str, CompiledPolicy] = {}
+        versions: dict[str, CompiledPolicy] = {}
+        latest: dict[str, CompiledPolicy] = {}
         for policy in policies:
-            if policy.id in compiled:
+            ref = policy.identity.reference
+            if ref in versions:
                 raise DuplicatePolicyError(
-                    f"policy id {policy.id!r} in both {compiled[policy.id].policy.file} "
-                    f"and {policy.file}"
+                    f"policy {policy.id!r} version {policy.version} in both "
+                    f"{versions[ref].policy.file} and {policy.file}"
                 )
-            compiled[policy.id] = CompiledPolicy(policy)
-        self._compiled: Mapping[str, CompiledPolicy] = MappingProxyType(compiled)
+            versions[ref] = compiled = CompiledPolicy(policy)
+            if policy.id not in latest or latest[policy.id].policy.version < policy.version:
+                latest[policy.id] = compiled
+        self._versions: tuple[CompiledPolicy, ...] = tuple(versions.values())
+        self._compiled: Mapping[str, CompiledPolicy] = MappingProxyType({**versions, **latest})
 
-    def __contains__(self, policy_id: object) -> bool:
-        return policy_id in self._compiled
+    def __contains__(self, reference: object) -> bool:
+        return reference in self._compiled
 
     def __iter__(self) -> Iterator[Policy]:
-        return iter(c.policy for c in self._compiled.values())
+        """Every version in the set, once."""
+        return iter(c.policy for c in self._versions)
 
-    def get(self, policy_id: str) -> Policy:
+    def get(self, reference: str) -> Policy:
+        """The policy `id@version` names, or the latest version of a bare `id`."""
         try:
-            return self._compiled[policy_id].policy
+            return self._compiled[reference].policy
         except KeyError:
-            raise UnknownPolicyError(f"no policy with id {policy_id!r} is loaded") from None
+            raise UnknownPolicyError(f"no policy {reference!r} is loaded") from None
 
     def policy_for(self, agreement: AgreementTerms, purpose: str) -> Policy | None:
-        """The policy the agreement names for a purpose (None: purpose not agreed)."""
+        """The policy the agreement names for a purpose (None: purpose not agreed); the
+        agreement's purposes map to references (`id@version` or `id`)."""
         policy_id = agreement.purposes.get(purpose)
         return None if policy_id is None else self.get(policy_id)
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from audit.errors import AuditError
 from exchange.bootstrap import load_keyring
 from exchange.cli.errors import CliError, fail_cleanly
+from exchange.cli.flags import App
 from exchange.db.engine import make_engine, make_session_factory, unit_of_work
 from exchange.db.migrate import is_up_to_date
 from exchange.exports import csv_text
@@ -30,7 +31,7 @@ from keys.contractor_keys import ContractorPublicKey
 from keys.keyring import Keyring
 from keys.rotation import RemapRow, RotationProgress
 
-app = typer.Typer(help="Rotate, retire and inspect keys (office admin).", no_args_is_help=True)
+app = App(help="Rotate, retire and inspect keys (office admin).", no_args_is_help=True)
 
 REMAP_HEADER = ("old_case_reference", "new_case_reference")
 

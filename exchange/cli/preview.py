@@ -17,9 +17,10 @@ from exchange.services import records
 from exchange.services.audit_access import record, subject
 from exchange.services.errors import NotFound
 from exchange.services.feed import check_purpose, policies_for, policy_versions
+from exchange.services.published_policies import published_set
 from exchange.services.residents import visible_resident
 from keys.keyring import Keyring
-from policies import evaluate, shipped_policies
+from policies import evaluate
 from policies.results import Evaluation
 
 PREVIEW_ACTION = "policy.preview"
@@ -47,7 +48,7 @@ def preview_case(
     purpose = check_purpose(purpose)
     resident = visible_resident(session, acting, resident_id)
     assignment = _assignment(session, resident.id, agreement_id)
-    policy_set = shipped_policies()
+    policy_set = published_set(session)
     fields = records.fields_needed(policies_for(policy_set, purpose))
     (case_inputs,) = records.load_cases(
         session, keyring, [assignment], fields, policy_versions=policy_versions(policy_set)

@@ -17,17 +17,19 @@ from rich.console import Console
 from rich.table import Table
 
 from exchange.cli.acting import acting_as
+from exchange.cli.choose_principal import AS_HELP
 from exchange.cli.errors import fail_cleanly
+from exchange.cli.flags import App
 from exchange.services import statistics
 from exchange.services.statistics_backfill import backfill_due_months
 from exchange.services.statistics_export import note, rows, workbook
 from exchange.settings import get_settings
 from policies.statistics import Rule
 
-app = typer.Typer(help="Statistics with small numbers suppressed (统计分析).", no_args_is_help=True)
+app = App(help="Statistics with small numbers suppressed (统计分析).", no_args_is_help=True)
 
 AsOption = Annotated[
-    str | None, typer.Option("--as", help="The acting principal (office_admin or community_cadre)")
+    str | None, typer.Option("--as", help=AS_HELP + "; default: the only office_admin")
 ]
 
 

@@ -85,8 +85,9 @@ def policies_for(policies: PolicySet, purpose: str) -> list[Policy]:
     return [p for p in policies if p.purpose == purpose]
 
 
-def policy_versions(policies: PolicySet) -> dict[str, int]:
-    return {p.id: p.version for p in policies}
+def policy_versions(policies: PolicySet) -> frozenset[str]:
+    """The versions loaded, as the `id@version` references agreements pin."""
+    return frozenset(p.identity.reference for p in policies)
 
 
 # -- sealing and presentation ---------------------------------------------------------------

@@ -37,6 +37,7 @@ from policies.inputs import (
     ConsentState,
     ResidentRecord,
 )
+from policies.results import policy_reference
 
 RESIDENTS, EPISODES, CHILDREN = "residents", "maternal_episodes", "children"
 
@@ -106,14 +107,14 @@ class CaseInputs:
 
 
 def agreement_terms(
-    row: m.Agreement, policy_versions: Mapping[str, int] | None = None
+    row: m.Agreement, policy_versions: Collection[str] | None = None
 ) -> AgreementTerms:
-    """AgreementTerms from a row; a purpose whose pinned policy version is not the loaded one
-    is left out, so the engine answers `purpose_not_agreed` (deny by default)."""
+    """AgreementTerms from a row, each purpose pinned to its policy version (`id@version`); a
+    purpose whose version is not among the loaded ones is left out, so the engine answers
+    `purpose_not_agreed` (deny by default)."""
+    pinned = ((p.purpose, policy_reference(p.policy_id, p.policy_version)) for p in row.purposes)
     purposes = {
-        p.purpose: p.policy_id
-        for p in row.purposes
-        if policy_versions is None or policy_versions.get(p.policy_id) == p.policy_version
+        purpose: ref for purpose, ref in pinned if policy_versions is None or ref in policy_versions
     }
     return AgreementTerms(
         row.id, AgreementStatus(row.status), row.valid_from, row.valid_to, purposes
@@ -342,7 +343,7 @@ def load_cases(
     assignments: Sequence[m.Assignment],
     fields: Collection[str],
     *,
-    policy_versions: Mapping[str, int] | None = None,
+    policy_versions: Collection[str] | None = None,
 ) -> list[CaseInputs]:
     """Policy-engine inputs for each assignment (in the given order). Bookings must be loaded
     with the assignments (selectinload) to stay batched."""

@@ -270,7 +270,7 @@ class _Masker:
         values: dict[str, str] = {}
         episode: dict[str, str] = {}
         if row.wrapped_key is not None:
-            key = keyring.unwrap_stored(bytes(row.wrapped_key))
+            key = keyring.unwrap_stored(bytes(row.wrapped_key), row.id)
             if row.sealed:
                 values = keyring.decrypt_row(key, "residents", row.id, row.sealed)
             if latest is not None and latest.sealed:

@@ -158,8 +158,8 @@ def stage(session: Session, keyring: Keyring, acting: Acting, data: bytes,
     purge_expired(session, acting.now)
     sha256 = hashlib.sha256(data).hexdigest()
     report = _run(session, keyring, acting, data, file_format, dry=True)
-    key, wrapped = keyring.new_data_key()
     row_id = new_id()
+    key, wrapped = keyring.new_data_key(row_id)  # bound to this staged upload
     sealed = keyring.encrypt_field(key, base64.b64encode(data).decode("ascii"),
                                    FieldContext(_TABLE, "content", row_id))  # fmt: skip
     session.add(m.StagedImport(
@@ -186,7 +186,7 @@ def confirm(session: Session, keyring: Keyring, acting: Acting, staged_id: str) 
     """Import the staged file for real (all or nothing) and forget it."""
     _check_role(acting)
     row = _staged(session, acting, staged_id)
-    key = keyring.unwrap(WrappedKey.from_bytes(bytes(row.data_key)))
+    key = keyring.unwrap(WrappedKey.from_bytes(bytes(row.data_key)), row.id)
     data = base64.b64decode(keyring.decrypt_field(key, row.content,
                                                   FieldContext(_TABLE, "content", row.id)))
     sha256, file_format = row.sha256, row.file_format

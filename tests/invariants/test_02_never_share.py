@@ -66,7 +66,8 @@ def test_refused_columns_are_reported_and_stored_nowhere(private_home: Home, tmp
         writer = csv.writer(fh)
         writer.writerow(HEADER)
         writer.writerows(rows)
-    done = subprocess.run([*EXCHANGE_CLI, "import", "residents", str(file), "--json"],
+    done = subprocess.run([*EXCHANGE_CLI, "import", "residents", str(file), "--json", "--as",
+                           "demo-office-admin"],
                           cwd=REPO, env=private_home.env(), capture_output=True, timeout=60,
                           check=False)  # fmt: skip
     out = done.stdout.decode()

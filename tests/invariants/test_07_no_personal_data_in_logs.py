@@ -72,8 +72,10 @@ def test_full_flow_leaks_nothing(private_home: Home, tmp_path: Path) -> None:
         extra_rows = [tuple(r) for r in list(csv.reader(fh))[1:]]
     assert len(extra_rows[0]) == len(HEADER)
     values = personal_values(rows + extra_rows)
-    outputs = [run_cli(home, "import", "residents", str(extra), "--partial")]
-    outputs.append(run_cli(home, "import", "residents", str(extra)))  # all-or-nothing refusal
+    outputs = [run_cli(home, "import", "residents", str(extra), "--partial", "--as",
+                       "demo-office-admin")]
+    # all-or-nothing, as a cadre (rows of other communities are refused too)
+    outputs.append(run_cli(home, "import", "residents", str(extra), "--as", "demo-cadre"))
 
     recorder = Recorder()
     server = LiveServer(home).start()

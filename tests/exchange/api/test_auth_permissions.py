@@ -11,11 +11,12 @@ from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from structlog.testing import capture_logs
 
-from exchange.api.auth import FailureLimiter, hash_token, revoke
+from exchange.api.auth import FailureLimiter, hash_token
 from exchange.api.context import Context, context_for
 from exchange.api.permissions import PERMISSIONS, Requirement, allowed
 from exchange.db import models as m
 from exchange.db.engine import unit_of_work
+from exchange.services.tokens import revoke_principal
 from tests.exchange.api.apptools import Harness, build
 
 PUBLIC = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect"}
@@ -146,11 +147,11 @@ def test_expiry_and_revocation(database_url: str, tmp_path: Path) -> None:
     h.clock.advance(timedelta(days=-2))  # type: ignore[attr-defined]
     with unit_of_work(h.factory) as session:
         row = (
-            session.query(m.Principal)
-            .filter_by(token_hash=hash_token(h.tokens["office_admin"]))
+            session.query(m.Principal).join(m.ApiToken)
+            .filter(m.ApiToken.token_hash == hash_token(h.tokens["office_admin"]))
             .one()
         )
-        revoke(row, now=h.clock())
+        revoke_principal(row, now=h.clock())
     assert h.client.get("/v1/session", headers=office).status_code == 401
 
 

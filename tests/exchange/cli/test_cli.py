@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -59,7 +60,7 @@ def test_admin_init_and_principal_lifecycle(home: Path) -> None:
     new_token = TOKEN_LINE.match(rotated.output.strip()).group(2)  # type: ignore[union-attr]
     assert new_token != token
     listed = runner.invoke(app, ["admin", "principal", "list"]).output
-    assert "aud-1\tauditor\tactive" in listed and new_token not in listed
+    assert "aud-1\tauditor\tactive\t1\t" in listed and new_token not in listed
 
     revoked = runner.invoke(app, ["admin", "principal", "revoke", "aud-1"])
     assert revoked.exit_code == 0
@@ -94,19 +95,32 @@ def test_dev_prepare_is_idempotent_and_reissues_tokens(home: Path) -> None:
     assert stat.S_IMODE(settings.keyring_file.stat().st_mode) == 0o600
     residents = _count(settings, m.Resident)
     assert residents > 0
+    samples = sorted(p.name for p in (home / "samples").iterdir())
+    assert samples == ["ledger-sample.csv", "ledger-template.xlsx"]
 
     second = prepare(settings, said.append)
     assert [label for label, _ in second] == labels
     assert all(a != b for (_, a), (_, b) in zip(first, second, strict=True))
     assert _count(settings, m.Resident) == residents
     assert _count(settings, m.Principal) >= len(DEMO_PRINCIPALS)
+    # the newcomer's path: the sample `make run` wrote imports cleanly, today
+    sample = str(home / "samples" / "ledger-sample.csv")
+    imported = CliRunner().invoke(app, ["import", "residents", sample, "--as", "demo-office-admin"])
+    assert imported.exit_code == 0, imported.output
+    assert "written: 12 new, 0 updated" in imported.output
 
     engine = make_engine(settings.database_url)
     try:
         with make_session_factory(engine)() as session:
+            # a second instance's fresh tokens never revoke the ones the first one printed
+            from exchange.services.tokens import resolve
+
+            now = datetime.now(UTC)
+            assert [resolve(session, t, now)[1] for _, t in first + second] == ["ok"] * 10
             for label, token in second:
                 row = session.scalars(
-                    select(m.Principal).where(m.Principal.token_hash == hash_token(token))
+                    select(m.Principal).join(m.ApiToken)
+                    .where(m.ApiToken.token_hash == hash_token(token))
                 ).one()
                 expected_role = "contractor" if label == "contractor_b" else label
                 assert row.role == expected_role

@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -227,7 +227,9 @@ def test_refusals_are_one_line_and_change_nothing(home: Path, db: Session, tmp_p
         ([*grant, "--evidence", str(tmp_path / "missing.pdf"), "--as", CADRE], "missing.pdf"),
         ([*grant, "--evidence", str(tmp_path), "--as", CADRE], "must be a file"),
         ([*grant, "--evidence", __file__, "--as", AUDITOR], "auditor"),
-        ([*grant, "--evidence", __file__, "--as", "nobody"], "no principal named 'nobody'"),
+        ([*grant, "--evidence", __file__, "--as", "nobody"],
+         "names no active office principal; choose one of: demo-cadre (community_cadre), "
+         "demo-office-admin (office_admin)"),
         (["office", "revoke", "no-such-id", "--as", ADMIN], "no such assignment"),
         (["office", "disclosures", "no-such-id", "--as", ADMIN], "no such resident"),
         (["office", "consent", "grant", rid, "--scope", "pregnancy_health", "--method", "paper",
@@ -305,3 +307,70 @@ def test_disclosures_table_names_recipient_and_fields_never_values(home: Path, d
     assert _personal_name(db, home, rid) not in out
     # the display name the contractor received (surname + title) is not shown either
     assert "女士" not in out
+
+
+def test_demo_visits_fit_each_residents_stage(home: Path, db: Session) -> None:
+    from exchange.bootstrap import load_keyring
+    from exchange.demo import SERVICES_BY_STAGE, pregnancy_week
+
+    keyring = load_keyring(Settings(home=home))
+    admin = db.scalars(select(m.Principal).where(m.Principal.name == ADMIN)).one()
+    acting = Acting(Identity.from_row(admin), datetime.now(UTC))
+    checked = 0
+    for assignment in db.scalars(select(m.Assignment)).all():
+        episode = residents.get(db, keyring, acting, assignment.resident_id).episode
+        stage = episode["stage"]
+        assert tuple(assignment.services) == SERVICES_BY_STAGE[stage]
+        for booking in assignment.bookings:
+            checked += 1
+            if booking.service_code in ("mid_pregnancy", "late_pregnancy"):
+                week = pregnancy_week(date.fromisoformat(episode["due_date"]), booking.scheduled_on)
+                assert (14 <= week < 28) if booking.service_code == "mid_pregnancy" else week >= 28
+            else:
+                assert stage == "postpartum", (stage, booking.service_code)
+        if stage == "preparing":
+            assert not assignment.bookings
+    db.rollback()
+    assert checked > 10
+
+
+def test_policy_publish_and_move_from_the_command_line(
+    home: Path, db: Session, tmp_path: Path
+) -> None:
+    from policies.shipped import SHIPPED_DIR
+
+    shipped = (SHIPPED_DIR / "home_visit.toml").read_text(encoding="utf-8")
+    code, out, err = run(db, "policy", "list")
+    assert code == 0 and out.count("\tshipped\t") == 3 and AGREEMENT_A in out, err
+
+    v2 = tmp_path / "home_visit_v2.toml"  # the full phone without waiting for a visit: wider
+    v2.write_text(shipped.replace("version = 1", "version = 2", 1)
+                  .replace("when = { visit_booked_within_days = 7 }\n", "", 1))  # fmt: skip
+    entries = _entries(db, "policy.publish")
+    code, out, err = run(db, "policy", "publish", str(v2))
+    assert code == 3 and "+ phone: condition visit_booked_within_days" in out, out + err
+    assert f"on v1, until moved: {AGREEMENT_A} (home_visit)" in out
+    assert "refused" in err and "--yes" in err
+    db.expire_all()
+    assert _entries(db, "policy.publish") == entries  # nothing written
+
+    code, out, err = run(db, "policy", "publish", str(v2), "--yes", "--as", CADRE)
+    assert code == 1 and "may not publish" in err
+    code, out, err = run(db, "policy", "publish", str(v2), "--yes")
+    assert code == 0 and "published cy1000.home_visit@2" in out, out + err
+    code, out, _ = run(db, "policy", "publish", str(v2))
+    assert code == 0 and "already published" in out
+
+    code, out, err = run(db, "policy", "move", AGREEMENT_A, "--purpose", "home_visit")
+    assert code == 3 and "cy1000.home_visit@1#" in out and "-> cy1000.home_visit@2#" in out
+    code, out, err = run(db, "policy", "move", AGREEMENT_A, "--purpose", "home_visit", "--yes")
+    assert code == 0 and f"moved {AGREEMENT_A} home_visit to cy1000.home_visit@2" in out, err
+    db.expire_all()
+    assert _entries(db, "agreement.policy_move") == 1
+
+    sha = next(line for line in run(db, "policy", "list")[1].splitlines()
+               if line.startswith("cy1000.home_visit@2")).split("sha256:")[1].split("\t")[0]
+    code, out, _ = run(db, "policy", "show", sha)
+    assert code == 0 and out == v2.read_text(encoding="utf-8")
+    code, _, err = run(db, "policy", "show", "0" * 64)
+    assert code == 1 and err == "error: no published policy has that hash\n"

@@ -17,7 +17,7 @@ from exchange.ledger.demo import load_demo
 from exchange.ledger.importer import ensure_communities
 from exchange.ledger.synthetic import generate_rows
 from policies import office_date
-from tests.exchange.apptools import Harness
+from tests.exchange.api.apptools import Harness
 
 CADRE_COMMUNITY = "民城路社区"  # the console world's cadre is scoped to it
 

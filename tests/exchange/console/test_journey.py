@@ -23,7 +23,7 @@ from exchange.ledger.importer import ensure_communities
 from exchange.ledger.synthetic import HEADER, generate_rows
 from policies import office_date
 from tests.exchange import factories as f
-from tests.exchange.apptools import Harness
+from tests.exchange.api.apptools import Harness
 from tests.exchange.console.browser import (  # noqa: F401
     LiveServer,
     axe_clean,

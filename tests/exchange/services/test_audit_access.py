@@ -1,5 +1,5 @@
 """The auditor's HTTP API: checkpoints, verifier key, entries, proofs checked with audit's pure
-verifier against the signed checkpoint, cosignatures, role denials, and every read audited."""
+verifier against the signed checkpoint, cosignatures, role denials, and what reading leaves."""
 
 from __future__ import annotations
 
@@ -102,37 +102,49 @@ def test_entries_filters_and_pagination(api: TestClient, office: Office, world: 
                    params={"action": "DROP TABLE"}).status_code == 422  # fmt: skip
 
 
-def test_every_auditor_read_is_audited(api: TestClient, office: Office, world: World) -> None:
+def test_what_reading_the_log_leaves_in_it(api: TestClient, office: Office, world: World) -> None:
+    """A checkpoint, the key and proofs leave nothing; a search leaves one entry, after it."""
     _populate(api, office, world)
-    calls = [
-        ("/v1/audit/checkpoint", {}),
-        ("/v1/audit/vkey", {}),
-        ("/v1/audit/entries", {"limit": 1}),
-        ("/v1/audit/proofs/inclusion", {"index": 0, "tree_size": 1}),
-        ("/v1/audit/proofs/consistency", {"first": 1, "second": 2}),
-    ]
-
-    def reads() -> list[str]:
-        items = api.get(
-            "/v1/audit/entries",
-            headers=office.auditor,
-            params={"action": "audit.read", "limit": 1000},
-        ).json()["items"]
-        return [i["entry"]["outcome"]["reason"] for i in items]
-
-    before = reads()
-    for path, params in calls:
+    cp, note = _checkpoint(api, office)
+    again = api.get("/v1/audit/checkpoint", headers=office.auditor).text
+    assert again == note  # fetching a checkpoint does not move the head it signs
+    for path, params in (("/v1/audit/vkey", {}),
+                         ("/v1/audit/proofs/inclusion", {"index": 0, "tree_size": cp.size}),
+                         ("/v1/audit/proofs/consistency", {"first": 1, "second": cp.size})):
         assert api.get(path, headers=office.auditor, params=params).status_code == 200, path
-    after = reads()
-    # each call above, plus the `reads()` listing in between, left one entry
-    assert after[len(before) :] == [
-        "audit.entries",
-        "audit.checkpoint",
-        "audit.vkey",
-        "audit.entries",
-        "audit.inclusion_proof",
-        "audit.consistency_proof",
-    ]
+    assert _checkpoint(api, office)[1] == note
+
+    # checkpoint, then the entries: the same tree
+    page = api.get("/v1/audit/entries", headers=office.auditor, params={"limit": 1000}).json()
+    assert page["tree_size"] == cp.size
+    assert [i["index"] for i in page["items"]] == list(range(cp.size))
+
+    # that search is recorded after it, at the old head, naming what it read
+    later, _ = _checkpoint(api, office)
+    assert later.size == cp.size + 1
+    proof = api.get("/v1/audit/proofs/consistency", headers=office.auditor,
+                    params={"first": cp.size, "second": later.size}).json()  # fmt: skip
+    verify_consistency(cp.size, later.size, cp.root, later.root,
+                       [base64.b64decode(h) for h in proof["hashes"]])  # fmt: skip
+    [read] = api.get("/v1/audit/entries", headers=office.auditor,
+                     params={"after": cp.size - 1, "action": "audit.read"}).json()["items"]
+    assert read["index"] == cp.size
+    assert read["entry"]["outcome"] == {"result": "ok", "reason": "audit.entries"}
+    assert read["entry"]["details"] == {"read.items": cp.size, "read.tree_size": cp.size}
+
+    # a search as of a kept checkpoint, while the log grows: still that checkpoint's tree
+    _populate(api, office, world)
+    pinned = api.get("/v1/audit/entries", headers=office.auditor,
+                     params={"tree_size": cp.size, "action": "case.disclose"}).json()
+    assert pinned["tree_size"] == cp.size
+    assert pinned["items"] and all(i["index"] < cp.size for i in pinned["items"])
+    last = api.get("/v1/audit/entries", headers=office.auditor,
+                   params={"action": "audit.read", "after": later.size - 1}).json()["items"]
+    assert last[-1]["entry"]["details"] == {"filter.action": "case.disclose",
+                                            "read.items": len(pinned["items"]),
+                                            "read.tree_size": cp.size}  # fmt: skip
+    beyond = api.get("/v1/audit/entries", headers=office.auditor, params={"tree_size": 10**6})
+    assert beyond.status_code == 404
 
 
 def test_roles_and_cosignature(api: TestClient, office: Office, world: World) -> None:

@@ -6,8 +6,8 @@ due date once with the office keyring; until then the residents table refuses to
 (a half-filled month column would count residents under "none"). See docs/statistics.md for
 why a month may be stored in the clear when the date may not.
 
-Revision ID: 0008
-Revises: 0006b
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-04 17:00:00
 """
 
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0008"
-down_revision: str | None = "0006b"
+revision: str = "0007"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

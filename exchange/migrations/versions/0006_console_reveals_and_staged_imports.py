@@ -2,8 +2,8 @@
 per-user rate limit counts these rows) and staged imports (an uploaded ledger, encrypted under
 its own key, waiting for confirm or cancel).
 
-Revision ID: 0006b
-Revises: 0006
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-04 17:54:07.166602
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006b"
-down_revision: str | None = "0006"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
