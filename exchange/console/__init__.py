@@ -39,7 +39,14 @@ def _router() -> APIRouter:
     # /residents/new, /lookup and /export.xlsx before /residents/{resident_id}
     for module in (home, account, users, logins, residents, intake, resident):
         router.include_router(module.router)
+    router.include_router(_statistics_router())
     return router
+
+
+def _statistics_router() -> APIRouter:
+    from exchange.console.pages import statistics
+
+    return statistics.router
 
 
 async def _on_login_required(request: Request, exc: Exception) -> Response:

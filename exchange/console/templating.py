@@ -26,6 +26,8 @@ MENU: Final = (
     ("/console/users", N_("Users"), frozenset({"office_admin"})),
     ("/console/online-users", N_("Online users"), frozenset({"office_admin"})),
     ("/console/login-log", N_("Login log"), frozenset({"office_admin"})),
+    ("/console/statistics", N_("Statistics"),
+     frozenset({"office_admin", "community_cadre", "auditor"})),
 )
 
 ROLE_LABELS: Final = {

@@ -1,5 +1,6 @@
 """Fixtures for exchange tests: a migrated database and its session factory; the world (the
-ORM driver of tests/world.py) with the office's principals; an app over it.
+ORM driver of tests/world.py) with the office's principals; the statistics street laid over
+it (tests/street.py); an app over it.
 
 SQLite databases are copied from one file migrated once per test session (migrating takes
 ~0.5 s per test otherwise); PostgreSQL schemas are migrated per test.
@@ -22,6 +23,7 @@ from exchange.db.engine import make_engine, make_session_factory
 from exchange.db.migrate import upgrade
 from exchange.settings import Settings
 from keys import Keyring, MemoryKeyProvider
+from tests.street import Street
 from tests.world import NOW, Office, World, office_principals
 
 
@@ -63,6 +65,13 @@ def keyring() -> Keyring:
 @pytest.fixture
 def world(session_factory: sessionmaker[Session], keyring: Keyring) -> World:
     return World(session_factory, keyring)
+
+
+@pytest.fixture
+def street(world: World) -> Street:
+    """Three communities (the world's 民城路社区 among them), the office's principals and a
+    contractor, for counting people."""
+    return Street(world.factory)
 
 
 @pytest.fixture

@@ -15,18 +15,8 @@ from exchange.services.auditing import MemoryAuditSink
 from exchange.services.errors import Conflict, InvalidInput, NotPermitted
 from exchange.services.statistics_backfill import backfill_due_months
 from keys.keyring import Keyring
-from keys.providers import MemoryKeyProvider
 from policies.statistics import Flag
-from tests.exchange.statistics.conftest import Street
-
-
-def _populate(street: Street) -> None:
-    street.residents(2, "向阳社区", "preparing")
-    street.residents(30, "向阳社区", "pregnant", "2026-06")
-    street.residents(20, "民城路社区", "preparing")
-    street.residents(40, "民城路社区", "pregnant", "2026-06")
-    street.residents(50, "瑞阳路社区", "preparing")
-    street.residents(60, "瑞阳路社区", "pregnant", "2026-07")
+from tests.street import Street
 
 
 def _release(street: Street, who: str, table: str = "residents", by: str = "community,stage",
@@ -41,7 +31,7 @@ def _cells(release) -> dict[tuple[str, ...], tuple[int | None, Flag | None]]:  #
 
 
 def test_a_small_cell_is_suppressed_with_partners_and_totals_stay_exact(street: Street) -> None:
-    _populate(street)
+    street.populate()
     release = _release(street, "admin")
     cells = _cells(release)
     assert cells[("向阳社区", "preparing")] == (None, Flag.PRIMARY)
@@ -55,7 +45,7 @@ def test_a_small_cell_is_suppressed_with_partners_and_totals_stay_exact(street: 
 
 
 def test_a_cadre_sees_her_community_cut_from_the_street_table(street: Street) -> None:
-    _populate(street)
+    street.populate()
     whole = _release(street, "admin")
     street_cells = _cells(whole)
     mine = _release(street, "cadre")
@@ -69,7 +59,7 @@ def test_a_cadre_sees_her_community_cut_from_the_street_table(street: Street) ->
 
 
 def test_sums_over_a_cadres_communities_use_shown_cells_only(street: Street) -> None:
-    _populate(street)
+    street.populate()
     two = _release(street, "cadre2", by="stage")
     by_stage = {e.key[0][1]: e for e in two.view.cells}
     assert by_stage["preparing"].count is None  # 向阳's 2 is in it
@@ -78,7 +68,7 @@ def test_sums_over_a_cadres_communities_use_shown_cells_only(street: Street) -> 
 
 
 def test_exact_figures_only_for_an_office_admin_with_a_reason(street: Street) -> None:
-    _populate(street)
+    street.populate()
     for who in ("cadre", "auditor"):
         with pytest.raises(NotPermitted):
             _release(street, who, exact=True, reason="settlement")
@@ -96,7 +86,7 @@ def test_exact_figures_only_for_an_office_admin_with_a_reason(street: Street) ->
 
 
 def test_every_release_is_one_audit_entry_without_a_count(street: Street) -> None:
-    _populate(street)
+    street.populate()
     sink = MemoryAuditSink()
     release = _release(street, "cadre", sink=sink, start=date(2026, 6, 1), end=date(2026, 6, 30))
     (entry,) = sink.entries
@@ -150,8 +140,9 @@ def test_periods_are_whole_months_quarters_or_years(start, end, period) -> None:
     assert statistics.parse("bookings", "service", start, end).period == period
 
 
-def test_the_import_writes_due_months_and_the_backfill_fills_old_rows(street: Street) -> None:
-    keyring = Keyring(MemoryKeyProvider.generate())
+def test_the_import_writes_due_months_and_the_backfill_fills_old_rows(
+    street: Street, keyring: Keyring
+) -> None:
     with unit_of_work(street.factory) as s:
         data = residents.ResidentInput(name="李秀英", national_id="370214199001011232",
                                        phone="13912345678", community="向阳社区",

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 
 from exchange.db.engine import unit_of_work
 from exchange.services.statistics_queries import TABLES, fetch_cube, month_dimension
-from tests.exchange.statistics.conftest import Street
+from tests.street import Street
 
 
 def _counts(street: Street, table: str, period: str | None = None):  # noqa: ANN202

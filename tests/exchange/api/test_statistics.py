@@ -19,16 +19,14 @@ from exchange.services.auditing import MemoryAuditSink
 from exchange.services.statistics_export import XLSX_MEDIA_TYPE
 from exchange.settings import Settings
 from keys.keyring import Keyring
-from keys.providers import MemoryKeyProvider
-from tests.exchange.statistics.conftest import NOW, Street
-from tests.exchange.statistics.test_release import _populate
+from tests.street import NOW, Street
 
 
 @pytest.fixture
-def client(street: Street, tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, dict[str, str]],
-                                                                  MemoryAuditSink]]:
-    app = create_app(Settings(home=tmp_path), session_factory=street.factory,
-                     keyring=Keyring(MemoryKeyProvider.generate()), clock=lambda: NOW)
+def client(street: Street, keyring: Keyring, tmp_path: Path) -> Iterator[
+        tuple[TestClient, dict[str, dict[str, str]], MemoryAuditSink]]:  # fmt: skip
+    app = create_app(Settings(home=tmp_path), session_factory=street.factory, keyring=keyring,
+                     clock=lambda: NOW)  # fmt: skip
     sink = MemoryAuditSink()
     app.state.audit_sink = sink
     headers = {}
@@ -41,7 +39,7 @@ def client(street: Street, tmp_path: Path) -> Iterator[tuple[TestClient, dict[st
 
 
 def test_the_answer_has_exactly_the_issue_shape(street: Street, client) -> None:  # noqa: ANN001
-    _populate(street)
+    street.populate()
     api, headers, sink = client
     r = api.get("/v1/statistics/residents", params={"by": "community,stage"},
                 headers=headers["admin"])
@@ -61,7 +59,7 @@ def test_the_answer_has_exactly_the_issue_shape(street: Street, client) -> None:
 
 @pytest.mark.parametrize("how", ["accept", "format"])
 def test_the_workbook_shows_small_cells_as_under_five(street: Street, client, how) -> None:  # noqa: ANN001
-    _populate(street)
+    street.populate()
     api, headers, _ = client
     extra = ({"Accept": XLSX_MEDIA_TYPE} if how == "accept" else {})
     params = {"by": "community,stage", **({"format": "xlsx"} if how == "format" else {})}
@@ -96,7 +94,7 @@ def test_an_unknown_table_is_422_naming_it(client) -> None:  # noqa: ANN001
 
 
 def test_who_may_have_what(street: Street, client) -> None:  # noqa: ANN001
-    _populate(street)
+    street.populate()
     api, headers, sink = client
     exact = {"by": "community", "exact": "true", "reason": "settlement"}
     assert api.get("/v1/statistics/residents", params=exact,
