@@ -23,6 +23,7 @@ from exchange.db.feed import next_feed_seq
 from exchange.db.models.codes import SERVICES, validate_services
 from exchange.services.audit_access import Caller, record, subject
 from exchange.services.bounds import MAX_SQL_INT
+from exchange.services.consent_state import current_consent
 from exchange.services.errors import Conflict, InvalidInput, NotFound
 from exchange.services.residents import data_key, in_scope, visible_resident
 from keys.fields import FieldContext
@@ -116,8 +117,6 @@ def _check_services(services: Sequence[str], bookings: Sequence[BookingInput]) -
 
 
 def create(session: Session, keyring: Keyring, caller: Caller, data: AssignmentInput) -> str:
-    from exchange.services.consent import current_consent  # consent imports this module
-
     resident = visible_resident(session, caller, data.resident_id)
     if resident.erased_at is not None:
         raise Conflict("the resident was erased")

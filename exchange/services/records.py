@@ -5,7 +5,7 @@ latest episode, latest child and consent events are fetched with one `IN (...)` 
 (never one query per case). Only the columns the policy needs are decrypted; the plaintext
 lives in the frozen `ResidentRecord` handed to `policies.evaluate` and nowhere else.
 
-Storage text of non-string fields is decoded with `exchange.ledger.storage` (the format the
+Storage text of non-string fields is decoded with `exchange.db.storage` (the format the
 importer writes).
 """
 
@@ -21,12 +21,13 @@ from sqlalchemy.orm import Session, defer, selectinload
 from sqlalchemy.orm.interfaces import LoaderOption
 
 from exchange.db import models as m
+from exchange.db import storage
 from exchange.db.types import EncryptedField
-from exchange.ledger import storage
+from exchange.services.consent_state import fold as fold_consents
 from keys.datakeys import DataKey, WrappedKey  # noqa: F401  (bench/pull.py reads it here)
 from keys.fields import EncryptedValue, StoredColumns, stored_columns
 from keys.keyring import Keyring
-from policies.catalogue import ADDRESS_PARTS, RECORD_FIELDS, ConsentScope, Service
+from policies.catalogue import ADDRESS_PARTS, RECORD_FIELDS, Service
 from policies.document import Policy
 from policies.inputs import (
     AgreementStatus,
@@ -133,26 +134,6 @@ def assignment_terms(row: m.Assignment) -> AssignmentTerms:
         tuple(Service(s) for s in row.services),
         bookings,
     )
-
-
-def fold_consents(events: Iterable[m.ConsentEvent], agreement_id: str) -> ConsentState:
-    """Current consent for one agreement: the resident's events for that agreement or for the
-    programme, in sequence order; a grant adds scopes, a withdrawal removes them; child_data
-    counts only when a guardian granted it."""
-    granted: dict[ConsentScope, str] = {}
-    for event in sorted(events, key=lambda e: e.sequence):
-        if event.agreement_id is not None and event.agreement_id != agreement_id:
-            continue
-        for name in event.scopes:
-            try:
-                scope = ConsentScope(name)
-            except ValueError:
-                continue
-            if event.action == "withdraw":
-                granted.pop(scope, None)
-            elif scope is not ConsentScope.CHILD_DATA or event.guardian:
-                granted[scope] = event.id
-    return ConsentState(granted)
 
 
 def _latest(rows: Iterable[Any]) -> dict[str, Any]:

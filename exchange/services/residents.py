@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from exchange.db import models as m
-from exchange.ledger import storage
+from exchange.db import storage
 from exchange.ledger.errors import LedgerError
 from exchange.ledger.headers import CANONICAL_HEADERS, Column
 from exchange.ledger.importer import import_ledger, known_communities
