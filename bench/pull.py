@@ -596,10 +596,12 @@ def _per_case(fn: Callable[[], object], cases: int, repeat: int = 20) -> float:
 
 
 def part_rows(home: Path) -> list[dict[str, Any]]:
+    """One page's cost split into the disclosure path's steps, through its public interface
+    (`exchange.services.disclosure`), each against the bare primitive it is made of."""
     from audit import entry as codec
     from audit.merkle import leaf_hash
     from exchange.db.engine import make_engine, make_session_factory
-    from exchange.services import feed, records
+    from exchange.services import disclosure
     from exchange.services.auditing import Acting
     from exchange.settings import Settings
     from keys.keyring import Keyring
@@ -610,66 +612,50 @@ def part_rows(home: Path) -> list[dict[str, Any]]:
     keyring = Keyring(FileKeyring.load(settings.keyring_file))
     engine = make_engine(settings.database_url)
     policies = shipped_policies()
-    fields = records.fields_needed(feed.policies_for(policies, "home_visit"))
-    versions = feed.policy_versions(policies)
+    fields = policies.reads(PURPOSE)
+    versions = disclosure.policy_versions(policies)
+    plan = disclosure.read_plan(fields)
     acting = Acting("bench", "contractor", datetime.now(UTC), "bench-request")
     results: dict[str, list[float]] = {}
     with make_session_factory(engine)() as s:
+        connection = s.connection()
         contractor_id = s.scalars(select(m.Contractor.id)).one()
-        assignments = feed._changed_assignments(s, contractor_id, 0, PAGE)
-        cases = records.load_cases(s, keyring, assignments, fields, policy_versions=versions)
-        rows = records._load_rows(s, assignments, fields)
-        public = feed.active_public_key(s, contractor_id)
+        assignments = disclosure.changed_assignments(connection, contractor_id, 0, PAGE)
+        loaded = disclosure.load(s, keyring, assignments, fields, policy_versions=versions)
+        cases = [c for c in loaded if isinstance(c, disclosure.CaseInputs)]
+        public = disclosure.active_public_key(s, contractor_id)
         n = len(cases)
-        evaluated = feed.evaluate_all(
-            cases, [a.change_seq for a in assignments], "home_visit", acting, policies
-        )
+        evaluated = disclosure.evaluate(cases, PURPOSE, acting.now, policies)
         sealed_fields = sum(d.sealed for e in evaluated for d in e.evaluation.view.values())
         decrypted = sum(
-            1 for c in cases for f in fields if f in records._ENCRYPTED and c.record.values.get(f)
+            1 for c in cases for f in fields if f in disclosure.ENCRYPTED and c.record.values.get(f)
         )
-        presenter = feed.Presenter(public)
-        items = [presenter.present(e.case, e.evaluation, e.seq) for e in evaluated]
-        page = {"purpose": "home_visit", "envelopes": presenter.envelopes, "items": items}
+        presenter = disclosure.Presenter(public)
+        items = [presenter.present(e) for e in evaluated]
+        page = {"purpose": PURPOSE, "envelopes": presenter.envelopes, "items": items}
 
-        def decrypt() -> None:
-            for a in assignments:
-                r = rows.residents[a.resident_id]
-                key = keyring.unwrap_stored(rows.keys[r.id])
-                records.build_record(
-                    keyring,
-                    key,
-                    "c",
-                    r,
-                    rows.communities[r.community_id],
-                    rows.episodes.get(r.id),
-                    rows.children.get(r.id),
-                    fields,
-                    stored=rows.stored,  # as load_cases does: the stored bytes, not lazy loads
-                )
+        def rows() -> None:
+            disclosure.page_rows(connection, assignments, plan.columns)
 
         def load() -> None:
-            records.load_cases(s, keyring, assignments, fields, policy_versions=versions)
+            disclosure.load(s, keyring, assignments, fields, policy_versions=versions)
 
         def policy() -> None:
-            for c in cases:
-                policies.evaluate(
-                    c.record, c.consents, c.agreement, c.assignment, "home_visit", acting.now
-                )
+            disclosure.evaluate(cases, PURPOSE, acting.now, policies)
 
         def pseudonyms() -> None:
             for c in cases:
-                keyring.case_reference(c.agreement.id, c.resident_id)
+                keyring.case_reference(c.agreement_id, c.resident_id)
                 keyring.audit_pseudonym(c.resident_id)
 
         def sealing() -> None:
-            p = feed.Presenter(public)
+            p = disclosure.Presenter(public)
             for e in evaluated:
-                p.present(e.case, e.evaluation, e.seq)
+                p.present(e)
 
         def audit_build() -> None:
             for index, entry in enumerate(
-                feed.audit_entries(keyring, acting, "home_visit", evaluated)
+                disclosure.audit_entries(keyring, acting, PURPOSE, evaluated)
             ):
                 leaf_hash(codec.encode(index, entry))
 
@@ -708,18 +694,18 @@ def part_rows(home: Path) -> list[dict[str, Any]]:
 
         parts: list[tuple[str, Callable[[], None], str, Callable[[], None]]] = [
             (
-                "part: decrypt needed fields (key cached)",
-                decrypt,
+                "part: stored rows of the page (Core, fixed number of queries)",
+                rows,
                 f"bare AES-GCM decrypt x{decrypted / n:.1f}/case",
                 bare_decrypt,
             ),
             (
-                "part: load + decrypt (batched queries)",
+                "part: load inputs (rows + decrypt + typed inputs)",
                 load,
                 f"bare AES-GCM decrypt x{decrypted / n:.1f}/case",
                 bare_decrypt,
             ),
-            ("part: policy evaluate", policy, "bare HMAC-SHA-256 x2/case", bare_hmac),
+            ("part: policy evaluate (plans)", policy, "bare HMAC-SHA-256 x2/case", bare_hmac),
             (
                 "part: pseudonyms (case ref + audit)",
                 pseudonyms,

@@ -9,6 +9,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from exchange.services.disclosure import WITHHELD_ON_ERROR
+
 UNMATCHED_ROUTE = "<unmatched>"
 
 
@@ -35,6 +37,8 @@ class HttpMetrics:
             ("reason",),
             registry=self.registry,
         )
+        # the services' own counters (process-wide), exposed on this app's /metrics too
+        self.registry.register(WITHHELD_ON_ERROR)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
