@@ -7,14 +7,27 @@ STAMP := $(VENV)/.installed
 EXCHANGE_HOME ?= $(CURDIR)/var
 EXCHANGE_PORT ?= 8000
 
-.PHONY: install run test lint typecheck pytest bench clean
+.PHONY: install run test lint typecheck pytest bench clean browser-deps catalogues
 
-install: $(STAMP)
+# The console's message catalogues: compiled at install, never committed (.gitignore).
+LOCALE := exchange/console/locale
+CATALOGUES := $(patsubst %.po,%.mo,$(wildcard $(LOCALE)/*/LC_MESSAGES/messages.po))
+# Debian packages the browser tests drive: Chromium and a CJK font for the Chinese pages.
+BROWSER_PACKAGES := chromium fonts-wqy-microhei
 
-$(STAMP): pyproject.toml requirements.lock
+install: $(STAMP) catalogues
+
+catalogues: $(CATALOGUES)
+
+$(LOCALE)/%/LC_MESSAGES/messages.mo: $(LOCALE)/%/LC_MESSAGES/messages.po $(STAMP)
+	$(BIN)/pybabel compile --statistics -d $(LOCALE) -D messages -l $*
+
+$(STAMP): pyproject.toml requirements.lock requirements-codegen.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	test -x $(VENV)/codegen/bin/python || $(PYTHON) -m venv $(VENV)/codegen
+	$(VENV)/codegen/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-codegen.lock
 	touch $(STAMP)
 
 run: install
@@ -27,7 +40,24 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install
+# Installs Chromium and the font with apt when missing (as root, non-interactive). Elsewhere it
+# says what is missing; the browser tests then skip loudly, or fail under CI=true.
+browser-deps:
+	@missing=""; \
+	for p in $(BROWSER_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+		echo "installing$$missing for the browser tests"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null \
+			|| { echo "apt-get could not install$$missing"; [ "$$CI" != true ] || exit 1; }; \
+	else \
+		echo "browser tests need$$missing (apt-get install as root); they will skip"; \
+	fi
+
+pytest: install browser-deps
 	$(BIN)/pytest -n 2
 
 test: lint typecheck pytest

@@ -4,22 +4,30 @@ An entry names who did what to which pseudonymous subjects under which agreement
 policy and consents, and which fields were disclosed or withheld - by *name*, never by value.
 Every identifier is checked against a strict alphabet and refused if it looks like a national ID
 or mobile number, so personal values cannot slip into the log.
+
+`details` records what an action was asked and what it counted (a file's hash, row counts, a
+statistics query's dimensions, a certificate thumbprint): names, identifiers, integers and
+booleans only, never free text, a personal value or a released statistic.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 import rfc8785
 
 from audit.errors import EntryError
 
 FORMAT_VERSION: Final = 1
+# An entry with details is format 2: the same keys plus "details". Entries without details keep
+# format 1 and their exact bytes, so logs written before details existed verify unchanged.
+DETAILS_FORMAT_VERSION: Final = 2
+MAX_DETAILS: Final = 32
 ROLES: Final = frozenset({"office_admin", "community_cadre", "contractor", "auditor", "system"})
 RESULTS: Final = frozenset({"ok", "denied", "error"})
 
@@ -77,6 +85,92 @@ def _names(values: Iterable[object], what: str) -> tuple[str, ...]:
     if len(set(out)) != len(out):
         raise EntryError(f"{what} lists a name twice")
     return out
+
+
+DetailValue: TypeAlias = "int | bool | str | tuple[str, ...]"
+# The verifier finds an entry's own index as the first ',"index":' in its bytes; a detail named
+# "index" would put one before it.
+_RESERVED_DETAILS: Final = frozenset({"index"})
+
+
+def _detail_value(value: object, what: str) -> DetailValue:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if not 0 <= value < 2**53:
+            raise EntryError(f"{what} must be an integer in 0..2**53-1")
+        return value
+    if isinstance(value, str):
+        return _ident(value, what)
+    if isinstance(value, tuple | list):
+        out = tuple([_ident(v, what) for v in value])
+        if len(out) > MAX_DETAILS:
+            raise EntryError(f"{what} lists more than {MAX_DETAILS} values")
+        return out
+    raise EntryError(f"{what} must be an integer, a boolean, an identifier or a list of them")
+
+
+class Details(Mapping[str, DetailValue]):
+    """The checked, immutable, name-sorted details of an entry (hashable, like the entry)."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, values: Mapping[str, object] | None = None) -> None:
+        items: list[tuple[str, DetailValue]] = []
+        for name, value in (values or {}).items():
+            _name(name, "details name")
+            if name in _RESERVED_DETAILS:
+                raise EntryError(f"details may not use the reserved name {name!r}")
+            items.append((name, _detail_value(value, f"details.{name}")))
+        if len(items) > MAX_DETAILS:
+            raise EntryError(f"details hold at most {MAX_DETAILS} names")
+        items.sort()
+        self._items: tuple[tuple[str, DetailValue], ...] = tuple(items)
+
+    def __getitem__(self, name: str) -> DetailValue:
+        for key, value in self._items:
+            if key == name:
+                return value
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return (key for key, _ in self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Details):
+            return self._items == other._items
+        return isinstance(other, Mapping) and dict(self._items) == dict(other)
+
+    def __hash__(self) -> int:
+        return hash(self._items)
+
+    def __repr__(self) -> str:
+        return f"Details({dict(self._items)!r})"
+
+    def canonical(self) -> str:
+        """The RFC 8785 text of the details object (names sorted; ASCII checked above)."""
+        return "{" + ",".join([f'"{k}":{_detail_json(v)}' for k, v in self._items]) + "}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self._items}
+
+
+def _detail_json(value: DetailValue) -> str:
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return "%d" % value  # noqa: UP031
+    if isinstance(value, str):
+        return f'"{value}"'
+    return _strings(value)
+
+
+NO_DETAILS: Final = Details()
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +284,7 @@ class AuditEntry:
     key: KeyEvent | None = None
     request_id: str | None = None
     outcome: Outcome = field(default=OK)
+    details: Mapping[str, DetailValue] = field(default=NO_DETAILS)
     # The canonical bytes around the index, computed once here, when the value is checked:
     # appends then only splice the index in, inside the head lock every broker queues for.
     _canonical: tuple[bytes, bytes] = field(init=False, repr=False, compare=False)
@@ -211,7 +306,15 @@ class AuditEntry:
         _opt_ident(self.request_id, "request_id")
         if not isinstance(self.outcome, Outcome):
             raise EntryError("outcome must be an Outcome")
+        if not isinstance(self.details, Details):
+            if not isinstance(self.details, Mapping):
+                raise EntryError("details must be a mapping of names to values")
+            object.__setattr__(self, "details", Details(self.details))
         object.__setattr__(self, "_canonical", _halves(self))
+
+    @property
+    def format_version(self) -> int:
+        return DETAILS_FORMAT_VERSION if self.details else FORMAT_VERSION
 
     @property
     def pseudonyms(self) -> tuple[str, ...]:
@@ -241,8 +344,8 @@ def to_json(index: int, entry: AuditEntry) -> dict[str, Any]:
     if isinstance(index, bool) or not isinstance(index, int) or index < 0:
         raise EntryError("index must be a non-negative integer")
     p, k = entry.policy, entry.key
-    return {
-        "v": FORMAT_VERSION,
+    doc: dict[str, Any] = {
+        "v": entry.format_version,
         "index": index,
         "time": format_time(entry.time),
         "actor": {"id": entry.actor.id, "role": entry.actor.role},
@@ -264,6 +367,10 @@ def to_json(index: int, entry: AuditEntry) -> dict[str, Any]:
         "request": entry.request_id,
         "outcome": {"result": entry.outcome.result, "reason": entry.outcome.reason},
     }
+    if entry.details:
+        assert isinstance(entry.details, Details)  # normalised at construction
+        doc["details"] = entry.details.to_json()
+    return doc
 
 
 def encode(index: int, entry: AuditEntry) -> bytes:
@@ -305,11 +412,15 @@ def _halves(e: AuditEntry) -> tuple[bytes, bytes]:
         f'{{"digest":"{p.digest}","id":"{p.id}","version":"{p.version}"}}')
     key = "null" if k is None else f'{{"id":"{k.key_id}","type":"{k.type}","version":{k.version}}}'
     subjects = ",".join([_subject(s) for s in e.subjects])
+    details = ""
+    if e.details:
+        assert isinstance(e.details, Details)  # normalised at construction
+        details = f'"details":{e.details.canonical()},'
     head = (f'{{"action":"{e.action}","actor":{{"id":"{e.actor.id}","role":"{e.actor.role}"}},'
-            f'"agreement":{_s(e.agreement)},"index":')
+            f'"agreement":{_s(e.agreement)},{details}"index":')
     tail = (f',"key":{key},"outcome":{{"reason":{_s(o.reason)},"result":"{o.result}"}},'
             f'"policy":{policy},"purpose":{_s(e.purpose)},"request":{_s(e.request_id)},'
-            f'"subjects":[{subjects}],"time":"{format_time(e.time)}","v":{FORMAT_VERSION}}}')
+            f'"subjects":[{subjects}],"time":"{format_time(e.time)}","v":{e.format_version}}}')
     return head.encode("ascii"), tail.encode("ascii")
 
 
@@ -346,9 +457,17 @@ _TOP = {"v", "index", "time", "actor", "action", "agreement", "purpose", "policy
 
 
 def from_json(doc: object) -> tuple[int, AuditEntry]:
-    d = _obj(doc, "entry", _TOP)
-    if d["v"] != FORMAT_VERSION:
-        raise EntryError(f"unsupported entry format version {d['v']!r}")
+    version = doc.get("v") if isinstance(doc, dict) else None
+    if version == DETAILS_FORMAT_VERSION:
+        d = _obj(doc, "entry", _TOP | {"details"})
+        details = d["details"]
+        if not isinstance(details, dict) or not details:
+            raise EntryError("a format 2 entry carries a non-empty details object")
+    elif version == FORMAT_VERSION:
+        d = _obj(doc, "entry", _TOP)
+        details = {}
+    else:
+        raise EntryError(f"unsupported entry format version {version!r}")
     index = d["index"]
     if isinstance(index, bool) or not isinstance(index, int) or index < 0:
         raise EntryError("index must be a non-negative integer")
@@ -388,6 +507,7 @@ def from_json(doc: object) -> tuple[int, AuditEntry]:
             key=None if key is None else KeyEvent(key["id"], key["version"], key["type"]),
             request_id=d["request"],
             outcome=Outcome(**outcome),
+            details=Details(details),
         )
     except TypeError:
         raise EntryError("entry has a value of the wrong type") from None

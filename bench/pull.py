@@ -65,15 +65,13 @@ import orjson  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from cryptography.hazmat.primitives import hashes, hmac  # noqa: E402
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: E402
-from fastapi import APIRouter, Depends, FastAPI, Query  # noqa: E402
+from fastapi import APIRouter, FastAPI, Query  # noqa: E402
 from fastapi.responses import Response  # noqa: E402
 from sqlalchemy import LargeBinary, bindparam, select, type_coerce  # noqa: E402
 from sqlalchemy.orm import selectinload  # noqa: E402
 
 from bench._rows import row as _row  # noqa: E402
-from exchange.api.auth import Principal  # noqa: E402
-from exchange.api.deps import DbSession  # noqa: E402
-from exchange.api.permissions import require  # noqa: E402
+from exchange.api.context import Context, context_for  # noqa: E402
 from exchange.db import models as m  # noqa: E402
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
@@ -108,17 +106,16 @@ def _orm_router() -> APIRouter:
 
     @router.get("/bench/raw-cases")
     def raw_cases(
-        principal: Annotated[Principal, Depends(require("cases.read"))],
-        session: DbSession,
+        ctx: Annotated[Context, context_for("cases.read")],
         after: Annotated[int, Query(ge=0)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = PAGE,
     ) -> Response:
         """The same assignment and resident rows as the feed, serialised as stored."""
-        rows = session.execute(
+        rows = ctx.session.execute(
             select(m.Assignment, m.Resident)
             .join(m.Resident, m.Resident.id == m.Assignment.resident_id)
             .where(
-                m.Assignment.contractor_id == principal.contractor_id,
+                m.Assignment.contractor_id == ctx.identity.contractor_id,
                 m.Assignment.status == "active",
                 m.Assignment.change_seq > after,
             )
@@ -176,14 +173,13 @@ def _core_router() -> APIRouter:
 
     @router.get("/bench/core-cases")
     def core_cases(
-        principal: Annotated[Principal, Depends(require("cases.read"))],
-        session: DbSession,
+        ctx: Annotated[Context, context_for("cases.read")],
         after: Annotated[int, Query(ge=0)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = PAGE,
     ) -> Response:
-        conn = session.connection()
+        conn = ctx.session.connection()
         rows = conn.execute(
-            page_query, {"contractor": principal.contractor_id, "after": after, "limit": limit}
+            page_query, {"contractor": ctx.contractor_id, "after": after, "limit": limit}
         ).all()
         bookings: dict[str, list[list[str]]] = {}
         if rows:
@@ -601,8 +597,8 @@ def part_rows(home: Path) -> list[dict[str, Any]]:
     from audit import entry as codec
     from audit.merkle import leaf_hash
     from exchange.db.engine import make_engine, make_session_factory
+    from exchange.identity import CONTRACTOR, Acting, Identity
     from exchange.services import disclosure
-    from exchange.services.auditing import Acting
     from exchange.settings import Settings
     from keys.keyring import Keyring
     from keys.providers import FileKeyring
@@ -615,7 +611,8 @@ def part_rows(home: Path) -> list[dict[str, Any]]:
     fields = policies.reads(PURPOSE)
     versions = disclosure.policy_versions(policies)
     plan = disclosure.read_plan(fields)
-    acting = Acting("bench", "contractor", datetime.now(UTC), "bench-request")
+    who = Identity("bench", "bench", CONTRACTOR, "bench")
+    acting = Acting(who, datetime.now(UTC), "bench-request")
     results: dict[str, list[float]] = {}
     with make_session_factory(engine)() as s:
         connection = s.connection()

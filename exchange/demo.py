@@ -23,10 +23,9 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from exchange.api.auth import Principal
 from exchange.db import models as m
+from exchange.identity import Acting, Identity
 from exchange.services import agreements, assignments, consent, contractors
-from exchange.services.audit_access import Caller
 from keys.contractor_keys import generate_keypair
 from keys.keyring import Keyring
 from policies import office_date, shipped_policy
@@ -42,16 +41,16 @@ _SERVICES = {
 }
 
 
-def _principal(session: Session, name: str) -> Principal:
+def _identity(session: Session, name: str) -> Identity:
     row = session.scalars(select(m.Principal).where(m.Principal.name == name)).one()
-    return Principal.from_row(row)
+    return Identity.from_row(row)
 
 
 def key_path(home: Path, label: str) -> Path:
     return home / "contractor-keys" / f"{label}.key"
 
 
-def _ensure_key(session: Session, caller: Caller, contractor: m.Contractor, path: Path) -> bool:
+def _ensure_key(session: Session, acting: Acting, contractor: m.Contractor, path: Path) -> bool:
     active = session.scalar(select(m.ContractorKey.id).where(
         m.ContractorKey.contractor_id == contractor.id, m.ContractorKey.status == "active"))
     if active is not None and path.exists():
@@ -62,24 +61,24 @@ def _ensure_key(session: Session, caller: Caller, contractor: m.Contractor, path
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as fh:
         fh.write(private.to_text())
-    contractors.register_key(session, caller, contractor.id, public.to_text())
+    contractors.register_key(session, acting, contractor.id, public.to_text())
     return True
 
 
 def _agreement(
-    session: Session, caller: Caller, contractor_id: str, reference: str, purposes: tuple[str, ...],
+    session: Session, acting: Acting, contractor_id: str, reference: str, purposes: tuple[str, ...],
     today: date,
 ) -> m.Agreement:  # fmt: skip
     row = session.scalars(select(m.Agreement).where(m.Agreement.reference == reference)).first()
     if row is not None:
         return row
-    row = agreements.create(session, caller, agreements.AgreementInput(
+    row = agreements.create(session, acting, agreements.AgreementInput(
         contractor_id=contractor_id, reference=reference, valid_from=today - timedelta(days=60),
         valid_to=today + timedelta(days=305), retention_days=180,
         purposes={p: shipped_policy(p).id for p in purposes},
         sub_processors=("青岛政务云（数据中心托管）",),
     ))  # fmt: skip
-    return agreements.activate(session, caller, row.id)
+    return agreements.activate(session, acting, row.id)
 
 
 def _evidence(resident_id: str, what: str) -> str:
@@ -88,7 +87,7 @@ def _evidence(resident_id: str, what: str) -> str:
 
 
 def _consent_and_assign(
-    session: Session, keyring: Keyring, cadre: Caller, resident: m.Resident, i: int,
+    session: Session, keyring: Keyring, cadre: Acting, resident: m.Resident, i: int,
     a: m.Agreement, b: m.Agreement,
 ) -> tuple[int, int]:  # fmt: skip
     """Consent, assignments and (for a few) withdrawal of one resident: (assigned, withdrawn)."""
@@ -139,8 +138,8 @@ def load_scenario(
 
     `contractor_labels` maps a demo contractor's name to the label its key file is named by.
     """
-    admin = Caller(_principal(session, admin_name), now)
-    cadre = Caller(_principal(session, cadre_name), now)
+    admin = Acting(_identity(session, admin_name), now)
+    cadre = Acting(_identity(session, cadre_name), now)
     rows = {c.name: c for c in session.scalars(
         select(m.Contractor).where(m.Contractor.name.in_(contractor_labels)))}  # fmt: skip
     for name, label in contractor_labels.items():
@@ -156,7 +155,7 @@ def load_scenario(
     if session.scalar(select(m.ConsentEvent.id).limit(1)) is not None:
         return  # consents and assignments were loaded by an earlier run
     residents = session.scalars(
-        select(m.Resident).where(m.Resident.community_id.in_(cadre.principal.community_ids),
+        select(m.Resident).where(m.Resident.community_id.in_(cadre.identity.community_ids),
                                  m.Resident.erased_at.is_(None))
         .order_by(m.Resident.created_at, m.Resident.id).limit(MAX_RESIDENTS)
     ).all()  # fmt: skip

@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     auth_failures_per_minute: int = Field(default=30, ge=1)
     # seconds between scheduled audit checkpoints (issued only if the log grew); 0 turns it off
     checkpoint_interval: float = Field(default=300.0, ge=0)
+    # the web console's sessions (docs/console.md)
+    console_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    console_absolute_hours: int = Field(default=12, ge=1, le=7 * 24)
+    console_max_failures: int = Field(default=5, ge=1, le=100)
+    # None: Secure `__Host-` cookie over HTTPS (and always in production), plain name over HTTP
+    console_secure_cookie: bool | None = None
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:

@@ -13,9 +13,10 @@ from exchange.api import health
 from exchange.api.auth import FailureLimiter
 from exchange.api.metrics import HttpMetrics
 from exchange.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
-from exchange.api.problems import PROBLEM_RESPONSES, install_problem_handlers
+from exchange.api.problems import declare_problem_responses, install_problem_handlers
 from exchange.api.routers import API_PREFIX, domain_routers
 from exchange.api.schedule import lifespan_with_checkpoints
+from exchange.console import install_console
 from exchange.settings import Settings
 from keys.keyring import Keyring
 
@@ -41,7 +42,8 @@ def create_app(
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
-        responses=PROBLEM_RESPONSES,
+        # operation ids are the handlers' names, so a generated client reads `list_cases`
+        generate_unique_id_function=lambda route: route.name,
         lifespan=lifespan_with_checkpoints(settings.checkpoint_interval, session_factory,
                                            keyring, clock),
     )
@@ -58,6 +60,8 @@ def create_app(
     app.include_router(health.router)
     for router in (*domain_routers(), *extra_routers):
         app.include_router(router, prefix=API_PREFIX)  # type: ignore[arg-type]
+    declare_problem_responses(app, API_PREFIX + "/")
+    install_console(app)  # /console: the same services behind pages (exchange/console)
 
     # added last = outermost: the request context wraps the body limit
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -12,7 +12,6 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated
 
@@ -22,35 +21,13 @@ from sqlalchemy.orm import Session, selectinload
 
 from exchange.api.problems import Problem
 from exchange.db import models as m
+from exchange.identity import Identity
 from exchange.logs import get_logger
 
 TOKEN_PREFIX = "exq_"
 DEFAULT_TOKEN_TTL = timedelta(days=90)
 _HASH_DOMAIN = b"exchange/api-token/v1\x00"
 _log = get_logger("exchange.auth")
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is calling, as the flows see it."""
-
-    id: str
-    name: str
-    role: str
-    display_name: str
-    contractor_id: str | None = None
-    community_ids: frozenset[str] = frozenset()
-
-    @classmethod
-    def from_row(cls, row: m.Principal) -> Principal:
-        return cls(
-            id=row.id,
-            name=row.name,
-            role=row.role,
-            display_name=row.display_name,
-            contractor_id=row.contractor_id,
-            community_ids=frozenset(c.id for c in row.communities),
-        )
 
 
 def generate_token() -> str:
@@ -74,7 +51,7 @@ def revoke(row: m.Principal, *, now: datetime) -> None:
     row.token_hash = None
 
 
-def lookup(session: Session, token: str, now: datetime) -> tuple[Principal | None, str]:
+def lookup(session: Session, token: str, now: datetime) -> tuple[Identity | None, str]:
     """The principal holding `token`, or None and the reason (for logs, never for clients)."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 128:
         return None, "malformed"
@@ -89,7 +66,7 @@ def lookup(session: Session, token: str, now: datetime) -> tuple[Principal | Non
         return None, "revoked"
     if row.token_expires_at is not None and row.token_expires_at <= now:
         return None, "expired"
-    return Principal.from_row(row), "ok"
+    return Identity.from_row(row), "ok"
 
 
 class FailureLimiter:
@@ -144,8 +121,8 @@ def _deny(request: Request, reason: str) -> Problem:
     )
 
 
-def authenticate(request: Request) -> Principal:
-    """Dependency: resolve `Authorization: Bearer <token>` to a Principal, or answer 401/429."""
+def authenticate(request: Request) -> Identity:
+    """Dependency: resolve `Authorization: Bearer <token>` to an Identity, or answer 401/429."""
     state = request.app.state
     limiter: FailureLimiter = state.failure_limiter
     if limiter.blocked(_client(request)):
@@ -164,10 +141,10 @@ def authenticate(request: Request) -> Principal:
         raise _deny(request, "malformed")
     now: datetime = state.clock()
     with state.session_factory() as session:
-        principal, reason = lookup(session, token.strip(), now)
-    if principal is None:
+        identity, reason = lookup(session, token.strip(), now)
+    if identity is None:
         raise _deny(request, reason)
-    return principal
+    return identity
 
 
-CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
+CurrentIdentity = Annotated[Identity, Depends(authenticate)]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from typing_extensions import TypedDict
 
 from exchange.db.migrate import is_up_to_date
 from exchange.logs import get_logger
@@ -17,8 +18,24 @@ _log = get_logger("exchange.health")
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
-@router.get("/healthz", include_in_schema=True)
-def healthz() -> dict[str, str]:
+class Health(TypedDict):
+    status: Literal["ok"]
+
+
+class Checks(TypedDict):
+    database: str  # ok | migrations pending | unreachable
+    keyring: str  # ok | not loaded | unavailable
+    audit: str  # ok | not checked | not writable
+
+
+class Readiness(TypedDict):
+    status: Literal["ready", "not ready"]
+    checks: Checks
+
+
+@router.get("/healthz")
+def healthz() -> Health:
+    """Alive (says nothing about the database, keys or audit log: see /readyz)."""
     return {"status": "ok"}
 
 
@@ -56,9 +73,12 @@ def _check_audit(request: Request) -> str:
         return "not writable"
 
 
-@router.get("/readyz")
+@router.get("/readyz", response_class=JSONResponse, responses={
+    200: {"model": Readiness, "description": "Ready"},
+    503: {"model": Readiness, "description": "Not ready: a check says why"},
+})  # fmt: skip
 def readyz(request: Request) -> JSONResponse:
-    checks: dict[str, Any] = {
+    checks: Checks = {
         "database": _check_database(request),
         "keyring": _check_keyring(request),
         "audit": _check_audit(request),

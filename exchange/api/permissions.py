@@ -1,22 +1,19 @@
 """Who may do what: one deny-by-default table of operation -> roles.
 
-Every API route declares exactly one operation with `require(...)`; a test walks the app and
-fails if a route has none or names one missing here. Scope checks (a cadre's communities, a
-contractor's own cases) are the flows' job on top of this gate.
+Every API route declares exactly one operation, through its context (`context_for(...)` in
+exchange.api.context, which installs a `Requirement`); a test walks the app and fails if a
+route has none or names one missing here. Scope checks (a cadre's communities, a contractor's
+own cases) are the flows' job on top of this gate.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Final
 
-from exchange.api.auth import CurrentPrincipal, Principal
+from exchange.api.auth import CurrentIdentity
 from exchange.api.problems import Problem
-
-OFFICE_ADMIN: Final = "office_admin"
-COMMUNITY_CADRE: Final = "community_cadre"
-CONTRACTOR: Final = "contractor"
-AUDITOR: Final = "auditor"
+from exchange.identity import AUDITOR, COMMUNITY_CADRE, CONTRACTOR, OFFICE_ADMIN, Identity
 
 PERMISSIONS: Final[Mapping[str, frozenset[str]]] = {
     # contractor system
@@ -64,25 +61,17 @@ def allowed(role: str, operation: str) -> bool:
 
 
 class Requirement:
-    """The dependency `require(op)` installs; `operation` lets tests find it on a route."""
+    """The dependency that admits a role to `operation`; `operation` lets tests find it."""
 
     def __init__(self, operation: str) -> None:
         if operation not in PERMISSIONS:
             raise ValueError(f"unknown operation {operation!r}: add it to PERMISSIONS")
         self.operation = operation
 
-    def __call__(self, principal: CurrentPrincipal) -> Principal:
-        if not allowed(principal.role, self.operation):
-            raise Problem(403, "forbidden", f"role {principal.role} may not {self.operation}")
-        return principal
+    def __call__(self, identity: CurrentIdentity) -> Identity:
+        if not allowed(identity.role, self.operation):
+            raise Problem(403, "forbidden", f"role {identity.role} may not {self.operation}")
+        return identity
 
     def __repr__(self) -> str:
-        return f"require({self.operation!r})"
-
-
-def require(operation: str) -> Callable[..., Principal]:
-    """Dependency: the authenticated principal, if its role may perform `operation`.
-
-    Use as `principal: Annotated[Principal, Depends(require("cases.read"))]`.
-    """
-    return Requirement(operation)
+        return f"Requirement({self.operation!r})"

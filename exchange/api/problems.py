@@ -1,4 +1,10 @@
-"""RFC 9457 problem details for every error the API returns.
+"""RFC 9457 problem details for every error the API returns, and the one mapping to them.
+
+`install_problem_handlers` registers, once on the app, what every error a request can end in
+answers: a service error (`exchange.services.errors.FlowError` tree) its own status and field
+problems; audit unavailability, an unreachable key store, an unavailable or locked database
+503 with Retry-After; any other key or policy error an opaque 500 of its own type; a refused
+constraint 409. Handlers never catch errors to translate them.
 
 Each kind of problem has a stable type URI under PROBLEM_BASE. Bodies name fields, never the
 values that were sent (which may be personal data).
@@ -6,6 +12,7 @@ values that were sent (which may be personal data).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -17,7 +24,11 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from audit.errors import AuditError
 from exchange.logs import get_logger, scrub_text
+from exchange.services.errors import AuditUnavailable, FlowError
+from keys.errors import KeyProviderError, KeysError
+from policies.errors import PolicyError
 
 PROBLEM_BASE = "https://exchange.example/problems/"
 MEDIA_TYPE = "application/problem+json"
@@ -105,19 +116,23 @@ _ERROR_STATUSES = {
     404: "Not found (also what a foreign or unassigned reference answers)",
     409: "Conflicts with the current state",
     413: "Body too large",
-    422: "Invalid input; `errors` names each field",
+    422: "Invalid input; `errors` names every wrong field at once",
     429: "Too many failed authentications",
-    503: "Database or audit log unavailable; nothing was disclosed",
+    500: "A key or policy could not be applied; nothing was disclosed",
+    503: "Database, keys or audit log unavailable; nothing was disclosed (see Retry-After)",
 }
 
-# Declared on every operation so the OpenAPI document describes the error bodies clients get.
-PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {
-        "description": description,
-        "content": {MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}},
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route: the problem statuses it can answer beyond the ones every
+    route of its kind gives (see `declare_problem_responses`)."""
+    return {
+        status: {
+            "description": _ERROR_STATUSES[status],
+            "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
     }
-    for status, description in _ERROR_STATUSES.items()
-}
 
 
 def problem_body(
@@ -168,29 +183,44 @@ def _request_id(request: Request) -> str | None:
     return value if isinstance(value, str) else None
 
 
+_LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
+
+
+def field_name(loc: Sequence[object]) -> str:
+    """A field named the one way the services name it too: a body field by its path in the
+    body (`bookings.0.service`), a parameter by its name (`limit`, `Idempotency-Key`)."""
+    parts = [str(part) for part in loc]
+    if len(parts) > 1 and parts[0] in _LOCATIONS:
+        parts = parts[1:]
+    return ".".join(parts) or "request"
+
+
 def field_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
-    """Pydantic errors reduced to location + message; the offending input is never included."""
+    """Pydantic errors reduced to field + type + message; the offending input never included."""
     out = []
     for error in errors:
         loc = error.get("loc", ()) if isinstance(error, Mapping) else ()
-        field = ".".join(str(part) for part in loc) or "request"
         kind = str(error.get("type", "invalid")) if isinstance(error, Mapping) else "invalid"
         message = str(error.get("msg", "invalid value")) if isinstance(error, Mapping) else ""
-        out.append({"field": field, "type": kind, "message": scrub_text(message)})
+        out.append({"field": field_name(loc), "type": kind, "message": scrub_text(message)})
     return out
+
+
+def _answer(request: Request, problem: Problem) -> JSONResponse:
+    return problem_response(
+        problem.status,
+        problem.slug,
+        title=problem.title,
+        detail=problem.detail,
+        request_id=_request_id(request),
+        extensions=problem.extensions,
+        headers=problem.headers,
+    )
 
 
 async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Problem)
-    return problem_response(
-        exc.status,
-        exc.slug,
-        title=exc.title,
-        detail=exc.detail,
-        request_id=_request_id(request),
-        extensions=exc.extensions,
-        headers=exc.headers,
-    )
+    return _answer(request, exc)
 
 
 async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
@@ -208,17 +238,48 @@ async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _invalid(errors: list[dict[str, str]]) -> Problem:
+    fields = ", ".join(dict.fromkeys(e["field"] for e in errors[:5]))
+    return Problem(422, "validation-error", f"invalid request: {fields}",
+                   extensions={"errors": errors})  # fmt: skip
+
+
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = field_errors(exc.errors())
-    fields = ", ".join(e["field"] for e in errors[:5])
-    return problem_response(
-        422,
-        "validation-error",
-        detail=f"invalid request: {fields}",
-        request_id=_request_id(request),
-        extensions={"errors": errors},
-    )
+    return _answer(request, _invalid(field_errors(exc.errors())))
+
+
+async def _on_flow_error(request: Request, exc: Exception) -> JSONResponse:
+    # every service error: its status, slug and detail; field problems listed all at once
+    assert isinstance(exc, FlowError)
+    errors = [{"field": e.field, "type": e.reason, "message": e.message} for e in exc.errors]
+    if isinstance(exc, AuditUnavailable):
+        _log.warning("audit_unavailable", error_type=exc.cause)
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+    return _answer(request, Problem(exc.status, exc.slug, exc.detail, headers=headers,
+                                    extensions={"errors": errors} if errors else None))
+
+
+async def _on_audit_error(request: Request, exc: Exception) -> JSONResponse:
+    # an audit store error that no flow wrapped: the entry was not appended, so fail closed
+    return await _on_flow_error(request, AuditUnavailable(type(exc).__name__))
+
+
+async def _on_keys_error(request: Request, exc: Exception) -> JSONResponse:
+    # opaque: which key or why never reaches a client
+    _log.warning("keys_error", error_type=type(exc).__name__)
+    if isinstance(exc, KeyProviderError):  # the key store is unreachable: worth retrying
+        return _answer(request, Problem(
+            503, "keys-unavailable", "the keys could not be reached; nothing was disclosed",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)}))  # fmt: skip
+    return _answer(request, Problem(500, "key-error", "a key operation failed; nothing was "
+                                    "disclosed"))  # fmt: skip
+
+
+async def _on_policy_error(request: Request, exc: Exception) -> JSONResponse:
+    _log.warning("policy_error", error_type=type(exc).__name__)
+    return _answer(request, Problem(500, "policy-error", "the policy in force could not be "
+                                    "applied; nothing was disclosed"))  # fmt: skip
 
 
 async def _on_integrity_error(request: Request, exc: Exception) -> JSONResponse:
@@ -247,15 +308,64 @@ def database_unavailable_response(request_id: str | None) -> JSONResponse:
 
 
 async def _on_database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    # connection refused, missing file, lost connection, pool exhausted: fail closed, retryable
+    # connection refused, missing file, lost connection, pool exhausted, SQLite "database is
+    # locked" past the busy timeout: fail closed, retryable
     _log.warning("database_unavailable", error_type=type(exc).__name__)
     return database_unavailable_response(_request_id(request))
 
 
 def install_problem_handlers(app: FastAPI) -> None:
+    """The one error mapping: every error a request can end in, to its RFC 9457 problem."""
     app.add_exception_handler(Problem, _on_problem)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(FlowError, _on_flow_error)
+    app.add_exception_handler(AuditError, _on_audit_error)
+    app.add_exception_handler(KeysError, _on_keys_error)
+    app.add_exception_handler(PolicyError, _on_policy_error)
     app.add_exception_handler(IntegrityError, _on_integrity_error)
     for kind in DATABASE_UNAVAILABLE:
         app.add_exception_handler(kind, _on_database_unavailable)
+
+
+# -- the problems each operation declares in /openapi.json ------------------------------------
+
+_EVERY_GUARDED_OPERATION = (401, 403, 429, 503)
+
+
+def _common_statuses(operation: Mapping[str, Any]) -> list[int]:
+    found = set(_EVERY_GUARDED_OPERATION)
+    if operation.get("parameters") or operation.get("requestBody"):
+        found.add(422)
+    if operation.get("requestBody"):
+        found.add(413)
+    return sorted(found)
+
+
+def declare_problem_responses(app: FastAPI, prefix: str) -> None:
+    """In /openapi.json, give every operation under `prefix` the problems any such operation
+    can answer (authentication, permission, rate limit, unavailability; 422 when it takes
+    input, 413 with a body) beside those its route declared with `problems(...)`, and the
+    Problem schema in the components (replacing FastAPI's own 422 body, which we never send)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            for path, operations in schema.get("paths", {}).items():
+                if not path.startswith(prefix):
+                    continue
+                for operation in operations.values():
+                    responses = operation.setdefault("responses", {})
+                    responses.update({str(k): v for k, v in
+                                      problems(*_common_statuses(operation)).items()})  # fmt: skip
+                    operation["responses"] = dict(sorted(responses.items()))
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components["Problem"] = PROBLEM_SCHEMA
+            for unused in ("HTTPValidationError", "ValidationError"):
+                if unused not in json.dumps(schema["paths"]):
+                    components.pop(unused, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

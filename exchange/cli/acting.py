@@ -1,8 +1,9 @@
 """Run an office flow from the command line as a named principal, in one unit of work.
 
 The principal is looked up by name (`--as`); only office roles may act, so every CLI action is
-attributed and audited by the same services the API uses. Flow and audit failures become one
-`CliError` line (no personal values: the flows' messages name fields and codes only).
+attributed and audited by the same services the API uses, with the same `exchange.identity`
+values. Flow and audit failures become one `CliError` line (no personal values: the flows'
+messages name fields and codes only).
 """
 
 from __future__ import annotations
@@ -16,32 +17,31 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from audit.errors import AuditError
-from exchange.api.auth import Principal
 from exchange.bootstrap import load_keyring
 from exchange.cli.admin import find_principal
 from exchange.cli.errors import CliError
 from exchange.db import models as m
 from exchange.db.engine import make_engine, make_session_factory, unit_of_work
 from exchange.db.migrate import is_up_to_date
-from exchange.services.audit_access import Caller
-from exchange.services.auditing import AuditUnavailable
-from exchange.services.errors import FlowError
-from exchange.services.residents import OFFICE_ROLES
+from exchange.identity import OFFICE_ADMIN, OFFICE_ROLES, Acting, Identity
+from exchange.services.errors import AuditUnavailable, FlowError
 from exchange.settings import get_settings
 from keys.keyring import Keyring
 
 
 @dataclass(frozen=True, slots=True)
-class Acting:
+class OfficeWork:
+    """What a CLI command works with: the unit of work, the keyring and who is acting."""
+
     session: Session
     keyring: Keyring
-    caller: Caller
+    acting: Acting
 
 
 def _sole_office_admin(session: Session) -> str:
     names = session.scalars(
         select(m.Principal.name).where(
-            m.Principal.role == "office_admin", m.Principal.revoked_at.is_(None)
+            m.Principal.role == OFFICE_ADMIN, m.Principal.revoked_at.is_(None)
         )
     ).all()
     if len(names) != 1:
@@ -49,7 +49,7 @@ def _sole_office_admin(session: Session) -> str:
     return names[0]
 
 
-def office_caller(session: Session, name: str | None, now: datetime) -> Caller:
+def office_acting(session: Session, name: str | None, now: datetime) -> Acting:
     """The named principal (default: the only active office_admin) as a flow caller; refused
     unless active and of an office role."""
     name = name if name is not None else _sole_office_admin(session)
@@ -61,11 +61,11 @@ def office_caller(session: Session, name: str | None, now: datetime) -> Caller:
             f"principal {name!r} is a {row.role}; office actions need "
             f"{' or '.join(sorted(OFFICE_ROLES))}"
         )
-    return Caller(Principal.from_row(row), now)
+    return Acting(Identity.from_row(row), now)
 
 
 @contextlib.contextmanager
-def acting_as(name: str | None) -> Iterator[Acting]:
+def acting_as(name: str | None) -> Iterator[OfficeWork]:
     """One transaction acting as `name`: commits when the block succeeds, else rolls back."""
     settings = get_settings()
     keyring = load_keyring(settings)
@@ -75,12 +75,14 @@ def acting_as(name: str | None) -> Iterator[Acting]:
             raise CliError("the database schema is not up to date; run `exchange admin init`")
         try:
             with unit_of_work(make_session_factory(engine)) as session:
-                caller = office_caller(session, name, datetime.now(UTC))
-                yield Acting(session, keyring, caller)
+                acting = office_acting(session, name, datetime.now(UTC))
+                yield OfficeWork(session, keyring, acting)
+        except AuditUnavailable as exc:
+            raise CliError(f"audit log append failed, nothing recorded ({exc.cause})") from None
+        except AuditError as exc:
+            raise CliError(f"audit log append failed, nothing recorded ({exc})") from None
         except FlowError as exc:
             problems = "; ".join(f"{p.field}: {p.message}" for p in exc.errors)
             raise CliError(f"{exc.detail} ({problems})" if problems else exc.detail) from None
-        except (AuditUnavailable, AuditError) as exc:
-            raise CliError(f"audit log append failed, nothing recorded ({exc})") from None
     finally:
         engine.dispose()

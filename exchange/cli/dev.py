@@ -7,6 +7,7 @@ fresh tokens (only hashes are stored, so re-issuing is the way to print them aga
 
 from __future__ import annotations
 
+import secrets
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from exchange.cli.admin import create_principal, init_home
 from exchange.cli.errors import CliError, fail_cleanly
 from exchange.db import models as m
 from exchange.db.engine import make_engine, make_session_factory, unit_of_work
+from exchange.services.accounts import ensure_account
+from exchange.services.web_sessions import end_all_for
 from exchange.settings import Settings
 from keys.keyring import Keyring
 
@@ -32,6 +35,8 @@ app = typer.Typer(help="Developer conveniences.", no_args_is_help=True)
 DEMO_COMMUNITIES = ("民城路社区", "瑞阳路社区")
 DEMO_CONTRACTORS = ("青岛安心母婴健康服务有限公司", "青岛启航家庭健康服务中心")
 DEMO_TOKEN_TTL = timedelta(days=7)
+# the demo principals who sign in to the console (contractors are machines: API only)
+CONSOLE_LOGINS = ("office_admin", "community_cadre", "auditor")
 
 
 @dataclass(frozen=True)
@@ -112,8 +117,35 @@ def issue_demo_tokens(session: Session, now: datetime) -> list[tuple[str, str]]:
     return out
 
 
+def demo_password() -> str:
+    """A fresh random password that meets the console's rules (printed once, like tokens)."""
+    return f"Cy-{secrets.token_urlsafe(9)}-{secrets.randbelow(900) + 100}"
+
+
+def issue_demo_logins(session: Session, now: datetime) -> list[tuple[str, str, str]]:
+    """A fresh console password for each demo console user: (role, user name, password)."""
+    out = []
+    for demo in DEMO_PRINCIPALS:
+        if demo.label not in CONSOLE_LOGINS:
+            continue
+        row = session.scalars(select(m.Principal).where(m.Principal.name == demo.name)).one()
+        password = demo_password()
+        ensure_account(session, row, password, now)
+        end_all_for(session, row.id, "password_changed", now)
+        out.append((demo.label, demo.name, password))
+    return out
+
+
 def prepare(settings: Settings, say: Callable[[str], None]) -> list[tuple[str, str]]:
     """Everything `dev up` does before serving; returns the (label, token) pairs."""
+    tokens, _logins = prepare_with_logins(settings, say)
+    return tokens
+
+
+def prepare_with_logins(
+    settings: Settings, say: Callable[[str], None]
+) -> tuple[list[tuple[str, str]], list[tuple[str, str, str]]]:
+    """`prepare`, plus the demo console logins (role, user name, password)."""
     if settings.is_production:
         raise CliError("dev up runs in development mode only; unset EXCHANGE_MODE")
     result = init_home(settings, development=True)
@@ -128,8 +160,10 @@ def prepare(settings: Settings, say: Callable[[str], None]) -> list[tuple[str, s
         with unit_of_work(factory) as session:
             tokens = issue_demo_tokens(session, _utcnow())
         with unit_of_work(factory) as session:
+            logins = issue_demo_logins(session, _utcnow())
+        with unit_of_work(factory) as session:
             load_demo_scenario(session, keyring, settings, say)
-        return tokens
+        return tokens, logins
     finally:
         engine.dispose()
 
@@ -191,10 +225,13 @@ def up(
     settings = Settings(**overrides)  # type: ignore[arg-type]
     if not port_is_free(settings.host, settings.port):
         raise CliError(f"port {settings.port} on {settings.host} is in use; set EXCHANGE_PORT")
-    tokens = prepare(settings, lambda line: typer.echo(line, err=True))
+    tokens, logins = prepare_with_logins(settings, lambda line: typer.echo(line, err=True))
     for label, token in tokens:
         typer.echo(f"TOKEN {label} {token}")
+    for role, name, password in logins:
+        typer.echo(f"LOGIN {role} {name} {password}")
     base = f"http://{settings.host}:{settings.port}"
+    typer.echo(f"CONSOLE {base}/console/")
     for line in curl_examples(base, dict(tokens)):
         typer.echo(line)
     serve(settings)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -81,7 +81,7 @@ def consent_grant(
         separate=separate, guardian=guardian,
     )  # fmt: skip
     with acting_as(acting) as a:
-        event = consent.grant(a.session, a.keyring, a.caller, resident_id, data)
+        event = consent.grant(a.session, a.keyring, a.acting, resident_id, data)
         event_id, scopes = event.id, list(event.scopes)
     typer.echo(f"consent event {event_id}: granted {', '.join(scopes)}")
 
@@ -110,7 +110,7 @@ def consent_withdraw(
         evidence_sha256=digest, agreement_id=agreement, programme=programme,
     )  # fmt: skip
     with acting_as(acting) as a:
-        event = consent.withdraw(a.session, a.keyring, a.caller, resident_id, data)
+        event = consent.withdraw(a.session, a.keyring, a.acting, resident_id, data)
         event_id, scopes = event.id, list(event.scopes)
     typer.echo(f"consent event {event_id}: withdrew {', '.join(scopes)}")
 
@@ -129,7 +129,7 @@ def assign(
     """Assign a consenting resident to a contractor under an active agreement."""
     data = assignments.AssignmentInput(resident_id, contractor, agreement, tuple(service))
     with acting_as(acting) as a:
-        assignment_id = assignments.create(a.session, a.keyring, a.caller, data)
+        assignment_id = assignments.create(a.session, a.keyring, a.acting, data)
     typer.echo(f"assignment {assignment_id} created")
 
 
@@ -140,11 +140,11 @@ def revoke(
 ) -> None:
     """Revoke an assignment; the contractor is told to delete the case."""
     with acting_as(acting) as a:
-        assignments.revoke(a.session, a.keyring, a.caller, assignment_id)
+        assignments.revoke(a.session, a.keyring, a.acting, assignment_id)
     typer.echo(f"assignment {assignment_id} revoked")
 
 
-def _disclosure_rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
+def _disclosure_rows(report: requests.DisclosureReport) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
     for d in report["disclosures"]:
         who = d["recipient"]["contractor"] or d["recipient"]["principal"] or "-"
@@ -162,7 +162,7 @@ def disclosures(
 ) -> None:
     """Who saw the resident's data: every disclosure (field names, never values) and deletion."""
     with acting_as(acting) as a:
-        report = requests.disclosures(a.session, a.keyring, a.caller, resident_id)
+        report = requests.disclosures(a.session, a.keyring, a.acting, resident_id)
     if as_json:
         typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
         return
@@ -190,7 +190,7 @@ def erase(
     if not yes:
         raise CliError("erasure cannot be undone; repeat with --yes")
     with acting_as(acting) as a:
-        result = requests.erase(a.session, a.keyring, a.caller, resident_id)
+        result = requests.erase(a.session, a.keyring, a.acting, resident_id)
     engine = make_engine(get_settings().database_url)
     try:
         requests.compact_storage(engine)  # after the commit: no old page keeps the key

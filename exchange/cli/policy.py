@@ -102,5 +102,5 @@ def preview(
     from exchange.cli.preview import preview_case
 
     with acting_as(acting) as a:
-        evaluation = preview_case(a.session, a.keyring, a.caller, resident, agreement, purpose)
+        evaluation = preview_case(a.session, a.keyring, a.acting, resident, agreement, purpose)
     typer.echo(render_preview(evaluation), nl=False)

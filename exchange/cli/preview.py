@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session
 
 from audit.entry import Outcome
 from exchange.db import models as m
+from exchange.identity import Acting
 from exchange.services import disclosure
-from exchange.services.audit_access import Caller, record, subject
+from exchange.services.audit_access import record, subject
 from exchange.services.errors import Conflict, NotFound
 from exchange.services.residents import visible_resident
 from keys.keyring import Keyring
@@ -42,11 +43,11 @@ def _assignment(
 
 
 def preview_case(
-    session: Session, keyring: Keyring, caller: Caller, resident_id: str, agreement_id: str,
+    session: Session, keyring: Keyring, acting: Acting, resident_id: str, agreement_id: str,
     purpose: str,
 ) -> Evaluation:  # fmt: skip
     purpose = disclosure.check_purpose(purpose)
-    resident = visible_resident(session, caller, resident_id)
+    resident = visible_resident(session, acting, resident_id)
     assignment = _assignment(session, resident.id, agreement_id)
     policy_set = shipped_policies()
     (case_inputs,) = disclosure.load(
@@ -55,10 +56,10 @@ def preview_case(
     )  # fmt: skip
     if isinstance(case_inputs, disclosure.Unreadable):
         raise Conflict(f"the resident's stored data cannot be read ({case_inputs.reason})")
-    (evaluated,) = disclosure.evaluate([case_inputs], purpose, caller.now, policy_set)
+    (evaluated,) = disclosure.evaluate([case_inputs], purpose, acting.now, policy_set)
     evaluation = evaluated.evaluation
     shown = tuple(sorted(name for name, item in evaluation.view.items() if not item.sealed))
-    record(session, caller, PREVIEW_ACTION, agreement=agreement_id,
+    record(session, acting, PREVIEW_ACTION, agreement=agreement_id,
            subjects=[subject(keyring, resident.id, case=case_inputs.record.case_reference,
                              disclosed=shown)],
            outcome=Outcome("ok", f"purpose.{purpose}"))  # fmt: skip

@@ -2,7 +2,9 @@
 
 Services receive a `Session` and never commit; `unit_of_work` commits once when the whole
 operation succeeded and rolls back otherwise, so an audit append and the read it records land
-together or not at all.
+together or not at all. One kind of failure commits first: a `CommitThenRaise` (a refused read
+whose denial was audited, e.g. an unknown case reference) keeps its audit entry, then
+propagates so the caller still answers the refusal.
 """
 
 from __future__ import annotations
@@ -78,13 +80,22 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
 
 
+class CommitThenRaise(Exception):
+    """Mixed into an error whose work so far must persist: the unit of work commits, then the
+    error propagates (exchange.services.errors.AuditedDenial is the one kind today)."""
+
+
 @contextmanager
 def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One transaction: commit when the block succeeds, roll back when it raises."""
+    """One transaction: commit when the block succeeds, roll back when it raises (after
+    committing when the error is a `CommitThenRaise`)."""
     session = factory()
     try:
         yield session
         session.commit()
+    except CommitThenRaise:
+        session.commit()  # a failing commit raises its own error, which wins
+        raise
     except BaseException:
         session.rollback()
         raise

@@ -14,17 +14,18 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session, selectinload
+from typing_extensions import TypedDict
 
 from audit.entry import Outcome
 from exchange.db import models as m
 from exchange.db.models.codes import PURPOSES
+from exchange.identity import Acting
 from exchange.services.assignments import bump, revoke_assignment, tombstone
-from exchange.services.audit_access import Caller, record
-from exchange.services.errors import Conflict, InvalidInput, NotFound
+from exchange.services.audit_access import record
+from exchange.services.errors import Conflict, FieldErrors, NotFound
 from keys.keyring import Keyring
 from policies import shipped_policies
 from policies.errors import PolicyError
@@ -47,56 +48,59 @@ class AgreementInput:
     sub_processors: Sequence[str] = field(default_factory=tuple)
 
 
-def _validate(data: AgreementInput) -> list[tuple[str, str, int]]:
+def _validate(session: Session, data: AgreementInput) -> list[tuple[str, str, int]]:
+    """(purpose, policy id, version) of each purpose; every field problem raised at once."""
+    errors = FieldErrors()
     if not _REFERENCE.match(data.reference):
-        raise InvalidInput.field("reference", "format", "must be 1-64 characters [A-Za-z0-9._/-]")
+        errors.add("reference", "format", "must be 1-64 characters [A-Za-z0-9._/-]")
     if data.valid_to < data.valid_from:
-        raise InvalidInput.field("valid_to", "before_valid_from", "must not be before valid_from")
+        errors.add("valid_to", "before_valid_from", "must not be before valid_from")
     if not 1 <= data.retention_days <= MAX_RETENTION_DAYS:
-        raise InvalidInput.field("retention_days", "out_of_range",
-                                 f"must be 1-{MAX_RETENTION_DAYS}")  # fmt: skip
+        errors.add("retention_days", "out_of_range", f"must be 1-{MAX_RETENTION_DAYS}")
     if not data.purposes:
-        raise InvalidInput.field("purposes", "required", "name at least one purpose")
+        errors.add("purposes", "required", "name at least one purpose")
     for i, sub in enumerate(data.sub_processors):
         if not isinstance(sub, str) or not 1 <= len(sub.strip()) <= 128:
-            raise InvalidInput.field(f"sub_processors.{i}", "format", "must be 1-128 characters")
+            errors.add(f"sub_processors.{i}", "format", "must be 1-128 characters")
+    contractor = session.get(m.Contractor, data.contractor_id) if len(
+        data.contractor_id) <= 36 else None  # fmt: skip
+    if contractor is None:
+        errors.add("contractor_id", "unknown", "no such contractor")
     policies = shipped_policies()
     out = []
     for purpose, policy_id in sorted(data.purposes.items()):
         where = f"purposes.{purpose}"
         if purpose not in PURPOSES:
-            raise InvalidInput.field(where, "purpose_unknown",
-                                     f"purpose must be one of {', '.join(PURPOSES)}")  # fmt: skip
+            errors.add(where, "purpose_unknown", f"purpose must be one of {', '.join(PURPOSES)}")
+            continue
         try:
             policy = policies.get(policy_id)
         except PolicyError:
-            raise InvalidInput.field(where, "policy_unknown", "no such shipped policy") from None
+            errors.add(where, "policy_unknown", "no such shipped policy")
+            continue
         if policy.purpose != purpose:
-            raise InvalidInput.field(where, "policy_purpose_mismatch",
-                                     f"that policy is for {policy.purpose}")  # fmt: skip
+            errors.add(where, "policy_purpose_mismatch", f"that policy is for {policy.purpose}")
+            continue
         out.append((purpose, policy.id, policy.identity.version))
+    errors.raise_any()
     return out
 
 
-def create(session: Session, caller: Caller, data: AgreementInput) -> m.Agreement:
-    purposes = _validate(data)
-    contractor = session.get(m.Contractor, data.contractor_id) if len(
-        data.contractor_id) <= 36 else None  # fmt: skip
-    if contractor is None:
-        raise InvalidInput.field("contractor_id", "unknown", "no such contractor")
+def create(session: Session, acting: Acting, data: AgreementInput) -> m.Agreement:
+    purposes = _validate(session, data)
     if session.scalar(select(m.Agreement.id).where(m.Agreement.reference == data.reference)):
         raise Conflict("an agreement with this reference exists")
     row = m.Agreement(
-        contractor_id=contractor.id, reference=data.reference, valid_from=data.valid_from,
+        contractor_id=data.contractor_id, reference=data.reference, valid_from=data.valid_from,
         valid_to=data.valid_to, status="draft", retention_days=data.retention_days,
-        sub_processors=[s.strip() for s in data.sub_processors], created_at=caller.now,
-        updated_at=caller.now,
+        sub_processors=[s.strip() for s in data.sub_processors], created_at=acting.now,
+        updated_at=acting.now,
     )  # fmt: skip
     row.purposes = [m.AgreementPurpose(purpose=p, policy_id=pid, policy_version=v)
                     for p, pid, v in purposes]  # fmt: skip
     session.add(row)
     session.flush()
-    record(session, caller, "agreement.create", agreement=row.id)
+    record(session, acting, "agreement.create", agreement=row.id)
     return row
 
 
@@ -114,19 +118,19 @@ def _active_assignments(session: Session, agreement_id: str) -> list[m.Assignmen
     ))  # fmt: skip
 
 
-def _transition(session: Session, caller: Caller, row: m.Agreement, to: str) -> None:
-    record(session, caller, f"agreement.{to}", agreement=row.id,
+def _transition(session: Session, acting: Acting, row: m.Agreement, to: str) -> None:
+    record(session, acting, f"agreement.{to}", agreement=row.id,
            outcome=Outcome("ok", f"from_{row.status}"))  # fmt: skip
     row.status = to
-    row.updated_at = caller.now
+    row.updated_at = acting.now
 
 
-def activate(session: Session, caller: Caller, agreement_id: str) -> m.Agreement:
+def activate(session: Session, acting: Acting, agreement_id: str) -> m.Agreement:
     row = get_agreement(session, agreement_id)
     if row.status not in ("draft", "suspended"):
         raise Conflict(f"an agreement that is {row.status} cannot be activated")
     resumed = row.status == "suspended"
-    _transition(session, caller, row, "active")
+    _transition(session, acting, row, "active")
     if resumed:
         for assignment in _active_assignments(session, row.id):
             bump(session, assignment)  # the contractor receives its cases again
@@ -134,13 +138,13 @@ def activate(session: Session, caller: Caller, agreement_id: str) -> m.Agreement
     return row
 
 
-def suspend(session: Session, keyring: Keyring, caller: Caller, agreement_id: str) -> m.Agreement:
+def suspend(session: Session, keyring: Keyring, acting: Acting, agreement_id: str) -> m.Agreement:
     row = get_agreement(session, agreement_id)
     if row.status != "active":
         raise Conflict(f"an agreement that is {row.status} cannot be suspended")
-    _transition(session, caller, row, "suspended")
+    _transition(session, acting, row, "suspended")
     for assignment in _active_assignments(session, row.id):
-        tombstone(session, keyring, caller, contractor_id=assignment.contractor_id,
+        tombstone(session, keyring, acting, contractor_id=assignment.contractor_id,
                   agreement_id=row.id, resident_id=assignment.resident_id,
                   reason=SUSPENSION_REASON)  # fmt: skip
     session.flush()
@@ -148,20 +152,39 @@ def suspend(session: Session, keyring: Keyring, caller: Caller, agreement_id: st
 
 
 def terminate(
-    session: Session, keyring: Keyring, caller: Caller, agreement_id: str
+    session: Session, keyring: Keyring, acting: Acting, agreement_id: str
 ) -> m.Agreement:
     row = get_agreement(session, agreement_id)
     if row.status == "terminated":
         raise Conflict("the agreement is already terminated")
-    _transition(session, caller, row, "terminated")
-    row.terminated_at = caller.now
+    _transition(session, acting, row, "terminated")
+    row.terminated_at = acting.now
     for assignment in _active_assignments(session, row.id):
-        revoke_assignment(session, keyring, caller, assignment, "agreement_terminated")
+        revoke_assignment(session, keyring, acting, assignment, "agreement_terminated")
     session.flush()
     return row
 
 
-def view(row: m.Agreement) -> dict[str, Any]:
+class PolicyChoice(TypedDict):
+    policy_id: str
+    policy_version: int
+
+
+class AgreementView(TypedDict):
+    id: str
+    contractor_id: str
+    reference: str
+    status: str
+    valid_from: str
+    valid_to: str
+    retention_days: int
+    sub_processors: list[str]
+    purposes: dict[str, PolicyChoice]
+    created_at: str
+    terminated_at: str | None
+
+
+def view(row: m.Agreement) -> AgreementView:
     return {
         "id": row.id, "contractor_id": row.contractor_id, "reference": row.reference,
         "status": row.status, "valid_from": row.valid_from.isoformat(),
@@ -176,7 +199,7 @@ def view(row: m.Agreement) -> dict[str, Any]:
 
 def list_agreements(
     session: Session, contractor_id: str | None = None, status: str | None = None
-) -> list[dict[str, Any]]:
+) -> list[AgreementView]:
     conds: list[ColumnElement[bool]] = []
     if contractor_id is not None:
         conds.append(m.Agreement.contractor_id == contractor_id)

@@ -12,20 +12,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, selectinload
+from typing_extensions import TypedDict
 
 from audit.entry import Outcome
 from exchange.db import models as m
 from exchange.db.feed import next_feed_seq
 from exchange.db.models.codes import SERVICES, validate_services
-from exchange.services.audit_access import Caller, record, subject
-from exchange.services.bounds import MAX_SQL_INT
+from exchange.identity import Acting
+from exchange.services.audit_access import record, subject
 from exchange.services.consent_state import current_consent
-from exchange.services.errors import Conflict, InvalidInput, NotFound
-from exchange.services.residents import data_key, in_scope, visible_resident
+from exchange.services.errors import Conflict, FieldErrors, NotFound, check_page
+from exchange.services.residents import data_key, visible_resident
 from keys.fields import FieldContext
 from keys.keyring import Keyring
 
@@ -43,7 +43,7 @@ def bump(session: Session, assignment: m.Assignment) -> None:
 def tombstone(
     session: Session,
     keyring: Keyring,
-    caller: Caller,
+    acting: Acting,
     *,
     contractor_id: str,
     agreement_id: str,
@@ -54,25 +54,25 @@ def tombstone(
     case = keyring.case_reference(agreement_id, resident_id)
     row = m.Tombstone(
         contractor_id=contractor_id, agreement_id=agreement_id, case_reference=case,
-        reason=reason, seq=next_feed_seq(session, contractor_id), created_at=caller.now,
+        reason=reason, seq=next_feed_seq(session, contractor_id), created_at=acting.now,
     )  # fmt: skip
     session.add(row)
-    record(session, caller, "case.tombstone", agreement=agreement_id,
+    record(session, acting, "case.tombstone", agreement=agreement_id,
            subjects=[subject(keyring, resident_id, case=case)],
            outcome=Outcome("ok", reason))  # fmt: skip
     return row
 
 
 def revoke_assignment(
-    session: Session, keyring: Keyring, caller: Caller, row: m.Assignment, reason: str
+    session: Session, keyring: Keyring, acting: Acting, row: m.Assignment, reason: str
 ) -> None:
     """Revoke an active assignment and tombstone its case (no-op if already revoked)."""
     if row.status != "active":
         return
     row.status = "revoked"
-    row.revoked_at = caller.now
+    row.revoked_at = acting.now
     session.flush()  # frees the one-active slot before anything else is written
-    tombstone(session, keyring, caller, contractor_id=row.contractor_id,
+    tombstone(session, keyring, acting, contractor_id=row.contractor_id,
               agreement_id=row.agreement_id, resident_id=row.resident_id,
               reason=reason)  # fmt: skip
 
@@ -104,29 +104,34 @@ class AssignmentInput:
     bookings: tuple[BookingInput, ...] = ()
 
 
-def _check_services(services: Sequence[str], bookings: Sequence[BookingInput]) -> list[str]:
+def _check_services(
+    services: Sequence[str], bookings: Sequence[BookingInput], errors: FieldErrors
+) -> list[str]:
     try:
         chosen = validate_services(list(services))
     except ValueError as exc:
-        raise InvalidInput.field("services", "services_invalid", str(exc)) from None
+        errors.add("services", "services_invalid", str(exc))
+        chosen = [s for s in services if s in SERVICES]
     for i, b in enumerate(bookings):
         if b.service not in SERVICES or b.service not in chosen:
-            raise InvalidInput.field(f"bookings.{i}.service", "service_not_assigned",
-                                     "must be one of the assignment's services")  # fmt: skip
+            errors.add(f"bookings.{i}.service", "service_not_assigned",
+                       "must be one of the assignment's services")  # fmt: skip
     return chosen
 
 
-def create(session: Session, keyring: Keyring, caller: Caller, data: AssignmentInput) -> str:
-    resident = visible_resident(session, caller, data.resident_id)
+def create(session: Session, keyring: Keyring, acting: Acting, data: AssignmentInput) -> str:
+    resident = visible_resident(session, acting, data.resident_id)
     if resident.erased_at is not None:
         raise Conflict("the resident was erased")
-    services = _check_services(data.services, data.bookings)
+    errors = FieldErrors()
+    services = _check_services(data.services, data.bookings, errors)
     agreement = session.get(m.Agreement, data.agreement_id)
     if agreement is None:
-        raise InvalidInput.field("agreement_id", "unknown", "no such agreement")
-    if agreement.contractor_id != data.contractor_id:
-        raise InvalidInput.field("contractor_id", "not_party",
-                                 "the contractor is not party to this agreement")  # fmt: skip
+        errors.add("agreement_id", "unknown", "no such agreement")
+    elif agreement.contractor_id != data.contractor_id:
+        errors.add("contractor_id", "not_party", "the contractor is not party to this agreement")
+    errors.raise_any()
+    assert agreement is not None
     if agreement.status != "active":
         raise Conflict(f"the agreement is {agreement.status}, not active")
     contractor = session.get(m.Contractor, data.contractor_id)
@@ -138,43 +143,45 @@ def create(session: Session, keyring: Keyring, caller: Caller, data: AssignmentI
         raise Conflict("the resident already has an active assignment under this agreement")
     row = m.Assignment(
         resident_id=resident.id, contractor_id=contractor.id, agreement_id=agreement.id,
-        services=services, status="active", created_by=caller.principal.id,
-        change_seq=next_feed_seq(session, contractor.id), created_at=caller.now,
-        updated_at=caller.now,
+        services=services, status="active", created_by=acting.identity.id,
+        change_seq=next_feed_seq(session, contractor.id), created_at=acting.now,
+        updated_at=acting.now,
     )  # fmt: skip
     row.bookings = [m.Booking(service_code=b.service, scheduled_on=b.on) for b in data.bookings]
     session.add(row)
     session.flush()
-    record(session, caller, "assignment.create", agreement=agreement.id,
+    record(session, acting, "assignment.create", agreement=agreement.id,
            subjects=[subject(keyring, resident.id,
                              case=keyring.case_reference(agreement.id, resident.id))])  # fmt: skip
     return row.id
 
 
-def visible_assignment(session: Session, caller: Caller, assignment_id: str) -> m.Assignment:
+def visible_assignment(session: Session, acting: Acting, assignment_id: str) -> m.Assignment:
     row = session.get(m.Assignment, assignment_id) if len(assignment_id) <= 36 else None
     if row is None:
         raise NotFound("no such assignment")
     resident = session.get(m.Resident, row.resident_id)
-    if resident is None or not in_scope(caller, resident.community_id):
+    if resident is None or not acting.identity.sees_community(resident.community_id):
         raise NotFound("no such assignment")
     return row
 
 
-def revoke(session: Session, keyring: Keyring, caller: Caller, assignment_id: str) -> None:
-    row = visible_assignment(session, caller, assignment_id)
+def revoke(session: Session, keyring: Keyring, acting: Acting, assignment_id: str) -> None:
+    row = visible_assignment(session, acting, assignment_id)
     if row.status != "active":
         raise Conflict("the assignment is already revoked")
-    revoke_assignment(session, keyring, caller, row, "assignment_revoked")
+    revoke_assignment(session, keyring, acting, row, "assignment_revoked")
 
 
 def add_booking(
-    session: Session, keyring: Keyring, caller: Caller, assignment_id: str, booking: BookingInput
+    session: Session, keyring: Keyring, acting: Acting, assignment_id: str, booking: BookingInput
 ) -> None:
-    row = visible_assignment(session, caller, assignment_id)
+    row = visible_assignment(session, acting, assignment_id)
     if row.status != "active":
         raise Conflict("the assignment is revoked")
-    _check_services(row.services, [booking])
+    errors = FieldErrors()
+    _check_services(row.services, [booking], errors)
+    errors.raise_any()
     row.bookings.append(m.Booking(service_code=booking.service, scheduled_on=booking.on))
     bump(session, row)
     session.flush()
@@ -183,7 +190,40 @@ def add_booking(
 # -- reading ------------------------------------------------------------------------------
 
 
-def view(row: m.Assignment, delivered: dict[str, int] | None = None) -> dict[str, Any]:
+class BookingView(TypedDict):
+    service: str
+    on: str
+
+
+class Progress(TypedDict):
+    delivered: dict[str, int]
+    services_done: int
+    services_total: int
+
+
+class AssignmentView(TypedDict):
+    id: str
+    resident_id: str
+    contractor_id: str
+    agreement_id: str
+    services: list[str]
+    bookings: list[BookingView]
+    status: str
+    change_seq: int
+    created_at: str
+    revoked_at: str | None
+    progress: Progress
+
+
+class ServiceRecordView(TypedDict):
+    id: str
+    service: str
+    delivered_at: str
+    recorded_at: str
+    notes: str | None
+
+
+def view(row: m.Assignment, delivered: dict[str, int] | None = None) -> AssignmentView:
     done = delivered or {}
     return {
         "id": row.id,
@@ -218,14 +258,14 @@ def _delivered(session: Session, ids: Sequence[str]) -> dict[str, dict[str, int]
     return out
 
 
-def get(session: Session, caller: Caller, assignment_id: str) -> dict[str, Any]:
-    row = visible_assignment(session, caller, assignment_id)
+def get(session: Session, acting: Acting, assignment_id: str) -> AssignmentView:
+    row = visible_assignment(session, acting, assignment_id)
     return view(row, _delivered(session, [row.id]).get(row.id))
 
 
 def list_assignments(
     session: Session,
-    caller: Caller,
+    acting: Acting,
     *,
     resident_id: str | None = None,
     contractor_id: str | None = None,
@@ -233,14 +273,11 @@ def list_assignments(
     status: str | None = None,
     limit: int = 50,
     offset: int = 0,
-) -> tuple[int, list[dict[str, Any]]]:
-    if not 1 <= limit <= MAX_PAGE:
-        raise InvalidInput.field("limit", "out_of_range", f"must be 1-{MAX_PAGE}")
-    if not 0 <= offset <= MAX_SQL_INT:
-        raise InvalidInput.field("offset", "out_of_range", f"must be 0-{MAX_SQL_INT}")
+) -> tuple[int, list[AssignmentView]]:
+    check_page(limit, offset, MAX_PAGE)
     conds: list[ColumnElement[bool]] = []
-    if caller.principal.role != "office_admin":
-        conds.append(m.Resident.community_id.in_(caller.principal.community_ids))
+    if acting.identity.role != "office_admin":
+        conds.append(m.Resident.community_id.in_(acting.identity.community_ids))
     for column, value in ((m.Assignment.resident_id, resident_id),
                           (m.Assignment.contractor_id, contractor_id),
                           (m.Assignment.agreement_id, agreement_id),
@@ -258,13 +295,13 @@ def list_assignments(
 
 
 def service_records(
-    session: Session, keyring: Keyring, caller: Caller, assignment_id: str
-) -> list[dict[str, Any]]:
+    session: Session, keyring: Keyring, acting: Acting, assignment_id: str
+) -> list[ServiceRecordView]:
     """What the contractor reported back; notes decrypted (office roles reach this only)."""
-    row = visible_assignment(session, caller, assignment_id)
+    row = visible_assignment(session, acting, assignment_id)
     resident = session.get(m.Resident, row.resident_id)
     key = data_key(keyring, resident) if resident is not None else None
-    out = []
+    out: list[ServiceRecordView] = []
     for rec in session.scalars(
         select(m.ServiceRecord).where(m.ServiceRecord.assignment_id == row.id)
         .order_by(m.ServiceRecord.delivered_at, m.ServiceRecord.id)
@@ -280,6 +317,6 @@ def service_records(
             "recorded_at": rec.recorded_at.isoformat(), "notes": notes,
         })  # fmt: skip
     if out and resident is not None:
-        record(session, caller, "service_record.read", agreement=row.agreement_id,
+        record(session, acting, "service_record.read", agreement=row.agreement_id,
                subjects=[subject(keyring, resident.id)])  # fmt: skip
     return out

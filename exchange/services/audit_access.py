@@ -1,6 +1,6 @@
-"""The office flows' side of the audit log: who is acting (`Caller`), appending their entries in
-the current transaction, and the auditor's read-only views (checkpoint, entries, proofs,
-cosignatures), each of which is itself audited.
+"""The office flows' side of the audit log: appending their entries in the current transaction
+for whoever is acting (`exchange.identity.Acting`), and the auditor's read-only views
+(checkpoint, entries, proofs, cosignatures), each of which is itself audited.
 
 Entries carry names, codes and pseudonyms only (audit.entry refuses anything else).
 """
@@ -11,45 +11,29 @@ import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NotRequired, cast
 
 from sqlalchemy.orm import Session
+from typing_extensions import TypedDict
 
-from audit.entry import Actor, AuditEntry, KeyEvent, Outcome, Subject
+from audit.entry import AuditEntry, KeyEvent, Outcome, Subject
 from audit.errors import AuditError, NotFoundError
 from audit.note import Signer
 from audit.store import AuditLog, EntryFilter
-from exchange.api.auth import Principal
-from exchange.services.auditing import Acting, SqlAuditSink
+from exchange.identity import Acting
+from exchange.services.auditing import SqlAuditSink
 from exchange.services.auditing import append as audit_append
 from exchange.services.bounds import MAX_SQL_INT
-from exchange.services.errors import InvalidInput, NotFound
+from exchange.services.errors import FieldErrors, InvalidInput, NotFound
 from keys.keyring import Keyring
 
 AUDIT_READ = "audit.read"
 MAX_PAGE = 1000
 
 
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """The authenticated principal doing a flow, the flow's clock reading and request id."""
-
-    principal: Principal
-    now: datetime
-    request_id: str | None = None
-
-    @property
-    def actor(self) -> Actor:
-        return Actor(self.principal.id, self.principal.role)
-
-    @property
-    def acting(self) -> Acting:
-        """The same caller as the contractor flows' `auditing.Acting`."""
-        return Acting(self.principal.id, self.principal.role, self.now, self.request_id)
-
-
 def record(
     session: Session,
-    caller: Caller,
+    acting: Acting,
     action: str,
     *,
     subjects: Sequence[Subject] = (),
@@ -57,16 +41,16 @@ def record(
     key: KeyEvent | None = None,
     outcome: Outcome | None = None,
 ) -> int:
-    """Append one entry for `caller` in the current transaction; returns its index.
+    """Append one entry for `acting` in the current transaction; returns its index.
     Fails closed: any failure is `auditing.AuditUnavailable` and the transaction rolls back."""
     entry = AuditEntry(
-        time=caller.now,
-        actor=caller.actor,
+        time=acting.now,
+        actor=acting.actor,
         action=action,
         subjects=tuple(subjects),
         agreement=agreement,
         key=key,
-        request_id=caller.request_id,
+        request_id=acting.request_id,
         outcome=outcome or Outcome(),
     )
     return audit_append(session, SqlAuditSink(), [entry])[0]
@@ -86,25 +70,25 @@ def log_signer(keyring: Keyring) -> Signer:
     return Signer(keyring.audit_key_name, keyring.audit_signing_key())
 
 
-def audit_log(session: Session, keyring: Keyring, caller: Caller) -> AuditLog:
-    return AuditLog(session, signer=log_signer(keyring), clock=lambda: caller.now)
+def audit_log(session: Session, keyring: Keyring, acting: Acting) -> AuditLog:
+    return AuditLog(session, signer=log_signer(keyring), clock=lambda: acting.now)
 
 
-def _read(session: Session, caller: Caller, what: str) -> None:
+def _read(session: Session, acting: Acting, what: str) -> None:
     """Audit an auditor read (`what` names the view) before serving it."""
-    record(session, caller, AUDIT_READ, outcome=Outcome("ok", what))
+    record(session, acting, AUDIT_READ, outcome=Outcome("ok", what))
 
 
-def checkpoint_note(session: Session, keyring: Keyring, caller: Caller) -> str:
+def checkpoint_note(session: Session, keyring: Keyring, acting: Acting) -> str:
     """The signed checkpoint of the current head (issued now if none covers it), read audited
     first so the checkpoint covers this very read."""
-    _read(session, caller, "audit.checkpoint")
-    return audit_log(session, keyring, caller).issue_checkpoint().note
+    _read(session, acting, "audit.checkpoint")
+    return audit_log(session, keyring, acting).issue_checkpoint().note
 
 
-def vkey(session: Session, keyring: Keyring, caller: Caller) -> str:
-    _read(session, caller, "audit.vkey")
-    return audit_log(session, keyring, caller).vkey()
+def vkey(session: Session, keyring: Keyring, acting: Acting) -> str:
+    _read(session, acting, "audit.vkey")
+    return audit_log(session, keyring, acting).vkey()
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,25 +104,110 @@ class EntryQuery:
     limit: int = 100
 
 
+# -- the JSON an entry reads as (audit.entry.to_json; docs/audit.md) ---------------------------
+
+
+class ActorJson(TypedDict):
+    id: str
+    role: str
+
+
+class PolicyJson(TypedDict):
+    id: str
+    version: str
+    digest: str
+
+
+class WithheldJson(TypedDict):
+    field: str
+    reason: str
+
+
+class SubjectJson(TypedDict):
+    pseudonym: str
+    case: str | None
+    disclosed: list[str]
+    withheld: list[WithheldJson]
+    consents: list[str]
+
+
+class KeyJson(TypedDict):
+    id: str
+    version: int
+    type: str
+
+
+class OutcomeJson(TypedDict):
+    result: str
+    reason: str | None
+
+
+class EntryJson(TypedDict):
+    v: int
+    index: int
+    time: str
+    actor: ActorJson
+    action: str
+    agreement: str | None
+    purpose: str | None
+    policy: PolicyJson | None
+    subjects: list[SubjectJson]
+    key: KeyJson | None
+    request: str | None
+    outcome: OutcomeJson
+    details: NotRequired[dict[str, object]]  # format v2 entries only
+
+
+class EntryItem(TypedDict):
+    index: int
+    entry: EntryJson
+    entry_b64: str  # the canonical bytes the leaf hash covers
+    leaf_hash: str
+
+
+class EntriesPage(TypedDict):
+    tree_size: int
+    items: list[EntryItem]
+    next_after: int | None
+
+
+class InclusionProof(TypedDict):
+    index: int
+    tree_size: int
+    leaf_hash: str
+    hashes: list[str]
+
+
+class ConsistencyProof(TypedDict):
+    first: int
+    second: int
+    hashes: list[str]
+
+
 def entries(
-    session: Session, keyring: Keyring, caller: Caller, query: EntryQuery
-) -> dict[str, object]:
+    session: Session, keyring: Keyring, acting: Acting, query: EntryQuery
+) -> EntriesPage:
+    errors = FieldErrors()
     if not 1 <= query.limit <= MAX_PAGE:
-        raise InvalidInput.field("limit", "out_of_range", f"must be 1-{MAX_PAGE}")
+        errors.add("limit", "out_of_range", f"must be 1-{MAX_PAGE}")
     if not -1 <= query.after <= MAX_SQL_INT:
-        raise InvalidInput.field("after", "out_of_range", f"must be -1-{MAX_SQL_INT}")
-    if query.since and query.until and query.until <= query.since:
-        raise InvalidInput.field("until", "before_since", "must be after since")
-    log = audit_log(session, keyring, caller)
+        errors.add("after", "out_of_range", f"must be -1-{MAX_SQL_INT}")
+    for name, value in (("since", query.since), ("until", query.until)):
+        if value is not None and value.tzinfo is None:
+            errors.add(name, "timezone_required", "give a UTC offset, e.g. Z")
+    if not errors and query.since and query.until and query.until <= query.since:
+        errors.add("until", "before_since", "must be after since")
+    errors.raise_any()
+    log = audit_log(session, keyring, acting)
     size_before = log.size()  # the page never includes the entry recording this read
-    _read(session, caller, "audit.entries")
+    _read(session, acting, "audit.entries")
     page = log.entries(
         EntryFilter(query.actor, query.action, query.pseudonym, query.agreement, query.outcome,
                     query.since, query.until),
         after=query.after,
         limit=query.limit,
     )  # fmt: skip
-    items = [item for item in page.items if int(str(item["index"])) < size_before]
+    items = [cast(EntryItem, item) for item in page.items if int(str(item["index"])) < size_before]
     next_after = page.next_after if len(items) == len(page.items) else None
     return {"tree_size": size_before, "items": items, "next_after": next_after}
 
@@ -148,10 +217,10 @@ def _b64(hashes: Sequence[bytes]) -> list[str]:
 
 
 def inclusion(
-    session: Session, keyring: Keyring, caller: Caller, index: int, tree_size: int
-) -> dict[str, object]:
-    log = audit_log(session, keyring, caller)
-    _read(session, caller, "audit.inclusion_proof")
+    session: Session, keyring: Keyring, acting: Acting, index: int, tree_size: int
+) -> InclusionProof:
+    log = audit_log(session, keyring, acting)
+    _read(session, acting, "audit.inclusion_proof")
     try:
         proof = log.inclusion_proof(index, tree_size)
         _, leaf = log.leaf(index)
@@ -168,10 +237,10 @@ def inclusion(
 
 
 def consistency(
-    session: Session, keyring: Keyring, caller: Caller, first: int, second: int
-) -> dict[str, object]:
-    log = audit_log(session, keyring, caller)
-    _read(session, caller, "audit.consistency_proof")
+    session: Session, keyring: Keyring, acting: Acting, first: int, second: int
+) -> ConsistencyProof:
+    log = audit_log(session, keyring, acting)
+    _read(session, acting, "audit.consistency_proof")
     try:
         proof = log.consistency_proof(first, second)
     except NotFoundError:
@@ -182,12 +251,12 @@ def consistency(
 
 
 def add_cosignature(
-    session: Session, keyring: Keyring, caller: Caller, note: str, witness_vkey: str
+    session: Session, keyring: Keyring, acting: Acting, note: str, witness_vkey: str
 ) -> str:
-    log = audit_log(session, keyring, caller)
+    log = audit_log(session, keyring, acting)
     try:
         stored = log.add_cosignature(note, witness_vkey)
     except AuditError as exc:
         raise InvalidInput.field("note", "cosignature_invalid", str(exc)) from None
-    record(session, caller, "audit.cosign", outcome=Outcome("ok", "audit.cosignature"))
+    record(session, acting, "audit.cosign", outcome=Outcome("ok", "audit.cosignature"))
     return stored.note

@@ -13,21 +13,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from functools import lru_cache
 from typing import Protocol
 
 from sqlalchemy.orm import Session
 
-from audit.entry import Actor, AuditEntry, Outcome, PolicyRef, Subject, Withheld
+from audit.entry import AuditEntry, Outcome, PolicyRef, Subject, Withheld
 from audit.errors import AuditError
 from audit.store import append_many
+from exchange.identity import Acting
+from exchange.services.errors import AuditUnavailable
 from keys.keyring import Keyring
 from policies.results import Evaluation, PolicyIdentity
-
-
-class AuditUnavailable(Exception):
-    """The audit entry could not be appended; the transaction must roll back, nothing returned."""
 
 
 class AuditSink(Protocol):
@@ -54,20 +51,6 @@ class MemoryAuditSink:
         start = len(self.entries)
         self.entries.extend(entries)
         return list(range(start, start + len(entries)))
-
-
-@dataclass(frozen=True, slots=True)
-class Acting:
-    """Who acts, when, in which request (the principal's id and role only)."""
-
-    principal_id: str
-    role: str
-    now: datetime
-    request_id: str | None = None
-
-    @property
-    def actor(self) -> Actor:
-        return Actor(self.principal_id, self.role)
 
 
 def policy_ref(identity: PolicyIdentity | None) -> PolicyRef | None:

@@ -18,18 +18,16 @@ from sqlalchemy.orm import Session
 
 from audit.entry import Action
 from exchange.db import models as m
+from exchange.identity import Acting
 from exchange.services import auditing, disclosure
-from exchange.services.auditing import Acting, AuditSink
+from exchange.services.auditing import AuditSink
+from exchange.services.errors import CaseNotFound
 from keys.keyring import Keyring
 from keys.pseudonyms import case_reference
 from policies.engine import PolicySet
 
 NOT_FOUND_REASON = "case_not_found"
 MAX_REFERENCE_LENGTH = 128
-
-
-class CaseNotFound(Exception):
-    """No visible case with that reference for this contractor (deliberately uninformative)."""
 
 
 def find_assignment_id(

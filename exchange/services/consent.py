@@ -14,18 +14,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from typing_extensions import TypedDict
 
 from audit.entry import Outcome
 from exchange.db import models as m
 from exchange.db.models.codes import CONSENT_METHODS, CONSENT_SCOPES
+from exchange.identity import Acting
 from exchange.services.assignments import active_for_resident, bump, revoke_assignment
-from exchange.services.audit_access import Caller, record, subject
+from exchange.services.audit_access import record, subject
 from exchange.services.consent_state import current_consent, events
-from exchange.services.errors import Conflict, InvalidInput, NotFound
+from exchange.services.errors import Conflict, FieldErrors, InvalidInput, NotFound
 from exchange.services.residents import visible_resident
 from keys.keyring import Keyring
 
@@ -50,44 +51,43 @@ class ConsentInput:
 
 
 def _validate(data: ConsentInput, action: str) -> list[str]:
+    """The scopes in catalogue order; every field problem raised at once."""
+    errors = FieldErrors()
     if (data.agreement_id is None) == (data.programme is None):
-        raise InvalidInput.field("agreement_id", "agreement_or_programme",
-                                 "give exactly one of agreement_id and programme")  # fmt: skip
+        errors.add("agreement_id", "agreement_or_programme",
+                   "give exactly one of agreement_id and programme")  # fmt: skip
     if data.programme is not None and not _PROGRAMME.match(data.programme):
-        raise InvalidInput.field("programme", "format", "must be a lower-case code")
+        errors.add("programme", "format", "must be a lower-case code")
     scopes = list(data.scopes)
-    if not scopes:
-        raise InvalidInput.field("scopes", "required", "name at least one consent scope")
     unknown = sorted(set(scopes) - set(CONSENT_SCOPES))
-    if unknown:
-        raise InvalidInput.field("scopes", "scope_unknown",
-                                 f"unknown scope(s): {', '.join(unknown)}")  # fmt: skip
-    if len(set(scopes)) != len(scopes):
-        raise InvalidInput.field("scopes", "duplicate", "a scope is named twice")
+    if not scopes:
+        errors.add("scopes", "required", "name at least one consent scope")
+    elif unknown:
+        errors.add("scopes", "scope_unknown", f"unknown scope(s): {', '.join(unknown)}")
+    elif len(set(scopes)) != len(scopes):
+        errors.add("scopes", "duplicate", "a scope is named twice")
     if data.method not in CONSENT_METHODS:
-        raise InvalidInput.field("method", "method_unknown",
-                                 f"must be one of {', '.join(CONSENT_METHODS)}")  # fmt: skip
+        errors.add("method", "method_unknown", f"must be one of {', '.join(CONSENT_METHODS)}")
     if not _NOTICE.match(data.notice_version):
-        raise InvalidInput.field("notice_version", "format",
-                                 "must be 1-32 characters [A-Za-z0-9._-]")  # fmt: skip
+        errors.add("notice_version", "format", "must be 1-32 characters [A-Za-z0-9._-]")
     if not _SHA256.match(data.evidence_sha256):
-        raise InvalidInput.field("evidence_sha256", "format",
-                                 "must be 64 lower-case hexadecimal digits")  # fmt: skip
+        errors.add("evidence_sha256", "format", "must be 64 lower-case hexadecimal digits")
     if action == "grant":
         if set(scopes) & SENSITIVE_SCOPES and not data.separate:
-            raise InvalidInput.field(
+            errors.add(
                 "separate", "separate_consent_required",
                 "pregnancy_health and birth_health need separate consent (PIPL Art. 29): "
                 "record them with separate=true",
-            )
+            )  # fmt: skip
         if set(scopes) & GUARDIAN_SCOPES and not data.guardian:
-            raise InvalidInput.field("guardian", "guardian_consent_required",
-                                     "child_data needs the guardian's consent (PIPL Art. 31)")
+            errors.add("guardian", "guardian_consent_required",
+                       "child_data needs the guardian's consent (PIPL Art. 31)")  # fmt: skip
+    errors.raise_any()
     return sorted(scopes, key=CONSENT_SCOPES.index)
 
 
 def _append(
-    session: Session, keyring: Keyring, caller: Caller, resident: m.Resident, action: str,
+    session: Session, keyring: Keyring, acting: Acting, resident: m.Resident, action: str,
     data: ConsentInput,
 ) -> tuple[m.ConsentEvent, list[str]]:  # fmt: skip
     scopes = _validate(data, action)
@@ -102,11 +102,11 @@ def _append(
         resident_id=resident.id, sequence=(last or 0) + 1, agreement_id=data.agreement_id,
         programme=data.programme, action=action, scopes=scopes, method=data.method,
         notice_version=data.notice_version, evidence_sha256=data.evidence_sha256,
-        guardian=data.guardian, recorded_at=caller.now, recorded_by=caller.principal.id,
+        guardian=data.guardian, recorded_at=acting.now, recorded_by=acting.identity.id,
     )  # fmt: skip
     session.add(event)
     session.flush()
-    record(session, caller, "consent.record", agreement=data.agreement_id,
+    record(session, acting, "consent.record", agreement=data.agreement_id,
            subjects=[subject(keyring, resident.id, consents=(event.id,))],
            outcome=Outcome("ok", f"consent.{action}"))  # fmt: skip
     return event, scopes
@@ -118,30 +118,50 @@ def _affected(session: Session, resident_id: str, data: ConsentInput) -> list[m.
 
 
 def grant(
-    session: Session, keyring: Keyring, caller: Caller, resident_id: str, data: ConsentInput
+    session: Session, keyring: Keyring, acting: Acting, resident_id: str, data: ConsentInput
 ) -> m.ConsentEvent:
-    resident = visible_resident(session, caller, resident_id)
-    event, _ = _append(session, keyring, caller, resident, "grant", data)
+    resident = visible_resident(session, acting, resident_id)
+    event, _ = _append(session, keyring, acting, resident, "grant", data)
     for assignment in _affected(session, resident.id, data):
         bump(session, assignment)  # the contractor's view may widen
     return event
 
 
 def withdraw(
-    session: Session, keyring: Keyring, caller: Caller, resident_id: str, data: ConsentInput
+    session: Session, keyring: Keyring, acting: Acting, resident_id: str, data: ConsentInput
 ) -> m.ConsentEvent:
-    resident = visible_resident(session, caller, resident_id)
-    event, _ = _append(session, keyring, caller, resident, "withdraw", data)
+    resident = visible_resident(session, acting, resident_id)
+    event, _ = _append(session, keyring, acting, resident, "withdraw", data)
     for assignment in _affected(session, resident.id, data):
         if REQUIRED_SCOPE not in current_consent(session, resident.id, assignment.agreement_id):
-            revoke_assignment(session, keyring, caller, assignment, "consent_withdrawn")
+            revoke_assignment(session, keyring, acting, assignment, "consent_withdrawn")
         else:
             bump(session, assignment)  # the contractor's next sync carries the reduced view
     session.flush()
     return event
 
 
-def event_view(event: m.ConsentEvent) -> dict[str, Any]:
+class ConsentEventView(TypedDict):
+    id: str
+    sequence: int
+    action: str
+    scopes: list[str]
+    agreement_id: str | None
+    programme: str | None
+    method: str
+    notice_version: str
+    evidence_sha256: str
+    guardian: bool
+    recorded_at: str
+    recorded_by: str
+
+
+class ConsentHistory(TypedDict):
+    events: list[ConsentEventView]
+    current: dict[str, list[str]]  # agreement id -> the scopes consented to now
+
+
+def event_view(event: m.ConsentEvent) -> ConsentEventView:
     return {
         "id": event.id, "sequence": event.sequence, "action": event.action,
         "scopes": list(event.scopes), "agreement_id": event.agreement_id,
@@ -152,15 +172,15 @@ def event_view(event: m.ConsentEvent) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def history(session: Session, caller: Caller, resident_id: str) -> dict[str, Any]:
+def history(session: Session, acting: Acting, resident_id: str) -> ConsentHistory:
     """Every consent event of the resident in order, and the current consent per agreement."""
-    if caller.principal.role == "auditor":  # no personal value here; auditors check consent
+    if acting.identity.role == "auditor":  # no personal value here; auditors check consent
         found = session.get(m.Resident, resident_id) if len(resident_id) <= 36 else None
         if found is None:
             raise NotFound("no such resident")
         resident = found
     else:
-        resident = visible_resident(session, caller, resident_id)
+        resident = visible_resident(session, acting, resident_id)
     history_events = events(session, resident.id, None)
     agreements = sorted({e.agreement_id for e in history_events if e.agreement_id})
     current = {a: sorted(current_consent(session, resident.id, a)) for a in agreements}

@@ -8,14 +8,15 @@ keeps its old private keys until it has opened what was sealed to them. Key even
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
+from typing_extensions import TypedDict
 
 from audit.entry import KeyEvent as AuditKeyEvent
 from exchange.db import models as m
-from exchange.services.audit_access import Caller, record
+from exchange.identity import Acting
+from exchange.services.audit_access import record
 from exchange.services.errors import Conflict, InvalidInput, NotFound
 from keys.contractor_keys import ContractorPublicKey
 from keys.errors import KeysError, RotationError
@@ -25,18 +26,18 @@ from keys.rotation import ContractorKeyRecord, rotate_contractor_key
 MAX_NAME = 128
 
 
-def create(session: Session, caller: Caller, name: str) -> m.Contractor:
+def create(session: Session, acting: Acting, name: str) -> m.Contractor:
     name = name.strip()
     if not 1 <= len(name) <= MAX_NAME or not name.isprintable():
         raise InvalidInput.field("name", "format", f"must be 1-{MAX_NAME} printable characters")
     if session.scalar(select(m.Contractor.id).where(m.Contractor.name == name)):
         raise Conflict("a contractor with this name exists")
-    row = m.Contractor(name=name, status="active", created_at=caller.now)
+    row = m.Contractor(name=name, status="active", created_at=acting.now)
     session.add(row)
     session.flush()
     session.add(m.FeedCounter(contractor_id=row.id, last_seq=0))
     session.flush()
-    record(session, caller, "contractor.create", outcome=None)
+    record(session, acting, "contractor.create", outcome=None)
     return row
 
 
@@ -100,7 +101,7 @@ _AUDIT_KEY_ACTIONS = {
 
 
 def register_key(
-    session: Session, caller: Caller, contractor_id: str, text: str
+    session: Session, acting: Acting, contractor_id: str, text: str
 ) -> m.ContractorKey:
     contractor = get_contractor(session, contractor_id)
     try:
@@ -113,19 +114,36 @@ def register_key(
         raise Conflict("this public key is already registered")
     sink = _Events()
     try:
-        rotate_contractor_key(_DbKeyStore(session), contractor.id, public, sink, lambda: caller.now)
+        rotate_contractor_key(_DbKeyStore(session), contractor.id, public, sink, lambda: acting.now)
     except RotationError:
         raise Conflict("this public key is already registered") from None
     for event in sink.events:
         action, kind = _AUDIT_KEY_ACTIONS[event.event]
-        record(session, caller, action, key=AuditKeyEvent(event.key_id, event.version, kind))
+        record(session, acting, action, key=AuditKeyEvent(event.key_id, event.version, kind))
     row = session.scalar(select(m.ContractorKey).where(
         m.ContractorKey.key_id == public.fingerprint.hex()))  # fmt: skip
     assert row is not None
     return row
 
 
-def key_view(row: m.ContractorKey) -> dict[str, Any]:
+class KeyView(TypedDict):
+    key_id: str
+    kem_id: int
+    status: str
+    public_key: str
+    created_at: str
+    retired_at: str | None
+
+
+class ContractorView(TypedDict):
+    id: str
+    name: str
+    status: str
+    created_at: str
+    keys: list[KeyView]
+
+
+def key_view(row: m.ContractorKey) -> KeyView:
     return {
         "key_id": row.key_id, "kem_id": row.kem_id, "status": row.status,
         "public_key": row.public_key, "created_at": row.created_at.isoformat(),
@@ -133,14 +151,14 @@ def key_view(row: m.ContractorKey) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def view(row: m.Contractor) -> dict[str, Any]:
+def view(row: m.Contractor) -> ContractorView:
     keys = sorted(row.keys, key=lambda k: (k.created_at, k.status == "active", k.id))
     return {"id": row.id, "name": row.name, "status": row.status,
             "created_at": row.created_at.isoformat(),
             "keys": [key_view(k) for k in keys]}  # fmt: skip
 
 
-def list_contractors(session: Session) -> list[dict[str, Any]]:
+def list_contractors(session: Session) -> list[ContractorView]:
     rows = session.scalars(
         select(m.Contractor).order_by(m.Contractor.name).options(selectinload(m.Contractor.keys))
     ).all()

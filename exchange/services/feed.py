@@ -25,8 +25,9 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from exchange.db import models as m
+from exchange.identity import Acting
 from exchange.services import disclosure
-from exchange.services.auditing import Acting, AuditSink
+from exchange.services.auditing import AuditSink
 from exchange.services.bounds import MAX_SQL_INT32
 from exchange.services.disclosure import check_purpose
 from exchange.services.errors import InvalidInput

@@ -1,5 +1,5 @@
 """Residents for the office: register one (the ledger import's validation and storage), list and
-read them within the caller's scope, decrypted for office roles only.
+read them within the acting's scope, decrypted for office roles only.
 
 Scope: a community cadre sees only the residents of her communities; anything else answers
 exactly like a resident that does not exist.
@@ -14,23 +14,23 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, selectinload
+from typing_extensions import TypedDict
 
 from exchange.db import models as m
 from exchange.db import storage
+from exchange.identity import OFFICE_ROLES, Acting
 from exchange.ledger.errors import LedgerError
 from exchange.ledger.headers import CANONICAL_HEADERS, Column
 from exchange.ledger.importer import import_ledger, known_communities
 from exchange.ledger.reader import MemorySource
-from exchange.services.audit_access import Caller, record, subject
-from exchange.services.bounds import MAX_SQL_INT
-from exchange.services.errors import Conflict, FieldProblem, InvalidInput, NotFound
+from exchange.services.audit_access import record, subject
+from exchange.services.errors import Conflict, FieldProblem, InvalidInput, NotFound, check_page
 from keys.datakeys import DataKey, WrappedKey
 from keys.errors import KeysError
 from keys.fields import EncryptedValue
 from keys.keyring import Keyring
 from policies import office_date
 
-OFFICE_ROLES = frozenset({"office_admin", "community_cadre"})
 MAX_PAGE = 200
 
 # API field name -> ledger column (the import's validation names errors by column)
@@ -86,29 +86,22 @@ class ResidentInput:
         return "ResidentInput(<redacted>)"
 
 
-def in_scope(caller: Caller, community_id: str) -> bool:
-    p = caller.principal
-    if p.role == "office_admin":
-        return True
-    return p.role == "community_cadre" and community_id in p.community_ids
-
-
-def visible_resident(session: Session, caller: Caller, resident_id: str) -> m.Resident:
-    """The resident if the caller may see her; NotFound otherwise (same answer either way)."""
+def visible_resident(session: Session, acting: Acting, resident_id: str) -> m.Resident:
+    """The resident if the acting may see her; NotFound otherwise (same answer either way)."""
     row = session.get(m.Resident, resident_id) if len(resident_id) <= 36 else None
-    if row is None or not in_scope(caller, row.community_id):
+    if row is None or not acting.identity.sees_community(row.community_id):
         raise NotFound("no such resident")
     return row
 
 
-def _scope_names(session: Session, caller: Caller) -> frozenset[str] | None:
-    if caller.principal.role == "office_admin":
+def _scope_names(session: Session, acting: Acting) -> frozenset[str] | None:
+    if acting.identity.role == "office_admin":
         return None
-    ids = caller.principal.community_ids
+    ids = acting.identity.community_ids
     return frozenset(n for n, i in known_communities(session).items() if i in ids)
 
 
-def register(session: Session, keyring: Keyring, caller: Caller, data: ResidentInput) -> str:
+def register(session: Session, keyring: Keyring, acting: Acting, data: ResidentInput) -> str:
     """Register one resident; returns her id. Same validation and storage as the import."""
     try:
         index = keyring.blind_index(data.national_id)
@@ -122,8 +115,8 @@ def register(session: Session, keyring: Keyring, caller: Caller, data: ResidentI
     source = MemorySource(header, lambda: iter([row]), "registration")
     try:
         report = import_ledger(
-            session, keyring, source, today=office_date(caller.now),
-            allowed_communities=_scope_names(session, caller),
+            session, keyring, source, today=office_date(acting.now),
+            allowed_communities=_scope_names(session, acting),
         )  # fmt: skip
     except LedgerError as exc:
         raise InvalidInput(str(exc)) from None
@@ -137,7 +130,7 @@ def register(session: Session, keyring: Keyring, caller: Caller, data: ResidentI
         )
     resident_id = session.scalar(select(m.Resident.id).where(m.Resident.national_id_index == index))
     assert resident_id is not None
-    record(session, caller, "resident.register", subjects=[subject(keyring, resident_id)])
+    record(session, acting, "resident.register", subjects=[subject(keyring, resident_id)])
     return resident_id
 
 
@@ -165,6 +158,33 @@ def mask_national_id(value: str) -> str:
     return value[:6] + "*" * (len(value) - 10) + value[-4:] if len(value) > 10 else "*" * len(value)
 
 
+class AddressView(TypedDict):
+    compound: str | None
+    building: str | None
+    unit: str | None
+    room: str | None
+
+
+class PersonalView(TypedDict):
+    name: str | None
+    phone: str | None
+    national_id_masked: str | None
+    address: AddressView
+
+
+class EpisodeView(TypedDict, total=False):  # empty when she has no episode
+    stage: str
+    due_date: str | None
+    delivery_date: str | None
+    parity: int | None
+    risk_flags: list[str]
+
+
+class ChildView(TypedDict):
+    birth_date: str | None
+    sex: str | None
+
+
 @dataclass(frozen=True, slots=True, repr=False)
 class ResidentView:
     id: str
@@ -172,17 +192,17 @@ class ResidentView:
     district: str
     street: str
     erased: bool
-    personal: dict[str, Any] | None = None  # only for office roles
+    personal: PersonalView | None = None  # only for office roles
     stage: str | None = None
-    episode: dict[str, Any] = field(default_factory=dict)
-    children: list[dict[str, Any]] = field(default_factory=list)
+    episode: EpisodeView = field(default_factory=lambda: EpisodeView())
+    children: list[ChildView] = field(default_factory=list)
 
     def __repr__(self) -> str:
         return f"ResidentView(id={self.id!r})"
 
 
 def _view(
-    keyring: Keyring, caller: Caller, row: m.Resident, community_names: Mapping[str, str]
+    keyring: Keyring, acting: Acting, row: m.Resident, community_names: Mapping[str, str]
 ) -> ResidentView:
     latest = max(row.episodes, key=lambda e: (e.created_at, e.id), default=None)
     base = ResidentView(
@@ -190,7 +210,7 @@ def _view(
         street=row.street, erased=row.erased_at is not None,
         stage=latest.stage if latest else None,
     )  # fmt: skip
-    if base.erased or caller.principal.role not in OFFICE_ROLES:
+    if base.erased or acting.identity.role not in OFFICE_ROLES:
         return base
     key = data_key(keyring, row)
     if key is None:
@@ -198,7 +218,7 @@ def _view(
     values = _decrypt(keyring, key, "residents", row.id,
                       {c: getattr(row, c) for c in _RESIDENT_COLUMNS})  # fmt: skip
     nid = values.pop("national_id", None)
-    personal: dict[str, Any] = {
+    personal: PersonalView = {
         "name": values.get("name"),
         "phone": values.get("phone"),
         "national_id_masked": mask_national_id(nid) if nid else None,
@@ -209,7 +229,7 @@ def _view(
             "room": values.get("address_room"),
         },
     }
-    episode: dict[str, Any] = {}
+    episode: EpisodeView = {}
     if latest is not None:
         ev = _decrypt(keyring, key, "maternal_episodes", latest.id, {
             "due_date": latest.due_date, "delivery_date": latest.delivery_date,
@@ -221,7 +241,7 @@ def _view(
             "parity": storage.decode_int(ev["parity"]) if "parity" in ev else None,
             "risk_flags": list(storage.decode_flags(ev.get("risk_flags", ""))),
         }
-    children = []
+    children: list[ChildView] = []
     for child in sorted(row.children, key=lambda c: (c.created_at, c.id)):
         cv = _decrypt(keyring, key, "children", child.id,
                       {"birth_date": child.birth_date, "sex": child.sex})  # fmt: skip
@@ -234,31 +254,28 @@ def _community_names(session: Session) -> dict[str, str]:
     return {i: n for n, i in known_communities(session).items()}
 
 
-def get(session: Session, keyring: Keyring, caller: Caller, resident_id: str) -> ResidentView:
-    row = visible_resident(session, caller, resident_id)
-    view = _view(keyring, caller, row, _community_names(session))
-    record(session, caller, "resident.read", subjects=[subject(keyring, row.id)])
+def get(session: Session, keyring: Keyring, acting: Acting, resident_id: str) -> ResidentView:
+    row = visible_resident(session, acting, resident_id)
+    view = _view(keyring, acting, row, _community_names(session))
+    record(session, acting, "resident.read", subjects=[subject(keyring, row.id)])
     return view
 
 
 def list_residents(
     session: Session,
     keyring: Keyring,
-    caller: Caller,
+    acting: Acting,
     *,
     community: str | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[int, Sequence[ResidentView]]:
-    """(total visible, page) of the residents in the caller's scope, oldest first."""
-    if not 1 <= limit <= MAX_PAGE:
-        raise InvalidInput.field("limit", "out_of_range", f"must be 1-{MAX_PAGE}")
-    if not 0 <= offset <= MAX_SQL_INT:
-        raise InvalidInput.field("offset", "out_of_range", f"must be 0-{MAX_SQL_INT}")
+    """(total visible, page) of the residents in the acting's scope, oldest first."""
+    check_page(limit, offset, MAX_PAGE)
     names = _community_names(session)
     conds: list[ColumnElement[bool]] = []
-    if caller.principal.role != "office_admin":
-        conds.append(m.Resident.community_id.in_(caller.principal.community_ids))
+    if acting.identity.role != "office_admin":
+        conds.append(m.Resident.community_id.in_(acting.identity.community_ids))
     if community is not None:
         wanted = [i for i, n in names.items() if n == community]
         conds.append(m.Resident.community_id.in_(wanted))
@@ -269,8 +286,8 @@ def list_residents(
         .options(selectinload(m.Resident.data_key), selectinload(m.Resident.episodes),
                  selectinload(m.Resident.children))
     ).all()  # fmt: skip
-    views = [_view(keyring, caller, r, names) for r in rows]
+    views = [_view(keyring, acting, r, names) for r in rows]
     if rows:
-        record(session, caller, "resident.list",
+        record(session, acting, "resident.list",
                subjects=[subject(keyring, r.id) for r in rows])  # fmt: skip
     return int(total), views

@@ -15,14 +15,21 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from typing_extensions import TypedDict
 
 from audit.entry import Subject
 from exchange.db import models as m
 from exchange.db.ids import new_id
+from exchange.identity import Acting
 from exchange.services import auditing
-from exchange.services.auditing import Acting, AuditSink
-from exchange.services.cases import CaseNotFound, find_assignment_id
-from exchange.services.errors import InvalidInput
+from exchange.services.auditing import AuditSink
+from exchange.services.cases import find_assignment_id
+from exchange.services.errors import (
+    CaseNotFound,
+    FieldErrors,
+    IdempotencyMismatch,
+    InvalidInput,
+)
 from keys.datakeys import WrappedKey
 from keys.errors import KeysError
 from keys.fields import FieldContext
@@ -35,10 +42,6 @@ CLOCK_SKEW = timedelta(minutes=5)
 _NOTES = ("service_records", "notes")
 
 
-class IdempotencyMismatch(Exception):
-    """The Idempotency-Key was used before for a different request."""
-
-
 @dataclass(frozen=True, slots=True)
 class ServiceReport:
     service: str
@@ -46,21 +49,32 @@ class ServiceReport:
     notes: str | None = None
 
 
+class ServiceRecordReceipt(TypedDict):
+    """What the contractor gets back (never the notes: only whether some were recorded)."""
+
+    id: str
+    case_reference: str
+    service: str
+    delivered_at: str
+    recorded_at: str
+    notes_recorded: bool
+
+
 @dataclass(frozen=True, slots=True)
 class Recorded:
-    record: dict[str, Any]
+    record: ServiceRecordReceipt
     created: bool
 
 
-def check_key(key: str | None) -> str:
+def check_key(key: str | None, errors: FieldErrors) -> str:
     if key is None or not IDEMPOTENCY_KEY.fullmatch(key):
-        raise InvalidInput.field(
+        errors.add(
             "Idempotency-Key", "invalid", "header required: 8-128 characters [A-Za-z0-9._:-]"
         )
-    return key
+    return key or ""
 
 
-def _view(row: m.ServiceRecord, reference: str) -> dict[str, Any]:
+def _view(row: m.ServiceRecord, reference: str) -> ServiceRecordReceipt:
     return {
         "id": row.id,
         "case_reference": reference,
@@ -71,13 +85,13 @@ def _view(row: m.ServiceRecord, reference: str) -> dict[str, Any]:
     }
 
 
-def _check(report: ServiceReport, now: datetime) -> None:
+def _check(report: ServiceReport, now: datetime, errors: FieldErrors) -> None:
     if report.delivered_at.tzinfo is None:
-        raise InvalidInput.field("delivered_at", "naive", "must carry a timezone offset")
-    if report.delivered_at > now + CLOCK_SKEW:
-        raise InvalidInput.field("delivered_at", "future", "lies in the future")
+        errors.add("delivered_at", "naive", "must carry a timezone offset")
+    elif report.delivered_at > now + CLOCK_SKEW:
+        errors.add("delivered_at", "future", "lies in the future")
     if report.notes is not None and len(report.notes) > MAX_NOTES:
-        raise InvalidInput.field("notes", "too_long", f"at most {MAX_NOTES} characters")
+        errors.add("notes", "too_long", f"at most {MAX_NOTES} characters")
 
 
 def record_service(
@@ -91,8 +105,10 @@ def record_service(
     report: ServiceReport,
 ) -> Recorded:
     """Store (or find the stored) record; raises CaseNotFound, InvalidInput, IdempotencyMismatch."""
-    key = check_key(idempotency_key)
-    _check(report, acting.now)
+    errors = FieldErrors()
+    key = check_key(idempotency_key, errors)
+    _check(report, acting.now, errors)
+    errors.raise_any()
     assignment_id = find_assignment_id(session, keyring, contractor_id, reference)
     if assignment_id is None:
         raise CaseNotFound()

@@ -9,21 +9,19 @@ harmless and returns the first acknowledgement time.
 from __future__ import annotations
 
 import hmac
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from typing_extensions import TypedDict
 
 from audit.entry import Action, Subject
 from exchange.db import models as m
+from exchange.identity import Acting
 from exchange.services import auditing
-from exchange.services.auditing import Acting, AuditSink
+from exchange.services.auditing import AuditSink
+from exchange.services.errors import TombstoneNotFound
 from keys.keyring import Keyring
 from keys.pseudonyms import case_reference
-
-
-class TombstoneNotFound(Exception):
-    """No tombstone with that reference for this contractor."""
 
 
 def _resident_of(
@@ -44,6 +42,12 @@ def _resident_of(
     return found
 
 
+class Acknowledgement(TypedDict):
+    case_reference: str
+    acknowledged_at: str  # the first acknowledgement's time
+    tombstones: int
+
+
 def acknowledge(
     session: Session,
     keyring: Keyring,
@@ -51,7 +55,7 @@ def acknowledge(
     acting: Acting,
     contractor_id: str,
     reference: str,
-) -> dict[str, Any]:
+) -> Acknowledgement:
     """Mark every tombstone of `reference` for this contractor acknowledged; audit it."""
     rows = list(
         session.scalars(

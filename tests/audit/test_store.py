@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 
 import pytest
 import sqlalchemy as sa
@@ -347,3 +348,28 @@ def test_postgresql_writer_role_appends_and_searches_but_cannot_rewrite(
             conn.execute(sa.text(f"DROP ROLE {role}"))
     with sessions() as s:
         assert AuditLog(s).size() == 3 and AuditLog(s).fsck().ok
+
+
+def test_entries_with_details_are_stored_exported_and_verify(sessions: sessionmaker[Session],
+                                                             signer: Signer) -> None:
+    """Format 2 entries (with details) between format 1 ones: stored verbatim, searchable,
+    clean under fsck and verified offline with --deep."""
+    _fill(sessions, 3)
+    imported = replace(disclosure(3), action="ledger.import", subjects=(),
+                       details={"file_sha256": "9f86d081", "rows_total": 12})
+    with sessions.begin() as s:
+        append(s, imported)
+    _fill(sessions, 2, start=4)
+    with sessions.begin() as s:
+        log = AuditLog(s, signer=signer)
+        cp = log.issue_checkpoint()
+        lines = [line.encode() for line in log.export()]
+        report = log.fsck(signer.verifier)
+        found = log.entries(EntryFilter(action="ledger.import"), after=-1, limit=10).items
+    assert report.ok, report.problems
+    assert [int(str(i["index"])) for i in found] == [3]
+    (line,) = [line for line in lines if b'"action":"ledger.import"' in line]
+    assert line.startswith(b'{"index":3,')
+    assert b'"details":{"file_sha256":"9f86d081","rows_total":12},"index":3,' in line
+    verdict = verify_export(lines, signer.verifier, checkpoint=cp.note, deep=True)
+    assert verdict.ok and verdict.entries == 6, verdict.summary()

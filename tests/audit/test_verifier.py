@@ -320,3 +320,29 @@ def test_worker_loop_answers_each_request_in_order() -> None:
     for ls, start, pending in requests:
         assert read_result(sink) == verify_chunk(ls, start, 16, pending) is not None
     assert sink.read() == b""
+
+
+def test_entries_with_details_take_the_fast_path_and_agree_with_the_exact_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    monkeypatch.setattr(verifier, "CHUNK_SIZE", 4)
+    mixed = [encode(i, replace(disclosure(i), details={"rows_total": i, "ok": True})
+                    if i % 3 == 0 else disclosure(i)) for i in range(13)]
+    assert b'"v":2' in mixed[0] and b'"v":1' in mixed[1]
+    replayed: list[int] = []
+    original = verifier._Replay.line
+
+    def counting(self: verifier._Replay, line: bytes, lineno: int) -> Problem | None:
+        replayed.append(lineno)
+        return original(self, line, lineno)
+
+    monkeypatch.setattr(verifier._Replay, "line", counting)
+    cp = _cp_of(SIGNER, mixed, 13)
+    assert verify_export(_export(SIGNER, [cp], mixed), SIGNER.verifier).ok
+    assert replayed == [2]  # only the checkpoint line went the exact way
+    lines = _export(SIGNER, [cp], mixed)  # header, checkpoint, then entry 0 ...
+    lines[8] = lines[8].replace(b'"rows_total":6', b'"rows_total":7')  # the stored leaf stays
+    for deep in (False, True):
+        verdict = verify_export(lines, SIGNER.verifier, deep=deep)
+        assert not verdict.ok and verdict.problem is not None and verdict.problem.index == 6

@@ -17,14 +17,13 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from audit.store import tables as audit_tables
-from exchange.api.auth import Principal
 from exchange.cli import app
 from exchange.cli.dev import prepare
 from exchange.db import models as m
 from exchange.db.engine import make_engine, make_session_factory
 from exchange.demo import AGREEMENT_A
+from exchange.identity import Acting, Identity
 from exchange.services import residents
-from exchange.services.audit_access import Caller
 from exchange.settings import Settings, get_settings
 
 ADMIN, CADRE, AUDITOR = "demo-office-admin", "demo-cadre", "demo-auditor"
@@ -109,7 +108,7 @@ def _personal_name(db: Session, home: Path, resident_id: str) -> str:
 
     keyring = load_keyring(Settings(home=home))
     row = db.scalars(select(m.Principal).where(m.Principal.name == ADMIN)).one()
-    view = residents.get(db, keyring, Caller(Principal.from_row(row), datetime.now(UTC)),
+    view = residents.get(db, keyring, Acting(Identity.from_row(row), datetime.now(UTC)),
                          resident_id)  # fmt: skip
     db.rollback()  # the test's own read is not kept
     assert view.personal is not None
@@ -277,7 +276,7 @@ def _contractor_pulls(db: Session, home: Path, contractor_id: str) -> None:
     """The contractor's feed sync, as the API runs it (audited disclosures)."""
     from exchange.bootstrap import load_keyring
     from exchange.services import feed
-    from exchange.services.auditing import Acting, SqlAuditSink
+    from exchange.services.auditing import SqlAuditSink
     from policies import shipped_policies
 
     principal = db.scalars(
@@ -285,7 +284,7 @@ def _contractor_pulls(db: Session, home: Path, contractor_id: str) -> None:
             m.Principal.role == "contractor", m.Principal.contractor_id == contractor_id
         )
     ).one()
-    acting = Acting(principal.id, principal.role, datetime.now(UTC), None)
+    acting = Acting(Identity.from_row(principal), datetime.now(UTC))
     feed.pull(db, load_keyring(Settings(home=home)), SqlAuditSink(), acting, contractor_id,
               "home_visit", None, 200, shipped_policies())  # fmt: skip
     db.commit()

@@ -7,21 +7,25 @@ assignment under it, each with a tombstone.
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from exchange.api.auth import Principal
-from exchange.api.deps import AppKeyring, Clock, DbSession
-from exchange.api.permissions import require
-from exchange.api.routers._office import OFFICE_ERRORS, caller
+from exchange.api.context import Context, context_for
+from exchange.api.pages import Items
+from exchange.api.problems import problems
 from exchange.services import agreements
 
-router = APIRouter(prefix="/agreements", tags=["agreements"], dependencies=OFFICE_ERRORS)
+router = APIRouter(prefix="/agreements", tags=["agreements"])
 
 AgreementId = Annotated[str, Path(min_length=1, max_length=36)]
-Write = Annotated[Principal, Depends(require("agreements.write"))]
+Reader = Annotated[Context, context_for("agreements.read")]
+Writer = Annotated[Context, context_for("agreements.write")]
+
+
+class AgreementList(Items[agreements.AgreementView]):
+    pass
 
 
 class AgreementBody(BaseModel):
@@ -38,12 +42,10 @@ class AgreementBody(BaseModel):
                               Field(max_length=20)] = []
 
 
-@router.post("", status_code=201)
-def create_agreement(
-    request: Request, principal: Write, session: DbSession, clock: Clock, body: AgreementBody
-) -> dict[str, Any]:
+@router.post("", status_code=201, responses=problems(409))
+def create_agreement(ctx: Writer, body: AgreementBody) -> agreements.AgreementView:
     """Create a draft agreement; activate it before assigning cases under it."""
-    row = agreements.create(session, caller(request, principal, clock), agreements.AgreementInput(
+    row = agreements.create(ctx.session, ctx.acting, agreements.AgreementInput(
         contractor_id=body.contractor_id, reference=body.reference, valid_from=body.valid_from,
         valid_to=body.valid_to, retention_days=body.retention_days, purposes=body.purposes,
         sub_processors=tuple(body.sub_processors),
@@ -53,45 +55,31 @@ def create_agreement(
 
 @router.get("")
 def list_agreements(
-    principal: Annotated[Principal, Depends(require("agreements.read"))],
-    session: DbSession,
+    ctx: Reader,
     contractor_id: Annotated[str | None, Query(max_length=36)] = None,
     status: Literal["draft", "active", "suspended", "terminated"] | None = None,
-) -> dict[str, Any]:
-    return {"items": agreements.list_agreements(session, contractor_id, status)}
+) -> AgreementList:
+    return {"items": agreements.list_agreements(ctx.session, contractor_id, status)}
 
 
-@router.get("/{agreement_id}")
-def get_agreement(
-    principal: Annotated[Principal, Depends(require("agreements.read"))],
-    session: DbSession,
-    agreement_id: AgreementId,
-) -> dict[str, Any]:
-    return agreements.view(agreements.get_agreement(session, agreement_id))
+@router.get("/{agreement_id}", responses=problems(404))
+def get_agreement(ctx: Reader, agreement_id: AgreementId) -> agreements.AgreementView:
+    return agreements.view(agreements.get_agreement(ctx.session, agreement_id))
 
 
-@router.post("/{agreement_id}/activate")
-def activate(
-    request: Request, principal: Write, session: DbSession, clock: Clock,
-    agreement_id: AgreementId,
-) -> dict[str, Any]:  # fmt: skip
-    row = agreements.activate(session, caller(request, principal, clock), agreement_id)
-    return agreements.view(row)
+@router.post("/{agreement_id}/activate", responses=problems(404, 409))
+def activate(ctx: Writer, agreement_id: AgreementId) -> agreements.AgreementView:
+    return agreements.view(agreements.activate(ctx.session, ctx.acting, agreement_id))
 
 
-@router.post("/{agreement_id}/suspend")
-def suspend(
-    request: Request, principal: Write, session: DbSession, keyring: AppKeyring, clock: Clock,
-    agreement_id: AgreementId,
-) -> dict[str, Any]:  # fmt: skip
-    row = agreements.suspend(session, keyring, caller(request, principal, clock), agreement_id)
-    return agreements.view(row)
+@router.post("/{agreement_id}/suspend", responses=problems(404, 409))
+def suspend(ctx: Writer, agreement_id: AgreementId) -> agreements.AgreementView:
+    """Suspend: the contractor is told to delete every case until re-activation."""
+    return agreements.view(agreements.suspend(ctx.session, ctx.keyring, ctx.acting, agreement_id))
 
 
-@router.post("/{agreement_id}/terminate")
-def terminate(
-    request: Request, principal: Write, session: DbSession, keyring: AppKeyring, clock: Clock,
-    agreement_id: AgreementId,
-) -> dict[str, Any]:  # fmt: skip
-    row = agreements.terminate(session, keyring, caller(request, principal, clock), agreement_id)
+@router.post("/{agreement_id}/terminate", responses=problems(404, 409))
+def terminate(ctx: Writer, agreement_id: AgreementId) -> agreements.AgreementView:
+    """Terminate (final): every assignment is revoked and its case tombstoned."""
+    row = agreements.terminate(ctx.session, ctx.keyring, ctx.acting, agreement_id)
     return agreements.view(row)

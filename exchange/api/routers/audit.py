@@ -10,106 +10,71 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from exchange.api.auth import Principal
-from exchange.api.deps import AppKeyring, Clock, DbSession
-from exchange.api.permissions import require
-from exchange.api.routers._office import OFFICE_ERRORS, caller
+from exchange.api.context import Context, context_for
+from exchange.api.problems import problems
 from exchange.services import audit_access
 from exchange.services.bounds import MAX_SQL_INT
 
-router = APIRouter(prefix="/audit", tags=["audit"], dependencies=OFFICE_ERRORS)
+router = APIRouter(prefix="/audit", tags=["audit"])
 
-Reader = Annotated[Principal, Depends(require("audit.read"))]
+Reader = Annotated[Context, context_for("audit.read")]
+CheckpointReader = Annotated[Context, context_for("audit.checkpoint")]
 Ident = Annotated[str | None, Query(max_length=128, pattern=r"^[A-Za-z0-9._:/+=-]+$")]
 
 
 @router.get("/checkpoint", response_class=PlainTextResponse)
-def checkpoint(
-    request: Request,
-    principal: Annotated[Principal, Depends(require("audit.checkpoint"))],
-    session: DbSession,
-    keyring: AppKeyring,
-    clock: Clock,
-) -> PlainTextResponse:
+def checkpoint(ctx: CheckpointReader) -> PlainTextResponse:
     """The latest signed checkpoint (C2SP signed note), covering this read too."""
-    note = audit_access.checkpoint_note(session, keyring, caller(request, principal, clock))
-    return PlainTextResponse(note)
+    return PlainTextResponse(audit_access.checkpoint_note(ctx.session, ctx.keyring, ctx.acting))
 
 
 @router.get("/vkey", response_class=PlainTextResponse)
-def vkey(
-    request: Request,
-    principal: Annotated[Principal, Depends(require("audit.checkpoint"))],
-    session: DbSession,
-    keyring: AppKeyring,
-    clock: Clock,
-) -> PlainTextResponse:
-    return PlainTextResponse(
-        audit_access.vkey(session, keyring, caller(request, principal, clock)) + "\n"
-    )
+def vkey(ctx: CheckpointReader) -> PlainTextResponse:
+    return PlainTextResponse(audit_access.vkey(ctx.session, ctx.keyring, ctx.acting) + "\n")
 
 
 @router.get("/entries")
 def entries(
-    request: Request,
-    principal: Reader,
-    session: DbSession,
-    keyring: AppKeyring,
-    clock: Clock,
+    ctx: Reader,
     actor: Ident = None,
     action: Annotated[str | None, Query(max_length=64, pattern=r"^[a-z][a-z0-9_.]*$")] = None,
     pseudonym: Ident = None,
     agreement: Ident = None,
     outcome: Literal["ok", "denied", "error"] | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Annotated[datetime | None, Query(description="with a UTC offset, e.g. Z")] = None,
+    until: Annotated[datetime | None, Query(description="with a UTC offset, e.g. Z")] = None,
     after: Annotated[int, Query(ge=-1, le=MAX_SQL_INT)] = -1,
     limit: Annotated[int, Query(ge=1, le=audit_access.MAX_PAGE)] = 100,
-) -> dict[str, Any]:
+) -> audit_access.EntriesPage:
     """Entries matching every filter, in index order after `after`; each with its index, the
     canonical bytes (base64) and leaf hash. Pass `next_after` back for the next page."""
-    for name, value in (("since", since), ("until", until)):
-        if value is not None and value.tzinfo is None:
-            from exchange.services.errors import InvalidInput
-
-            raise InvalidInput.field(name, "timezone_required", "give a UTC offset, e.g. Z")
-    return audit_access.entries(session, keyring, caller(request, principal, clock),
-                                audit_access.EntryQuery(actor, action, pseudonym, agreement,
-                                                        outcome, since, until, after, limit))
+    query = audit_access.EntryQuery(actor, action, pseudonym, agreement, outcome, since, until,
+                                    after, limit)  # fmt: skip
+    return audit_access.entries(ctx.session, ctx.keyring, ctx.acting, query)
 
 
-@router.get("/proofs/inclusion")
+@router.get("/proofs/inclusion", responses=problems(404))
 def inclusion_proof(
-    request: Request,
-    principal: Reader,
-    session: DbSession,
-    keyring: AppKeyring,
-    clock: Clock,
+    ctx: Reader,
     index: Annotated[int, Query(ge=0, le=MAX_SQL_INT)],
     tree_size: Annotated[int, Query(ge=1, le=MAX_SQL_INT)],
-) -> dict[str, Any]:
-    return audit_access.inclusion(session, keyring, caller(request, principal, clock), index,
-                                  tree_size)  # fmt: skip
+) -> audit_access.InclusionProof:
+    return audit_access.inclusion(ctx.session, ctx.keyring, ctx.acting, index, tree_size)
 
 
-@router.get("/proofs/consistency")
+@router.get("/proofs/consistency", responses=problems(404))
 def consistency_proof(
-    request: Request,
-    principal: Reader,
-    session: DbSession,
-    keyring: AppKeyring,
-    clock: Clock,
+    ctx: Reader,
     first: Annotated[int, Query(ge=1, le=MAX_SQL_INT)],
     second: Annotated[int, Query(ge=1, le=MAX_SQL_INT)],
-) -> dict[str, Any]:
-    return audit_access.consistency(session, keyring, caller(request, principal, clock), first,
-                                    second)  # fmt: skip
+) -> audit_access.ConsistencyProof:
+    return audit_access.consistency(ctx.session, ctx.keyring, ctx.acting, first, second)
 
 
 class CosignatureBody(BaseModel):
@@ -121,14 +86,10 @@ class CosignatureBody(BaseModel):
 
 @router.post("/cosignatures", status_code=201, response_class=PlainTextResponse)
 def cosign(
-    request: Request,
-    principal: Annotated[Principal, Depends(require("audit.cosign"))],
-    session: DbSession,
-    keyring: AppKeyring,
-    clock: Clock,
-    body: CosignatureBody,
+    ctx: Annotated[Context, context_for("audit.cosign")], body: CosignatureBody
 ) -> PlainTextResponse:
     """Store a witness cosignature of a checkpoint this log issued; returns the cosigned note."""
-    note = audit_access.add_cosignature(session, keyring, caller(request, principal, clock),
-                                        body.note, body.witness_vkey)  # fmt: skip
+    note = audit_access.add_cosignature(ctx.session, ctx.keyring, ctx.acting, body.note,
+                                        body.witness_vkey)  # fmt: skip
     return PlainTextResponse(note, status_code=201)
+

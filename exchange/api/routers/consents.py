@@ -7,18 +7,16 @@ sync: as a tombstone when service_contact goes, otherwise as the reduced case vi
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
-from exchange.api.auth import Principal
-from exchange.api.deps import AppKeyring, Clock, DbSession
-from exchange.api.permissions import require
-from exchange.api.routers._office import OFFICE_ERRORS, caller
+from exchange.api.context import Context, context_for
+from exchange.api.problems import problems
 from exchange.services import consent
 
-router = APIRouter(prefix="/residents", tags=["consent"], dependencies=OFFICE_ERRORS)
+router = APIRouter(prefix="/residents", tags=["consent"])
 
 ResidentId = Annotated[str, Path(min_length=1, max_length=36)]
 Scope = Literal["service_contact", "pregnancy_health", "birth_health", "child_data"]
@@ -46,45 +44,30 @@ class ConsentBody(BaseModel):
         )  # fmt: skip
 
 
-@router.post("/{resident_id}/consents", status_code=201)
+Writer = Annotated[Context, context_for("consents.write")]
+
+
+@router.post("/{resident_id}/consents", status_code=201, responses=problems(404, 409))
 def record_consent(
-    request: Request,
-    principal: Annotated[Principal, Depends(require("consents.write"))],
-    session: DbSession,
-    keyring: AppKeyring,
-    clock: Clock,
-    resident_id: ResidentId,
-    body: ConsentBody,
-) -> dict[str, Any]:
+    ctx: Writer, resident_id: ResidentId, body: ConsentBody
+) -> consent.ConsentEventView:
     """Record a grant of consent."""
-    event = consent.grant(session, keyring, caller(request, principal, clock), resident_id,
-                          body.to_input())  # fmt: skip
+    event = consent.grant(ctx.session, ctx.keyring, ctx.acting, resident_id, body.to_input())
     return consent.event_view(event)
 
 
-@router.post("/{resident_id}/consents/withdraw", status_code=201)
+@router.post("/{resident_id}/consents/withdraw", status_code=201, responses=problems(404, 409))
 def withdraw_consent(
-    request: Request,
-    principal: Annotated[Principal, Depends(require("consents.write"))],
-    session: DbSession,
-    keyring: AppKeyring,
-    clock: Clock,
-    resident_id: ResidentId,
-    body: ConsentBody,
-) -> dict[str, Any]:
+    ctx: Writer, resident_id: ResidentId, body: ConsentBody
+) -> consent.ConsentEventView:
     """Withdraw consent for the named scopes, effective at once."""
-    event = consent.withdraw(session, keyring, caller(request, principal, clock), resident_id,
-                             body.to_input())  # fmt: skip
+    event = consent.withdraw(ctx.session, ctx.keyring, ctx.acting, resident_id, body.to_input())
     return consent.event_view(event)
 
 
-@router.get("/{resident_id}/consents")
+@router.get("/{resident_id}/consents", responses=problems(404))
 def consent_history(
-    request: Request,
-    principal: Annotated[Principal, Depends(require("consents.read"))],
-    session: DbSession,
-    clock: Clock,
-    resident_id: ResidentId,
-) -> dict[str, Any]:
+    ctx: Annotated[Context, context_for("consents.read")], resident_id: ResidentId
+) -> consent.ConsentHistory:
     """Every consent event of the resident, and the current consent per agreement."""
-    return consent.history(session, caller(request, principal, clock), resident_id)
+    return consent.history(ctx.session, ctx.acting, resident_id)

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
-from exchange.api.auth import Principal
-from exchange.api.deps import Clock, DbSession
-from exchange.api.permissions import require
-from exchange.api.routers._office import OFFICE_ERRORS, caller
+from exchange.api.context import Context, context_for
+from exchange.api.pages import Items
+from exchange.api.problems import problems
 from exchange.services import contractors
 
-router = APIRouter(prefix="/contractors", tags=["contractors"], dependencies=OFFICE_ERRORS)
+router = APIRouter(prefix="/contractors", tags=["contractors"])
 
 ContractorId = Annotated[str, Path(min_length=1, max_length=36)]
+Reader = Annotated[Context, context_for("contractors.read")]
+
+
+class ContractorList(Items[contractors.ContractorView]):
+    pass
+
+
+class KeyList(Items[contractors.KeyView]):
+    pass
 
 
 class ContractorBody(BaseModel):
@@ -29,53 +37,35 @@ class KeyBody(BaseModel):
                                      description="the key's text form (keys.ContractorPublicKey)")]
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=problems(409))
 def create_contractor(
-    request: Request,
-    principal: Annotated[Principal, Depends(require("contractors.write"))],
-    session: DbSession,
-    clock: Clock,
-    body: ContractorBody,
-) -> dict[str, Any]:
-    row = contractors.create(session, caller(request, principal, clock), body.name)
-    return contractors.view(row)
+    ctx: Annotated[Context, context_for("contractors.write")], body: ContractorBody
+) -> contractors.ContractorView:
+    return contractors.view(contractors.create(ctx.session, ctx.acting, body.name))
 
 
 @router.get("")
-def list_contractors(
-    principal: Annotated[Principal, Depends(require("contractors.read"))], session: DbSession
-) -> dict[str, Any]:
-    return {"items": contractors.list_contractors(session)}
+def list_contractors(ctx: Reader) -> ContractorList:
+    return {"items": contractors.list_contractors(ctx.session)}
 
 
-@router.get("/{contractor_id}")
-def get_contractor(
-    principal: Annotated[Principal, Depends(require("contractors.read"))],
-    session: DbSession,
-    contractor_id: ContractorId,
-) -> dict[str, Any]:
-    return contractors.view(contractors.get_contractor(session, contractor_id))
+@router.get("/{contractor_id}", responses=problems(404))
+def get_contractor(ctx: Reader, contractor_id: ContractorId) -> contractors.ContractorView:
+    return contractors.view(contractors.get_contractor(ctx.session, contractor_id))
 
 
-@router.post("/{contractor_id}/keys", status_code=201)
+@router.post("/{contractor_id}/keys", status_code=201, responses=problems(404, 409))
 def register_key(
-    request: Request,
-    principal: Annotated[Principal, Depends(require("contractor_keys.write"))],
-    session: DbSession,
-    clock: Clock,
+    ctx: Annotated[Context, context_for("contractor_keys.write")],
     contractor_id: ContractorId,
     body: KeyBody,
-) -> dict[str, Any]:
+) -> contractors.KeyView:
     """Register a new public key: it becomes the active one, older keys are retired."""
-    row = contractors.register_key(session, caller(request, principal, clock), contractor_id,
-                                   body.public_key)  # fmt: skip
+    row = contractors.register_key(ctx.session, ctx.acting, contractor_id, body.public_key)
     return contractors.key_view(row)
 
 
-@router.get("/{contractor_id}/keys")
-def list_keys(
-    principal: Annotated[Principal, Depends(require("contractors.read"))],
-    session: DbSession,
-    contractor_id: ContractorId,
-) -> dict[str, Any]:
-    return {"items": contractors.view(contractors.get_contractor(session, contractor_id))["keys"]}
+@router.get("/{contractor_id}/keys", responses=problems(404))
+def list_keys(ctx: Reader, contractor_id: ContractorId) -> KeyList:
+    row = contractors.get_contractor(ctx.session, contractor_id)
+    return {"items": contractors.view(row)["keys"]}

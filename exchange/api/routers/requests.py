@@ -3,64 +3,50 @@ erasure (crypto-shredding), and the audit-pseudonym lookup. Each is audited."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Path, Request
+from fastapi import APIRouter, BackgroundTasks, Path
+from typing_extensions import TypedDict
 
-from exchange.api.auth import Principal
-from exchange.api.deps import AppKeyring, Clock, DbSession
-from exchange.api.permissions import require
-from exchange.api.routers._office import OFFICE_ERRORS, caller
+from exchange.api.context import Context, context_for
+from exchange.api.problems import problems
 from exchange.services import requests as resident_requests
 
-router = APIRouter(prefix="/residents", tags=["resident requests"], dependencies=OFFICE_ERRORS)
+router = APIRouter(prefix="/residents", tags=["resident requests"])
 
 ResidentId = Annotated[str, Path(min_length=1, max_length=36)]
 
 
-@router.get("/{resident_id}/disclosures")
+@router.get("/{resident_id}/disclosures", responses=problems(404))
 def disclosures(
-    request: Request,
-    principal: Annotated[Principal, Depends(require("residents.report"))],
-    session: DbSession,
-    keyring: AppKeyring,
-    clock: Clock,
-    resident_id: ResidentId,
-) -> dict[str, Any]:
+    ctx: Annotated[Context, context_for("residents.report")], resident_id: ResidentId
+) -> resident_requests.DisclosureReport:
     """Every disclosure of the resident's data: to whom, when, which fields, why."""
-    return resident_requests.disclosures(session, keyring, caller(request, principal, clock),
-                                         resident_id)  # fmt: skip
+    return resident_requests.disclosures(ctx.session, ctx.keyring, ctx.acting, resident_id)
 
 
-@router.post("/{resident_id}/erase")
+@router.post("/{resident_id}/erase", responses=problems(404, 409))
 def erase(
-    request: Request,
-    principal: Annotated[Principal, Depends(require("residents.erase"))],
-    session: DbSession,
-    keyring: AppKeyring,
-    clock: Clock,
+    ctx: Annotated[Context, context_for("residents.erase")],
     background: BackgroundTasks,
     resident_id: ResidentId,
-) -> dict[str, Any]:
+) -> resident_requests.Erasure:
     """Erase (PIPL Art. 47): destroy her data key, clear her fields, tombstone her case."""
-    result = resident_requests.erase(session, keyring, caller(request, principal, clock),
-                                     resident_id)  # fmt: skip
+    result = resident_requests.erase(ctx.session, ctx.keyring, ctx.acting, resident_id)
     # runs after the response, i.e. after the unit of work committed
-    background.add_task(resident_requests.compact_storage,
-                        request.app.state.session_factory.kw["bind"])  # fmt: skip
+    background.add_task(resident_requests.compact_storage, ctx.engine)
     return result
 
 
-@router.get("/{resident_id}/audit-pseudonym")
+class AuditPseudonym(TypedDict):
+    resident_id: str
+    audit_pseudonym: str
+
+
+@router.get("/{resident_id}/audit-pseudonym", responses=problems(404))
 def audit_pseudonym(
-    request: Request,
-    principal: Annotated[Principal, Depends(require("residents.pseudonym"))],
-    session: DbSession,
-    keyring: AppKeyring,
-    clock: Clock,
-    resident_id: ResidentId,
-) -> dict[str, str]:
+    ctx: Annotated[Context, context_for("residents.pseudonym")], resident_id: ResidentId
+) -> AuditPseudonym:
     """The resident's audit pseudonym, to search the audit log for her (office_admin only)."""
-    value = resident_requests.audit_pseudonym(session, keyring, caller(request, principal, clock),
-                                              resident_id)  # fmt: skip
+    value = resident_requests.audit_pseudonym(ctx.session, ctx.keyring, ctx.acting, resident_id)
     return {"resident_id": resident_id, "audit_pseudonym": value}

@@ -8,19 +8,19 @@ resident that does not exist.
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, NotRequired
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypedDict
 
-from exchange.api.auth import Principal
-from exchange.api.deps import AppKeyring, Clock, DbSession
-from exchange.api.permissions import require
-from exchange.api.routers._office import OFFICE_ERRORS, caller
+from exchange.api.context import Context, context_for
+from exchange.api.pages import Page
+from exchange.api.problems import problems
 from exchange.services import residents
 from exchange.services.bounds import MAX_SQL_INT
 
-router = APIRouter(prefix="/residents", tags=["residents"], dependencies=OFFICE_ERRORS)
+router = APIRouter(prefix="/residents", tags=["residents"])
 
 ResidentId = Annotated[str, Path(min_length=1, max_length=36)]
 Text = Annotated[str, Field(min_length=1, max_length=64)]
@@ -54,56 +54,58 @@ class Created(BaseModel):
     id: str
 
 
-@router.post("", status_code=201, response_model=Created)
+Reader = Annotated[Context, context_for("residents.read")]
+
+
+@router.post("", status_code=201, response_model=Created, responses=problems(409))
 def register_resident(
-    request: Request,
-    principal: Annotated[Principal, Depends(require("residents.write"))],
-    session: DbSession,
-    keyring: AppKeyring,
-    clock: Clock,
-    body: ResidentBody,
+    ctx: Annotated[Context, context_for("residents.write")], body: ResidentBody
 ) -> Created:
     """Register one resident (validated like a ledger row; errors name the field only)."""
     data = residents.ResidentInput(**{**body.model_dump(), "risk_flags": tuple(body.risk_flags)})
-    rid = residents.register(session, keyring, caller(request, principal, clock), data)
-    return Created(id=rid)
+    return Created(id=residents.register(ctx.session, ctx.keyring, ctx.acting, data))
 
 
-def _view(v: residents.ResidentView) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": v.id, "district": v.district, "street": v.street,
-                           "community": v.community, "stage": v.stage, "erased": v.erased}
+class ResidentOut(TypedDict):
+    """A resident; the personal parts only for office roles (never for an erased one)."""
+
+    id: str
+    district: str
+    street: str
+    community: str
+    stage: str | None
+    erased: bool
+    personal: NotRequired[residents.PersonalView]
+    episode: NotRequired[residents.EpisodeView]
+    children: NotRequired[list[residents.ChildView]]
+
+
+class ResidentPage(Page[ResidentOut]):
+    pass
+
+
+def _view(v: residents.ResidentView) -> ResidentOut:
+    out: ResidentOut = {"id": v.id, "district": v.district, "street": v.street,
+                        "community": v.community, "stage": v.stage, "erased": v.erased}
     if v.personal is not None:
-        out.update(personal=v.personal, episode=v.episode, children=v.children)
+        out["personal"], out["episode"], out["children"] = v.personal, v.episode, v.children
     return out
 
 
-@router.get("")
+@router.get("", responses=problems(500))
 def list_residents(
-    request: Request,
-    principal: Annotated[Principal, Depends(require("residents.read"))],
-    session: DbSession,
-    keyring: AppKeyring,
-    clock: Clock,
+    ctx: Reader,
     community: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=residents.MAX_PAGE)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_SQL_INT)] = 0,
-) -> dict[str, Any]:
+) -> ResidentPage:
     """Residents in the caller's scope (a cadre: her communities), oldest first."""
     total, page = residents.list_residents(
-        session, keyring, caller(request, principal, clock), community=community, limit=limit,
-        offset=offset,
+        ctx.session, ctx.keyring, ctx.acting, community=community, limit=limit, offset=offset
     )
     return {"total": total, "limit": limit, "offset": offset, "items": [_view(v) for v in page]}
 
 
-@router.get("/{resident_id}")
-def get_resident(
-    request: Request,
-    principal: Annotated[Principal, Depends(require("residents.read"))],
-    session: DbSession,
-    keyring: AppKeyring,
-    clock: Clock,
-    resident_id: ResidentId,
-) -> dict[str, Any]:
-    view = residents.get(session, keyring, caller(request, principal, clock), resident_id)
-    return _view(view)
+@router.get("/{resident_id}", responses=problems(404, 500))
+def get_resident(ctx: Reader, resident_id: ResidentId) -> ResidentOut:
+    return _view(residents.get(ctx.session, ctx.keyring, ctx.acting, resident_id))

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel
 
-from exchange.api.auth import Principal
-from exchange.api.permissions import require
+from exchange.api.context import Context, context_for
 
 router = APIRouter(prefix="/session", tags=["session"])
 
@@ -22,11 +21,7 @@ class SessionView(BaseModel):
 
 
 @router.get("", response_model=SessionView)
-def whoami(principal: Annotated[Principal, Depends(require("session.read"))]) -> SessionView:
-    return SessionView(
-        principal_id=principal.id,
-        name=principal.name,
-        role=principal.role,
-        contractor_id=principal.contractor_id,
-        community_ids=sorted(principal.community_ids),
-    )
+def whoami(ctx: Annotated[Context, context_for("session.read")]) -> SessionView:
+    who = ctx.identity
+    return SessionView(principal_id=who.id, name=who.name, role=who.role,
+                       contractor_id=who.contractor_id, community_ids=sorted(who.community_ids))

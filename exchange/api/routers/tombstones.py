@@ -4,44 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
-from fastapi.responses import Response
+from fastapi import APIRouter, Path
 
-from audit.errors import AuditError
-from exchange.api.auth import Principal
-from exchange.api.deps import AppKeyring, Clock, DbSession
-from exchange.api.permissions import require
-from exchange.api.routers._contractor import (
-    Sink,
-    acting,
-    audit_unavailable,
-    contractor_of,
-    json_bytes,
-    not_found,
-)
+from exchange.api.context import Context, context_for
+from exchange.api.problems import problems
 from exchange.services import tombstones
-from exchange.services.auditing import AuditUnavailable
 
 router = APIRouter(prefix="/tombstones", tags=["contractor"])
 
 
-@router.post("/{reference}/ack")
+@router.post("/{reference}/ack", responses=problems(404))
 def acknowledge(
-    request: Request,
-    principal: Annotated[Principal, Depends(require("cases.acknowledge"))],
-    session: DbSession,
-    keyring: AppKeyring,
-    clock: Clock,
-    sink: Sink,
+    ctx: Annotated[Context, context_for("cases.acknowledge")],
     reference: Annotated[str, Path(min_length=1, max_length=128)],
-) -> Response:
-    try:
-        result = tombstones.acknowledge(
-            session, keyring, sink, acting(request, principal, clock),
-            contractor_of(principal), reference,
-        )  # fmt: skip
-    except tombstones.TombstoneNotFound:
-        return not_found(request, "tombstone")
-    except (AuditUnavailable, AuditError):
-        raise audit_unavailable() from None
-    return json_bytes(result)
+) -> tombstones.Acknowledgement:
+    """Record that the case was deleted (again: harmless, answers the first time)."""
+    return tombstones.acknowledge(ctx.session, ctx.keyring, ctx.sink, ctx.acting,
+                                  ctx.contractor_id, reference)  # fmt: skip

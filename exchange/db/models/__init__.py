@@ -4,6 +4,7 @@ from exchange.db.models.agreement import Agreement, AgreementPurpose
 from exchange.db.models.assignment import Assignment, Booking
 from exchange.db.models.community import Community
 from exchange.db.models.consent import ConsentEvent
+from exchange.db.models.console import ConsoleAccount, ConsoleSession, LoginEvent
 from exchange.db.models.contractor import Contractor, ContractorKey
 from exchange.db.models.feed import FeedCounter, Tombstone
 from exchange.db.models.key_ops import KeyJob, PseudonymRemap
@@ -19,10 +20,13 @@ __all__ = [
     "Child",
     "Community",
     "ConsentEvent",
+    "ConsoleAccount",
+    "ConsoleSession",
     "Contractor",
     "ContractorKey",
     "FeedCounter",
     "KeyJob",
+    "LoginEvent",
     "MaternalEpisode",
     "Principal",
     "PseudonymRemap",

@@ -35,9 +35,10 @@ from typing import Any
 from prometheus_client import Counter
 from sqlalchemy.orm import Session
 
+from exchange.identity import Acting
 from exchange.logs import get_logger
 from exchange.services import auditing
-from exchange.services.auditing import Acting, AuditSink
+from exchange.services.auditing import AuditSink
 from exchange.services.disclosure.audit import audit_entries
 from exchange.services.disclosure.evaluate import Evaluated, evaluate
 from exchange.services.disclosure.inputs import (
@@ -98,6 +99,7 @@ class PageUnreadable(FlowError):
 
     status = 503
     slug = "cases-unreadable"
+    retry_after = 60
 
     def __init__(self) -> None:
         super().__init__("the cases of this page cannot be read now; the cursor did not move")

@@ -13,10 +13,11 @@ from collections.abc import Sequence
 
 from audit.entry import Action, AuditEntry, Outcome, Subject
 from audit.errors import AuditError
+from exchange.identity import Acting
 from exchange.services import auditing
-from exchange.services.auditing import Acting, AuditUnavailable
 from exchange.services.disclosure.evaluate import Evaluated
 from exchange.services.disclosure.inputs import Unreadable
+from exchange.services.errors import AuditUnavailable
 from keys.keyring import Keyring
 
 

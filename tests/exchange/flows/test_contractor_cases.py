@@ -147,7 +147,8 @@ def test_denied_lookup_is_audited(
     world: World, api: TestClient, session_factory: sessionmaker[Session]
 ) -> None:
     c = world.contractor()
-    api.get("/v1/cases/AAAAAAAAAAAAAAAAAAAA", params=PARAMS, headers=bearer(c))
+    r = api.get("/v1/cases/AAAAAAAAAAAAAAAAAAAA", params=PARAMS, headers=bearer(c))
+    assert r.status_code == 404 and r.json()["type"].endswith("/not-found")
     (entry,) = audit_rows(session_factory)
     assert entry["outcome"] == {"result": "denied", "reason": "case_not_found"}
     assert entry["subjects"] == []

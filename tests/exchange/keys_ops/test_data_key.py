@@ -140,8 +140,9 @@ def test_a_service_record_written_during_a_rotation_stays_readable(
     import threading
     from datetime import timedelta
 
+    from exchange.identity import CONTRACTOR, Acting, Identity
     from exchange.services import service_records
-    from exchange.services.auditing import Acting, SqlAuditSink
+    from exchange.services.auditing import SqlAuditSink
     from keys.pseudonyms import case_reference
 
     if not database_url.startswith("postgresql"):
@@ -155,7 +156,7 @@ def test_a_service_record_written_during_a_rotation_stays_readable(
     writer = world.factory()
     try:
         service_records.record_service(
-            writer, ring, SqlAuditSink(), Acting("p-contractor", "contractor", NOW),
+            writer, ring, SqlAuditSink(), Acting(Identity("p-c", "c", CONTRACTOR, "c"), NOW),
             world.contractor_id, reference, "race-0001", report)  # holds FOR SHARE, uncommitted
 
         def rotate() -> None:

@@ -1,0 +1,68 @@
+"""Who is calling, for every door into the service (API, CLI, demo, console).
+
+`Identity` is the authenticated principal as the flows see it; `Acting` is an identity doing
+one piece of work: the clock reading the work runs at and the server's request id, which is
+everything an audit entry needs to name its actor. No web framework, no database session:
+the API, the CLI and the services all share these two values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Final
+
+from audit.entry import Actor
+
+if TYPE_CHECKING:
+    from exchange.db import models as m
+
+OFFICE_ADMIN: Final = "office_admin"
+COMMUNITY_CADRE: Final = "community_cadre"
+CONTRACTOR: Final = "contractor"
+AUDITOR: Final = "auditor"
+ROLES: Final = frozenset({OFFICE_ADMIN, COMMUNITY_CADRE, CONTRACTOR, AUDITOR})
+OFFICE_ROLES: Final = frozenset({OFFICE_ADMIN, COMMUNITY_CADRE})
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """An authenticated principal: its role and scope (a cadre's communities, a contractor)."""
+
+    id: str
+    name: str
+    role: str
+    display_name: str
+    contractor_id: str | None = None
+    community_ids: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_row(cls, row: m.Principal) -> Identity:
+        return cls(
+            id=row.id,
+            name=row.name,
+            role=row.role,
+            display_name=row.display_name,
+            contractor_id=row.contractor_id,
+            community_ids=frozenset(c.id for c in row.communities),
+        )
+
+    def sees_community(self, community_id: str) -> bool:
+        """An office admin sees every community, a cadre hers, nobody else any."""
+        if self.role == OFFICE_ADMIN:
+            return True
+        return self.role == COMMUNITY_CADRE and community_id in self.community_ids
+
+
+@dataclass(frozen=True, slots=True)
+class Acting:
+    """An identity at work: the clock reading of this request (or command) and its id."""
+
+    identity: Identity
+    now: datetime
+    request_id: str | None = None
+
+    @property
+    def actor(self) -> Actor:
+        """The audit log names the principal by id and role only."""
+        return Actor(self.identity.id, self.identity.role)
