@@ -16,8 +16,8 @@ from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
 
 from exchange.api.problems import Problem
 from exchange.db import models as m
@@ -51,22 +51,39 @@ def revoke(row: m.Principal, *, now: datetime) -> None:
     row.token_hash = None
 
 
+_principals = m.Principal.__table__
+_communities = m.principal_communities
+# one Core statement per request (no ORM object): the principal once per community it holds
+_LOOKUP = (
+    select(
+        _principals.c.id,
+        _principals.c.name,
+        _principals.c.role,
+        _principals.c.display_name,
+        _principals.c.contractor_id,
+        _principals.c.revoked_at,
+        _principals.c.token_expires_at,
+        _communities.c.community_id,
+    )
+    .outerjoin(_communities, _communities.c.principal_id == _principals.c.id)
+    .where(_principals.c.token_hash == bindparam("token_hash"))
+)
+
+
 def lookup(session: Session, token: str, now: datetime) -> tuple[Identity | None, str]:
     """The principal holding `token`, or None and the reason (for logs, never for clients)."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 128:
         return None, "malformed"
-    row = session.scalars(
-        select(m.Principal)
-        .where(m.Principal.token_hash == hash_token(token))
-        .options(selectinload(m.Principal.communities))
-    ).one_or_none()
-    if row is None:
+    rows = session.connection().execute(_LOOKUP, {"token_hash": hash_token(token)}).all()
+    if not rows:
         return None, "unknown"
-    if row.revoked_at is not None:
+    principal_id, name, role, display_name, contractor_id, revoked_at, expires_at, _ = rows[0]
+    if revoked_at is not None:
         return None, "revoked"
-    if row.token_expires_at is not None and row.token_expires_at <= now:
+    if expires_at is not None and expires_at <= now:
         return None, "expired"
-    return Identity.from_row(row), "ok"
+    communities = frozenset(r.community_id for r in rows if r.community_id is not None)
+    return Identity(principal_id, name, role, display_name, contractor_id, communities), "ok"
 
 
 class FailureLimiter:
