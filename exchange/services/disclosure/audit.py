@@ -10,8 +10,9 @@ agreement and reason, with outcome `error`: withheld, and why, in the same respo
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
-from audit.entry import Action, AuditEntry, Outcome, Subject
+from audit.entry import Action, AuditEntry, FieldNames, Outcome, Subject, Withheld
 from audit.errors import AuditError
 from exchange.identity import Acting
 from exchange.services import auditing
@@ -19,6 +20,7 @@ from exchange.services.disclosure.evaluate import Evaluated
 from exchange.services.disclosure.inputs import Unreadable
 from exchange.services.errors import AuditUnavailable
 from keys.keyring import Keyring
+from policies.results import FieldDecision
 
 
 def audit_entries(
@@ -46,9 +48,13 @@ def _disclosed(
     for agreement_id, items in groups.items():
         identities = {i.evaluation.policy for i in items}
         policy = identities.pop() if len(identities) == 1 else None
-        subjects: list[Subject] = [
-            auditing.case_subject(
-                keyring, i.case.resident_id, i.case.record.case_reference, i.evaluation
+        pseudonym = keyring.audit_pseudonym
+        subjects = [
+            Subject.naming(
+                pseudonym(i.case.resident_id),
+                i.case.record.case_reference,
+                _field_names(i.evaluation.decisions),
+                i.evaluation.consent_event_ids,
             )
             for i in items
         ]
@@ -65,6 +71,16 @@ def _disclosed(
             )
         )
     return out
+
+
+@lru_cache(maxsize=1024)
+def _field_names(decisions: tuple[FieldDecision, ...]) -> FieldNames:
+    """The disclosed and withheld names of a decision record, checked and encoded once: the
+    cases of a page share a few decision patterns (decisions hash by value)."""
+    return FieldNames(
+        tuple(d.field for d in decisions if d.shared),
+        tuple(Withheld(d.field, d.reason.value) for d in decisions if not d.shared),
+    )
 
 
 def _denial_reason(items: Sequence[Evaluated]) -> str:
