@@ -409,6 +409,19 @@ def stop_server(proc: subprocess.Popen[bytes], home: Path) -> None:
         print("bench server logged errors:\n" + errors[-800:], file=sys.stderr)
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time the server's threads have run (ns resolution, /proc/<pid>/task/*/schedstat):
+    the request work of a sync endpoint runs on the threadpool's threads, not the main one.
+    Less disturbed than wall time by other work on the machine (it excludes the waits)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, IndexError, ValueError):  # a thread that just ended
+            continue
+    return total / 1e9
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -470,6 +483,7 @@ class Setup:
     token: str
     pid: int
     rates: dict[str, list[float]] = field(default_factory=lambda: {CORE: [], ORM: [], FULL: []})
+    cpu: dict[str, list[float]] = field(default_factory=lambda: {CORE: [], ORM: [], FULL: []})
     latencies: dict[str, list[float]] = field(default_factory=lambda: {FULL: [], CORE: []})
     refused: dict[str, int] = field(default_factory=lambda: {FULL: 0, CORE: 0})
 
@@ -491,10 +505,12 @@ def sequential(setup: Setup, run: int) -> None:
     starts = _starts(setup.residents, PAGES, run + 1)
     with _client(setup.base, setup.token) as client:
         for endpoint, out in setup.rates.items():
+            cpu = cpu_seconds(setup.pid)
             begin = time.perf_counter()
             for after in starts:
                 _fetch(client, endpoint, after)
             out.append(len(starts) * PAGE / (time.perf_counter() - begin))
+            setup.cpu[endpoint].append((cpu_seconds(setup.pid) - cpu) / (len(starts) * PAGE) * 1e6)
 
 
 def concurrent(setup: Setup, run: int, endpoint: str) -> None:
@@ -557,6 +573,13 @@ def http_rows(setups: list[Setup]) -> list[dict[str, Any]]:
                 _row(f"{label}: {FULL} (vs {baseline.split()[0]})", "cases/s", rates[FULL],
                      f"{label}: {baseline}", ratios)
             )  # fmt: skip
+        cpu = setup.cpu
+        rows.append(_row(f"{label}: {CORE}, server CPU per case", "µs/case", cpu[CORE]))
+        rows.append(
+            _row(f"{label}: {FULL}, server CPU per case", "µs/case", cpu[FULL],
+                 f"{label}: {CORE}, server CPU per case (ratio: Core / full, as for cases/s)",
+                 [c / f for c, f in zip(cpu[CORE], cpu[FULL], strict=True)])
+        )  # fmt: skip
         per_case = [1e6 / r for r in rates[FULL]]
         first = smallest[setup.db]
         first_per_case = [1e6 / r for r in first.rates[FULL]]
