@@ -633,14 +633,13 @@ def part_rows(home: Path) -> list[dict[str, Any]]:
     policies = shipped_policies()
     fields = policies.reads(PURPOSE)
     versions = disclosure.policy_versions(policies)
-    plan = disclosure.read_plan(fields)
     who = Identity("bench", "bench", CONTRACTOR, "bench")
     acting = Acting(who, datetime.now(UTC), "bench-request")
     results: dict[str, list[float]] = {}
     with make_session_factory(engine)() as s:
         connection = s.connection()
         contractor_id = s.scalars(select(m.Contractor.id)).one()
-        assignments = disclosure.changed_assignments(connection, contractor_id, 0, PAGE)
+        assignments = disclosure.changed_cases(s, policies, PURPOSE, contractor_id, 0, PAGE)
         loaded = disclosure.load(s, keyring, assignments, fields, policy_versions=versions)
         cases = [c for c in loaded if isinstance(c, disclosure.CaseInputs)]
         public = disclosure.active_public_key(s, contractor_id)
@@ -655,7 +654,8 @@ def part_rows(home: Path) -> list[dict[str, Any]]:
         page = {"purpose": PURPOSE, "envelopes": presenter.envelopes, "items": items}
 
         def rows() -> None:
-            disclosure.page_rows(connection, assignments, plan.columns)
+            disclosure.changed_cases(s, policies, PURPOSE, contractor_id, 0, PAGE)
+            disclosure.page_rows(connection, assignments)
 
         def load() -> None:
             disclosure.load(s, keyring, assignments, fields, policy_versions=versions)

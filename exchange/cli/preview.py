@@ -19,15 +19,15 @@ from exchange.services.audit_access import record, subject
 from exchange.services.errors import Conflict, NotFound
 from exchange.services.residents import visible_resident
 from keys.keyring import Keyring
-from policies import shipped_policies
+from policies import PolicySet, shipped_policies
 from policies.results import Evaluation
 
 PREVIEW_ACTION = "policy.preview"
 
 
-def _assignment(
-    session: Session, resident_id: str, agreement_id: str
-) -> disclosure.AssignmentRow:
+def _case(
+    session: Session, policies: PolicySet, purpose: str, resident_id: str, agreement_id: str
+) -> disclosure.StoredRow:
     """The resident's case under the agreement: the active assignment, else the newest."""
     found = session.scalars(
         select(m.Assignment.id)
@@ -36,7 +36,7 @@ def _assignment(
                   m.Assignment.created_at.desc(), m.Assignment.id.desc())
         .limit(1)
     ).first()  # fmt: skip
-    row = None if found is None else disclosure.assignment_by_id(session.connection(), found)
+    row = None if found is None else disclosure.case_by_id(session, policies, purpose, found)
     if row is None:
         raise NotFound("the resident has no assignment under this agreement")
     return row
@@ -48,10 +48,10 @@ def preview_case(
 ) -> Evaluation:  # fmt: skip
     purpose = disclosure.check_purpose(purpose)
     resident = visible_resident(session, acting, resident_id)
-    assignment = _assignment(session, resident.id, agreement_id)
     policy_set = shipped_policies()
+    row = _case(session, policy_set, purpose, resident.id, agreement_id)
     (case_inputs,) = disclosure.load(
-        session, keyring, [assignment], policy_set.reads(purpose),
+        session, keyring, [row], policy_set.reads(purpose),
         policy_versions=disclosure.policy_versions(policy_set),
     )  # fmt: skip
     if isinstance(case_inputs, disclosure.Unreadable):

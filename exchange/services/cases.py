@@ -77,7 +77,7 @@ def read_case(
     assignment_id = find_assignment_id(session, keyring, contractor_id, reference)
     row = None
     if assignment_id is not None:
-        row = disclosure.assignment_by_id(session.connection(), assignment_id)
+        row = disclosure.case_by_id(session, policies, purpose, assignment_id)
     if row is None:
         auditing.append(
             session,

@@ -115,24 +115,24 @@ def pull(
     """One page of the feed for `contractor_id`, audited in the current transaction."""
     purpose = check_purpose(purpose)
     after = decode_cursor(cursor, purpose)
-    connection = session.connection()
-    assignments = disclosure.changed_assignments(connection, contractor_id, after, limit + 1)
-    tombstones = connection.execute(
+    cases = disclosure.changed_cases(session, policies, purpose, contractor_id, after, limit + 1)
+    tombstones = session.connection().execute(
         _TOMBSTONES, {"contractor": contractor_id, "after": after, "limit": limit + 1}
-    ).all()
-    merged: list[tuple[int, Any]] = sorted(
-        [(a.seq, a) for a in assignments] + [(t.seq, t) for t in tombstones],
-        key=lambda pair: pair[0],
+    )
+    # (seq, is a tombstone, row): a case and a tombstone never share a sequence
+    merged: list[tuple[int, bool, Any]] = sorted(
+        [(c.seq, False, c) for c in cases] + [(t.seq, True, t) for t in tombstones],
+        key=lambda entry: entry[0],
     )
     has_more = len(merged) > limit
     merged = merged[:limit]
-    page_assignments = [row for _, row in merged if isinstance(row, disclosure.AssignmentRow)]
     shown = disclosure.disclose(
-        session, keyring, sink, acting, contractor_id, purpose, page_assignments, policies
-    )
+        session, keyring, sink, acting, contractor_id, purpose,
+        [row for _, tombstone, row in merged if not tombstone], policies,
+    )  # fmt: skip
     items: list[dict[str, Any]] = []
-    for seq, row in merged:
-        if isinstance(row, disclosure.AssignmentRow):
+    for seq, tombstone, row in merged:
+        if not tombstone:
             view = shown.views.get(row.id)
             if view is not None:
                 items.append(view)

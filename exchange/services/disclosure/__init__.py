@@ -39,6 +39,7 @@ from exchange.identity import Acting
 from exchange.logs import get_logger
 from exchange.services import auditing
 from exchange.services.auditing import AuditSink
+from exchange.services.disclosure import rows
 from exchange.services.disclosure.audit import audit_entries
 from exchange.services.disclosure.evaluate import Evaluated, evaluate
 from exchange.services.disclosure.inputs import (
@@ -49,12 +50,7 @@ from exchange.services.disclosure.inputs import (
     read_plan,
 )
 from exchange.services.disclosure.present import Presenter, active_public_key, needs_sealing
-from exchange.services.disclosure.rows import (
-    AssignmentRow,
-    assignment_by_id,
-    changed_assignments,
-    page_rows,
-)
+from exchange.services.disclosure.rows import StoredRow, page_rows
 from exchange.services.errors import FlowError, InvalidInput
 from keys.keyring import Keyring
 from policies.catalogue import Purpose
@@ -63,7 +59,6 @@ from policies.engine import PolicySet
 __all__ = [
     "ENCRYPTED",
     "WITHHELD_ON_ERROR",
-    "AssignmentRow",
     "CaseInputs",
     "Disclosure",
     "Evaluated",
@@ -71,9 +66,9 @@ __all__ = [
     "Presenter",
     "Unreadable",
     "active_public_key",
-    "assignment_by_id",
     "audit_entries",
-    "changed_assignments",
+    "case_by_id",
+    "changed_cases",
     "check_purpose",
     "disclose",
     "evaluate",
@@ -81,6 +76,7 @@ __all__ = [
     "page_rows",
     "policy_versions",
     "read_plan",
+    "StoredRow",
 ]
 
 _log = get_logger("exchange.disclosure")
@@ -117,6 +113,28 @@ def policy_versions(policies: PolicySet) -> dict[str, int]:
     return {p.id: p.version for p in policies}
 
 
+def changed_cases(
+    session: Session,
+    policies: PolicySet,
+    purpose: str,
+    contractor_id: str,
+    after: int,
+    limit: int,
+) -> list[StoredRow]:
+    """The contractor's active cases after feed position `after` (at most `limit`, in feed
+    order), with what `purpose`'s plans read of their residents: step 1's first query."""
+    columns = read_plan(policies.reads(purpose)).columns
+    return rows.changed_cases(session.connection(), columns, contractor_id, after, limit)
+
+
+def case_by_id(
+    session: Session, policies: PolicySet, purpose: str, assignment_id: str
+) -> StoredRow | None:
+    """One case (any status) with what `purpose`'s plans read of its resident."""
+    columns = read_plan(policies.reads(purpose)).columns
+    return rows.case_by_id(session.connection(), columns, assignment_id)
+
+
 @dataclass(frozen=True, slots=True)
 class Disclosure:
     """The outcome of one disclosure: the visible cases' views by assignment id, the sealing
@@ -147,25 +165,25 @@ def disclose(
     acting: Acting,
     contractor_id: str,
     purpose: str,
-    assignments: Sequence[AssignmentRow],
+    cases: Sequence[StoredRow],
     policies: PolicySet,
 ) -> Disclosure:
-    """Load, evaluate, present and seal, audit: the cases of `assignments` (the caller's own,
-    already scoped) for `purpose`, audited in the current transaction."""
+    """Load, evaluate, present and seal, audit: `cases` (from `changed_cases` or `case_by_id`
+    for this purpose; the caller's own, already scoped), audited in the current transaction."""
     loaded = load(
         session,
         keyring,
-        assignments,
+        cases,
         policies.reads(purpose),
         policy_versions=policy_versions(policies),
     )
-    cases = [c for c in loaded if isinstance(c, CaseInputs)]
+    readable = [c for c in loaded if isinstance(c, CaseInputs)]
     unreadable = tuple(c for c in loaded if isinstance(c, Unreadable))
     if unreadable:
         _report(unreadable, contractor_id)
-        if not cases and len(unreadable) > 1:
+        if not readable and len(unreadable) > 1:
             raise PageUnreadable()
-    evaluated = evaluate(cases, purpose, acting.now, policies)
+    evaluated = evaluate(readable, purpose, acting.now, policies)
     presenter = Presenter(
         active_public_key(session, contractor_id) if needs_sealing(evaluated) else None
     )

@@ -26,9 +26,10 @@ from exchange.services.disclosure.rows import (
     CHILDREN,
     EPISODES,
     RESIDENTS,
-    AssignmentRow,
-    PageRows,
+    Columns,
     StoredRow,
+    case_queries,
+    json_list,
     page_rows,
 )
 from keys.errors import DecryptionError, FormatError
@@ -68,10 +69,11 @@ ENCRYPTED: Mapping[str, tuple[str, str, Decoder]] = {
     "child.birth_date": (CHILDREN, "birth_date", storage.decode_date),
     "child.sex": (CHILDREN, "sex", str),
 }
-# plain columns (scoping needs them unencrypted): record field -> where it is in the rows
-_PLAIN = ("address.district", "address.street", "address.community", "episode.stage")
-# where a table's stored bytes start in its row (rows.page_rows documents the layout)
-_STORED_AT = {RESIDENTS: 6, EPISODES: 3, CHILDREN: 2}
+# plain fields (scoping needs them unencrypted) and where they are in a case row
+_PLAIN = {"address.district": 7, "address.street": 8, "address.community": 10,
+          "episode.stage": 13}  # fmt: skip
+# where a table's row id is in a case row
+_ROW_ID = {RESIDENTS: 1, EPISODES: 12, CHILDREN: 14}
 
 _SERVICES = {s.value: s for s in Service}
 _ASSIGNMENT_STATUS = {s.value: s for s in AssignmentStatus}
@@ -79,14 +81,25 @@ _AGREEMENT_STATUS = {s.value: s for s in AgreementStatus}
 
 
 @dataclass(frozen=True, slots=True)
+class TableRead:
+    """One table's part of a read: its `keys` plan, where its row id and stored bytes are in a
+    case row, and each column's record field and decoder (in the stored order)."""
+
+    stored: StoredColumns
+    row_id_at: int
+    start: int
+    end: int
+    fields: tuple[tuple[str, str, Decoder], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class ReadPlan:
     """What to read for a set of record fields: per table the encrypted columns (sorted by
-    record field), their `keys` plan and their decoders; which plain fields."""
+    record field), and which plain fields, where."""
 
-    columns: Mapping[str, tuple[str, ...]]
-    stored: Mapping[str, StoredColumns]
-    decoders: Mapping[str, tuple[tuple[str, str, Decoder], ...]]
-    plain: frozenset[str]
+    columns: Columns
+    tables: tuple[TableRead, ...]
+    plain: tuple[tuple[str, int], ...]
 
 
 @lru_cache(maxsize=64)
@@ -98,12 +111,20 @@ def read_plan(fields: frozenset[str]) -> ReadPlan:
     columns = {t: tuple(c for c, _, _ in cols) for t, cols in by_table.items()}
     if any(f.startswith("episode.") for f in fields):
         columns.setdefault(EPISODES, ())  # the stage is plain, but lives in the episode row
-    return ReadPlan(
-        columns=columns,
-        stored={t: stored_columns(t, cols) for t, cols in columns.items() if cols},
-        decoders={t: tuple(cols) for t, cols in by_table.items()},
-        plain=frozenset(fields) & frozenset(_PLAIN),
+    planned: Columns = tuple(sorted(columns.items()))
+    stored_at = case_queries(planned).stored_at
+    tables = tuple(
+        TableRead(
+            stored_columns(table, columns[table]),
+            _ROW_ID[table],
+            stored_at[table],
+            stored_at[table] + len(cols),
+            tuple(cols),
+        )
+        for table, cols in sorted(by_table.items())
     )
+    plain = tuple((name, at) for name, at in _PLAIN.items() if name in fields)
+    return ReadPlan(planned, tables, plain)
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -149,56 +170,37 @@ def agreement_terms(
     }
     # an unknown status stays a string: AgreementTerms refuses it (EngineInputError)
     known = _AGREEMENT_STATUS.get(status, status)
-    return AgreementTerms(agreement_id, known, valid_from, valid_to, purposes)  # type: ignore[arg-type]
+    return AgreementTerms(agreement_id, known, valid_from, valid_to, purposes)
 
 
-def assignment_terms(row: AssignmentRow, bookings: Sequence[StoredRow]) -> AssignmentTerms:
+def assignment_terms(row: StoredRow, bookings: Sequence[StoredRow]) -> AssignmentTerms:
     """Bookings (already in date order) of services the assignment still has."""
-    chosen = row.services
+    chosen = json_list(row[5])
     return AssignmentTerms(
-        row.id,
-        row.agreement_id,
-        _ASSIGNMENT_STATUS.get(row.status, row.status),  # type: ignore[arg-type]
-        tuple(_SERVICES.get(s, s) for s in chosen),  # type: ignore[arg-type]
-        tuple(
-            Booking(_SERVICES.get(code, code), on)  # type: ignore[arg-type]
-            for _, code, on in bookings
-            if code in chosen
-        ),
+        row[0],
+        row[2],
+        # an unknown code stays a string: the engine's inputs refuse it (EngineInputError)
+        _ASSIGNMENT_STATUS.get(row[4], row[4]),
+        tuple(_SERVICES.get(s, s) for s in chosen),
+        tuple(Booking(_SERVICES.get(code, code), on) for _, code, on in bookings if code in chosen),
     )
 
 
-def _record(
-    keyring: Keyring, plan: ReadPlan, rows: PageRows, resident_id: str, reference: str
-) -> ResidentRecord:
+def _record(keyring: Keyring, plan: ReadPlan, row: StoredRow, reference: str) -> ResidentRecord:
     """Decrypt and decode the planned fields of one resident; an erased resident (no key)
     yields no values."""
-    resident = rows.residents[resident_id]
-    _, district, street, erased_at, community, wrapped = resident[:6]
-    if wrapped is None or erased_at is not None:
+    wrapped = row[11]
+    if wrapped is None or row[9] is not None:
         return ResidentRecord({}, reference)
     key = keyring.unwrap_stored(wrapped)
-    episode = rows.episodes.get(resident_id)
-    values: dict[str, object] = {}
-    if plan.plain:
-        plain = {
-            "address.district": district,
-            "address.street": street,
-            "address.community": community,
-            "episode.stage": None if episode is None else episode[2],
-        }
-        for name in plan.plain:
-            values[name] = plain[name]
+    values: dict[str, object] = {name: row[at] for name, at in plan.plain}
     decrypt = keyring.decrypt_stored_row
-    for table, columns in plan.stored.items():
-        row = {RESIDENTS: resident, EPISODES: episode, CHILDREN: rows.children.get(resident_id)}[
-            table
-        ]
-        if row is None:
+    for table in plan.tables:
+        row_id = row[table.row_id_at]
+        if row_id is None:  # no episode or child
             continue
-        texts = decrypt(key, columns, row[1] if table != RESIDENTS else row[0],
-                        row[_STORED_AT[table]:])  # fmt: skip
-        for column, name, decode in plan.decoders[table]:
+        texts = decrypt(key, table.stored, row_id, row[table.start : table.end])
+        for column, name, decode in table.fields:
             text = texts.get(column)
             values[name] = None if text is None else decode(text)
     return ResidentRecord(values, reference)
@@ -207,41 +209,43 @@ def _record(
 def load(
     session: Session,
     keyring: Keyring,
-    assignments: Sequence[AssignmentRow],
+    cases: Sequence[StoredRow],
     fields: Collection[str],
     *,
     policy_versions: Mapping[str, int] | None = None,
 ) -> list[CaseInputs | Unreadable]:
-    """Policy inputs for each assignment, in the given order, from a fixed number of queries
-    (`rows.page_rows`); a case whose stored data cannot be read is an `Unreadable`."""
-    if not assignments:
+    """Policy inputs for each case row (`rows.changed_cases` or `rows.case_by_id` with this
+    plan's columns), in the given order, from three more queries (`rows.page_rows`); a case
+    whose stored data cannot be read is an `Unreadable`."""
+    if not cases:
         return []
     plan = read_plan(frozenset(fields))
-    rows = page_rows(session.connection(), assignments, plan.columns)
+    rows = page_rows(session.connection(), cases)
     terms: dict[str, AgreementTerms] = {}
     out: list[CaseInputs | Unreadable] = []
-    for a in assignments:
+    reference = keyring.case_reference
+    for row in cases:
+        assignment_id, resident_id, agreement_id, seq = row[0], row[1], row[2], row[6]
         try:
-            agreement = terms.get(a.agreement_id)
+            agreement = terms.get(agreement_id)
             if agreement is None:
-                agreement = terms[a.agreement_id] = agreement_terms(
-                    rows.agreements[a.agreement_id], policy_versions
+                agreement = terms[agreement_id] = agreement_terms(
+                    rows.agreements[agreement_id], policy_versions
                 )
-            reference = keyring.case_reference(a.agreement_id, a.resident_id)
             out.append(
                 CaseInputs(
-                    a.id,
-                    a.resident_id,
-                    a.agreement_id,
-                    a.seq,
-                    _record(keyring, plan, rows, a.resident_id, reference),
-                    fold(rows.consents.get(a.resident_id, ()), a.agreement_id),  # type: ignore[arg-type]
+                    assignment_id,
+                    resident_id,
+                    agreement_id,
+                    seq,
+                    _record(keyring, plan, row, reference(agreement_id, resident_id)),
+                    fold(rows.consents.get(resident_id, ()), agreement_id),
                     agreement,
-                    assignment_terms(a, rows.bookings.get(a.id, ())),
+                    assignment_terms(row, rows.bookings.get(assignment_id, ())),
                 )
             )
         except (DecryptionError, FormatError):
-            out.append(Unreadable(a.id, a.resident_id, a.agreement_id, a.seq, UNDECRYPTABLE))
+            out.append(Unreadable(assignment_id, resident_id, agreement_id, seq, UNDECRYPTABLE))
         except (ValueError, EngineInputError):  # a stored text the codecs or engine refuse
-            out.append(Unreadable(a.id, a.resident_id, a.agreement_id, a.seq, INVALID))
+            out.append(Unreadable(assignment_id, resident_id, agreement_id, seq, INVALID))
     return out

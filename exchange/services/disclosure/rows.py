@@ -1,29 +1,52 @@
 """Step 1a: the stored rows a disclosure needs, from set-based Core queries.
 
-For a page of assignments: their bookings, their agreements with purposes, the residents with
-community name, wrapped data key and the stored bytes of the encrypted columns the plan reads,
-the residents' latest episode and child (only when the plan reads them) and their consent
-events. One query each, whatever the page size; rows come back as the driver's tuples (Core
-`Row`s), never as ORM objects. The statements are built once per column set and reused.
+A page's cases come from one query: each assignment joined to its resident (district, street,
+erasure), the community's name, the wrapped data key, the current episode and the current
+child, with the stored bytes of the encrypted columns the plan reads. Three more queries
+complete any page, whatever its size: the bookings, the agreements with their purposes, the
+consent events. Rows stay the driver's tuples (Core `Row`s); no ORM object is built.
 
-Encrypted columns are selected as raw bytes (`type_coerce(..., LargeBinary)`): they are handed
-to `keys` as stored, with no `EncryptedValue` per field.
+Ids are bound as ONE parameter (`among`): a JSON array read by `json_each` on SQLite, an array
+compared with `= ANY` on PostgreSQL, so a statement is never re-rendered with one parameter per
+id. Encrypted columns are selected as raw bytes (`type_coerce(..., LargeBinary)`) and JSON
+columns as text where the driver leaves them text: `keys` gets the stored bytes as they are,
+and the codes are parsed with orjson.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, LargeBinary, Select, bindparam, select, type_coerce
+import orjson
+from sqlalchemy import (
+    ARRAY,
+    Boolean,
+    ColumnElement,
+    Connection,
+    LargeBinary,
+    Select,
+    String,
+    bindparam,
+    null,
+    select,
+    type_coerce,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.visitors import InternalTraversal
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from exchange.db import models as m
 
 RESIDENTS, EPISODES, CHILDREN = "residents", "maternal_episodes", "children"
-# a result row as the driver returns it (a Core Row: a tuple by position)
-StoredRow = Sequence[Any]
+# a result row as the driver returns it (a Core Row: a tuple by position, names by label)
+StoredRow = Any
+# table -> the encrypted columns read from it, as a hashable value
+Columns = tuple[tuple[str, tuple[str, ...]], ...]
 
 _assignments = m.Assignment.__table__
 _agreements = m.Agreement.__table__
@@ -33,52 +56,165 @@ _residents = m.Resident.__table__
 _communities = m.Community.__table__
 _data_keys = m.ResidentDataKey.__table__
 _consents = m.ConsentEvent.__table__
-_TABLES = {
-    RESIDENTS: _residents,
-    EPISODES: m.MaternalEpisode.__table__,
-    CHILDREN: m.Child.__table__,
-}
+_episodes = m.MaternalEpisode.__table__
+_children = m.Child.__table__
+
+
+# -- one bound parameter for a list of ids ---------------------------------------------------
+
+
+class _IdList(TypeDecorator[Sequence[str]]):
+    """A list of ids as one parameter: a JSON array (SQLite) or a text array (PostgreSQL)."""
+
+    impl = String
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(ARRAY(String()))
+        return dialect.type_descriptor(String())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        ids = list(value)
+        return ids if dialect.name == "postgresql" else orjson.dumps(ids).decode()
+
+
+class _Among(ColumnElement[bool]):
+    """`column` is one of the ids bound to the parameter `name`."""
+
+    inherit_cache = True
+    type = Boolean()
+    # a predicate as it stands: never rendered as "(...) = 1", which no index can serve
+    _is_implicitly_boolean = True
+    _traverse_internals = [
+        ("column", InternalTraversal.dp_clauseelement),
+        ("ids", InternalTraversal.dp_clauseelement),
+    ]
+
+    def __init__(self, column: ColumnElement[Any], name: str) -> None:
+        self.column = column
+        self.ids = bindparam(name, type_=_IdList())
+
+
+@compiles(_Among)
+def _among_json(element: _Among, compiler: SQLCompiler, **kw: Any) -> str:
+    column, ids = compiler.process(element.column, **kw), compiler.process(element.ids, **kw)
+    # compiled SQL of our own elements, no value spliced in: the ids stay one bound parameter
+    return f"{column} IN (SELECT value FROM json_each({ids}))"  # noqa: S608
+
+
+@compiles(_Among, "postgresql")
+def _among_array(element: _Among, compiler: SQLCompiler, **kw: Any) -> str:
+    column, ids = compiler.process(element.column, **kw), compiler.process(element.ids, **kw)
+    return f"{column} = ANY({ids})"
+
+
+def among(column: ColumnElement[Any], name: str = "ids") -> ColumnElement[bool]:
+    return _Among(column, name)
+
+
+def json_list(value: Any) -> list[Any]:
+    """A JSON column's value: text on SQLite, already parsed by psycopg on PostgreSQL."""
+    return value if isinstance(value, list) else orjson.loads(value)
+
+
+# -- the page's cases, one query -------------------------------------------------------------
+
+# the leading columns of a case row, in this order; the stored bytes follow (CaseQueries)
+CASE_COLUMNS = (
+    "id", "resident_id", "agreement_id", "contractor_id", "status", "services", "seq",
+    "district", "street", "erased_at", "community", "wrapped_key", "episode_id", "stage",
+    "child_id",
+)  # fmt: skip
+
+
+def _current(table: Any) -> Any:
+    """The id of the resident's current row of `table` (the newest by creation, then id: the
+    one the importer treats as current)."""
+    other = table.alias()
+    return (
+        select(other.c.id)
+        .where(other.c.resident_id == _residents.c.id)
+        .order_by(other.c.created_at.desc(), other.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
 
 
 @dataclass(frozen=True, slots=True)
-class AssignmentRow:
-    """An assignment as the disclosure path reads it (`services` are the stored codes)."""
+class CaseQueries:
+    """The case statements for one set of planned columns, and where each table's stored
+    bytes start in a row."""
 
-    id: str
-    resident_id: str
-    agreement_id: str
-    contractor_id: str
-    status: str
-    services: Sequence[str]
-    seq: int
+    changed: Select[Any]
+    by_id: Select[Any]
+    stored_at: Mapping[str, int]
 
 
-_ASSIGNMENT_COLUMNS = (
-    _assignments.c.id,
-    _assignments.c.resident_id,
-    _assignments.c.agreement_id,
-    _assignments.c.contractor_id,
-    _assignments.c.status,
-    _assignments.c.services,
-    _assignments.c.change_seq,
-)
-# a contractor's active assignments after a feed position, under its own agreements
-_CHANGED = (
-    select(*_ASSIGNMENT_COLUMNS)
-    .join(_agreements, _agreements.c.id == _assignments.c.agreement_id)
-    .where(
-        _assignments.c.contractor_id == bindparam("contractor"),
-        _agreements.c.contractor_id == bindparam("contractor"),
-        _assignments.c.status == "active",
-        _assignments.c.change_seq > bindparam("after"),
+@lru_cache(maxsize=64)
+def case_queries(columns: Columns) -> CaseQueries:
+    planned = dict(columns)
+    a, r = _assignments, _residents
+    episode = EPISODES in planned
+    child = CHILDREN in planned
+    e, ch = _episodes.alias("e"), _children.alias("ch")
+    stored: list[Any] = []
+    stored_at: dict[str, int] = {}
+    for table, source in ((RESIDENTS, r), (EPISODES, e), (CHILDREN, ch)):
+        stored_at[table] = len(CASE_COLUMNS) + len(stored)
+        stored += [type_coerce(source.c[c], LargeBinary) for c in planned.get(table, ())]
+    leading = (
+        a.c.id, a.c.resident_id, a.c.agreement_id, a.c.contractor_id, a.c.status,
+        type_coerce(a.c.services, String), a.c.change_seq, r.c.district, r.c.street,
+        r.c.erased_at, _communities.c.name, _data_keys.c.wrapped_key,
+        e.c.id if episode else null(), e.c.stage if episode else null(),
+        ch.c.id if child else null(),
+    )  # fmt: skip
+    joined = (
+        a.join(r, r.c.id == a.c.resident_id)
+        .outerjoin(_communities, _communities.c.id == r.c.community_id)
+        .outerjoin(_data_keys, _data_keys.c.resident_id == r.c.id)
     )
-    .order_by(_assignments.c.change_seq)
-    .limit(bindparam("limit"))
-)
-_BY_ID = select(*_ASSIGNMENT_COLUMNS).where(_assignments.c.id == bindparam("id"))
+    if episode:
+        joined = joined.outerjoin(e, e.c.id == _current(_episodes))
+    if child:
+        joined = joined.outerjoin(ch, ch.c.id == _current(_children))
+    base = select(*(c.label(n) for c, n in zip(leading, CASE_COLUMNS, strict=True)), *stored)
+    changed = (
+        base.select_from(joined.join(_agreements, _agreements.c.id == a.c.agreement_id))
+        .where(
+            a.c.contractor_id == bindparam("contractor"),
+            _agreements.c.contractor_id == bindparam("contractor"),
+            a.c.status == "active",
+            a.c.change_seq > bindparam("after"),
+        )
+        .order_by(a.c.change_seq)
+        .limit(bindparam("limit"))
+    )
+    by_id = base.select_from(joined).where(a.c.id == bindparam("id"))
+    return CaseQueries(changed, by_id, stored_at)
+
+
+def changed_cases(
+    connection: Connection, columns: Columns, contractor_id: str, after: int, limit: int
+) -> list[StoredRow]:
+    """The contractor's active assignments with feed sequence > `after`, in feed order, each
+    with its resident's stored columns `columns`."""
+    query = case_queries(columns).changed
+    params = {"contractor": contractor_id, "after": after, "limit": limit}
+    return list(connection.execute(query, params))
+
+
+def case_by_id(connection: Connection, columns: Columns, assignment_id: str) -> StoredRow | None:
+    """One assignment (any status) with its resident's stored columns `columns`."""
+    return connection.execute(case_queries(columns).by_id, {"id": assignment_id}).first()
+
+
+# -- what every case of a page shares: bookings, agreements, consents --------------------------
+
 _BOOKINGS = (
     select(_bookings.c.assignment_id, _bookings.c.service_code, _bookings.c.scheduled_on)
-    .where(_bookings.c.assignment_id.in_(bindparam("ids", expanding=True)))
+    .where(among(_bookings.c.assignment_id))
     .order_by(_bookings.c.scheduled_on, _bookings.c.id)
 )
 _AGREEMENTS = (
@@ -92,7 +228,7 @@ _AGREEMENTS = (
         _purposes.c.policy_version,
     )
     .outerjoin(_purposes, _purposes.c.agreement_id == _agreements.c.id)
-    .where(_agreements.c.id.in_(bindparam("ids", expanding=True)))
+    .where(among(_agreements.c.id))
 )
 _CONSENTS = (
     select(
@@ -101,114 +237,60 @@ _CONSENTS = (
         _consents.c.sequence,
         _consents.c.agreement_id,
         _consents.c.action,
-        _consents.c.scopes,
+        type_coerce(_consents.c.scopes, String).label("scopes"),
         _consents.c.guardian,
     )
-    .where(_consents.c.resident_id.in_(bindparam("ids", expanding=True)))
+    .where(among(_consents.c.resident_id))
     .order_by(_consents.c.resident_id, _consents.c.sequence)
 )
 
 
-def changed_assignments(
-    connection: Connection, contractor_id: str, after: int, limit: int
-) -> list[AssignmentRow]:
-    """The contractor's active assignments with feed sequence > `after`, in feed order."""
-    rows = connection.execute(_CHANGED, {"contractor": contractor_id, "after": after,
-                                         "limit": limit})  # fmt: skip
-    return [AssignmentRow(*r) for r in rows]
+class ConsentEventRow(NamedTuple):
+    """A consent event as the fold reads it (`services.consent_state.fold`)."""
+
+    resident_id: str
+    id: str
+    sequence: int
+    agreement_id: str | None
+    action: str
+    scopes: list[str]
+    guardian: bool
 
 
-def assignment_by_id(connection: Connection, assignment_id: str) -> AssignmentRow | None:
-    row = connection.execute(_BY_ID, {"id": assignment_id}).first()
-    return None if row is None else AssignmentRow(*row)
-
-
-@lru_cache(maxsize=64)
-def _resident_query(columns: tuple[str, ...]) -> Select[Any]:
-    """Residents with community name, wrapped key and the stored bytes of `columns`."""
-    r = _residents
-    return (
-        select(
-            r.c.id,
-            r.c.district,
-            r.c.street,
-            r.c.erased_at,
-            _communities.c.name,
-            _data_keys.c.wrapped_key,
-            *(type_coerce(r.c[c], LargeBinary) for c in columns),
+def _consent_events(rows: Iterable[StoredRow]) -> dict[str, list[ConsentEventRow]]:
+    out: dict[str, list[ConsentEventRow]] = {}
+    for r in rows:
+        out.setdefault(r[0], []).append(
+            ConsentEventRow(r[0], r[1], r[2], r[3], r[4], json_list(r[5]), r[6])
         )
-        .outerjoin(_communities, _communities.c.id == r.c.community_id)
-        .outerjoin(_data_keys, _data_keys.c.resident_id == r.c.id)
-        .where(r.c.id.in_(bindparam("ids", expanding=True)))
-    )
-
-
-@lru_cache(maxsize=64)
-def _dependent_query(table: str, columns: tuple[str, ...]) -> Select[Any]:
-    """Episodes or children of the residents, oldest first (the last one per resident is the
-    current one, as the importer picks it), with the stored bytes of `columns`."""
-    t = _TABLES[table]
-    extra = (t.c.stage,) if table == EPISODES else ()
-    return (
-        select(
-            t.c.resident_id,
-            t.c.id,
-            *extra,
-            *(type_coerce(t.c[c], LargeBinary) for c in columns),
-        )
-        .where(t.c.resident_id.in_(bindparam("ids", expanding=True)))
-        .order_by(t.c.resident_id, t.c.created_at, t.c.id)
-    )
+    return out
 
 
 @dataclass(frozen=True, slots=True)
 class PageRows:
-    """Everything stored that the cases of one page read, keyed for the per-case step.
-
-    residents: id -> (id, district, street, erased_at, community name, wrapped key, *stored)
-    episodes:  resident id -> (resident id, id, stage, *stored) of the current episode
-    children:  resident id -> (resident id, id, *stored) of the current child
-    """
+    """The rows every case of a page may share, grouped by the first column (assignment id,
+    agreement id, resident id)."""
 
     bookings: Mapping[str, list[StoredRow]]
     agreements: Mapping[str, list[StoredRow]]
-    residents: Mapping[str, StoredRow]
-    episodes: Mapping[str, StoredRow]
-    children: Mapping[str, StoredRow]
-    consents: Mapping[str, list[StoredRow]]
+    consents: Mapping[str, list[ConsentEventRow]]
 
 
-def _grouped(rows: Any) -> dict[str, list[StoredRow]]:
+def _grouped(rows: Iterable[StoredRow]) -> dict[str, list[StoredRow]]:
     out: dict[str, list[StoredRow]] = {}
     for row in rows:
-        out.setdefault(row[0], []).append(row)
+        group = out.get(row[0])
+        if group is None:
+            out[row[0]] = [row]
+        else:
+            group.append(row)
     return out
 
 
-def page_rows(
-    connection: Connection,
-    assignments: Sequence[AssignmentRow],
-    columns: Mapping[str, tuple[str, ...]],
-) -> PageRows:
-    """The stored rows of a page; `columns` maps each table to the encrypted columns read
-    (a table without an entry is not queried, except residents)."""
-    assignment_ids = [a.id for a in assignments]
-    resident_ids = sorted({a.resident_id for a in assignments})
-    agreement_ids = sorted({a.agreement_id for a in assignments})
+def page_rows(connection: Connection, cases: Sequence[StoredRow]) -> PageRows:
     run = connection.execute
-    dependents: dict[str, dict[str, StoredRow]] = {EPISODES: {}, CHILDREN: {}}
-    for table, latest in dependents.items():
-        if table in columns:
-            for row in run(_dependent_query(table, columns[table]), {"ids": resident_ids}):
-                latest[row[0]] = row  # ordered oldest first: the last one stays
     return PageRows(
-        bookings=_grouped(run(_BOOKINGS, {"ids": assignment_ids})),
-        agreements=_grouped(run(_AGREEMENTS, {"ids": agreement_ids})),
-        residents={
-            row[0]: row
-            for row in run(_resident_query(columns.get(RESIDENTS, ())), {"ids": resident_ids})
-        },
-        episodes=dependents[EPISODES],
-        children=dependents[CHILDREN],
-        consents=_grouped(run(_CONSENTS, {"ids": resident_ids})),
+        bookings=_grouped(run(_BOOKINGS, {"ids": [c[0] for c in cases]})),
+        agreements=_grouped(run(_AGREEMENTS, {"ids": sorted({c[2] for c in cases})})),
+        consents=_consent_events(run(_CONSENTS, {"ids": sorted({c[1] for c in cases})})),
     )

@@ -69,7 +69,7 @@ def test_audit_entries_are_the_bytes_of_subjects_built_field_by_field(
     policies = shipped_policies()
     acting = Acting(Identity(c.principal_id, "c", CONTRACTOR, "c", c.id), NOW, "req-1")
     with session_factory() as s:
-        rows = disclosure.changed_assignments(s.connection(), c.id, 0, 10)
+        rows = disclosure.changed_cases(s, policies, "home_visit", c.id, 0, 10)
         loaded = disclosure.load(s, world.keyring, rows, policies.reads("home_visit"))
         cases = [x for x in loaded if isinstance(x, disclosure.CaseInputs)]
         evaluated = disclosure.evaluate(cases, "home_visit", NOW, policies)
@@ -128,6 +128,6 @@ def test_a_failing_audit_append_returns_nothing(
     world.assign(r, c, agreement)
     acting = Acting(Identity(c.principal_id, "c", CONTRACTOR, "c", c.id), NOW, "req-1")
     with session_factory() as s, pytest.raises(AuditUnavailable):
-        rows = disclosure.changed_assignments(s.connection(), c.id, 0, 10)
+        rows = disclosure.changed_cases(s, shipped_policies(), "home_visit", c.id, 0, 10)
         disclosure.disclose(s, world.keyring, auditing.MemoryAuditSink(fail=True), acting,
                             c.id, "home_visit", rows, shipped_policies())  # fmt: skip
