@@ -28,14 +28,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench._pg import pg_schema  # noqa: E402
 
 AS_OF = date(2025, 6, 1)
 Row = tuple[str, str, float, float, float, str, float | None]
@@ -196,35 +195,11 @@ def _measure(kind: str, path: Path, url: str | None = None) -> dict[str, float]:
     return result
 
 
-PG_URL = os.environ.get("EXCHANGE_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 PG_RUNS = 2
 
 
-@contextmanager
-def _pg_schema() -> Iterator[str | None]:
-    """A URL into a fresh schema of the PostgreSQL server (dropped afterwards), or None."""
-    import sqlalchemy as sa
-
-    schema = f"bench_import_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    except Exception as exc:  # unreachable server: no PostgreSQL rows
-        print(f"# PostgreSQL unreachable ({type(exc).__name__}); skipping its rows")
-        yield None
-        return
-    url = sa.engine.make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as c:
-            c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
 def _measure_pg(kind: str, path: Path) -> dict[str, float] | None:
-    with _pg_schema() as url:
+    with pg_schema("bench_import") as url:
         return None if url is None else _measure(kind, path, url)
 
 

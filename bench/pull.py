@@ -47,9 +47,8 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -70,6 +69,7 @@ from fastapi.responses import Response  # noqa: E402
 from sqlalchemy import LargeBinary, bindparam, select, type_coerce  # noqa: E402
 from sqlalchemy.orm import selectinload  # noqa: E402
 
+from bench._pg import pg_schema  # noqa: E402
 from bench._rows import row as _row  # noqa: E402
 from exchange.api.context import Context, context_for  # noqa: E402
 from exchange.db import models as m  # noqa: E402
@@ -86,9 +86,6 @@ PULLERS = 4
 PULLER_PAGES = 10  # pages per puller and run
 PURPOSE = "home_visit"
 HOME_ENV = "BENCH_PULL_HOME"
-PG_URL = os.environ.get(
-    "EXCHANGE_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 CORE_PATH = "/v1/bench/core-cases"
 ORM_PATH = "/v1/bench/raw-cases"
 FULL = "full pipeline GET /v1/cases"
@@ -227,26 +224,6 @@ def bench_app() -> FastAPI:
 
 
 # -- set-up ---------------------------------------------------------------------------------
-
-
-@contextmanager
-def pg_schema() -> Iterator[str | None]:
-    """A URL into a fresh schema of the PostgreSQL server (dropped afterwards), or None."""
-    schema = f"bench_pull_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    except Exception:  # unreachable: no PostgreSQL rows
-        yield None
-        return
-    url = sa.engine.make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as c:
-            c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def prepare(home: Path, database_url: str, residents: int) -> str:
@@ -798,7 +775,7 @@ def main() -> list[dict[str, Any]]:
                 if db == "sqlite":
                     url: str | None = f"sqlite:///{home / 'exchange.db'}"
                 else:
-                    url = stack.enter_context(pg_schema())
+                    url = stack.enter_context(pg_schema("bench_pull"))
                     if url is None:
                         print("PostgreSQL unreachable: no PostgreSQL rows", file=sys.stderr)
                         break
