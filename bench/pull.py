@@ -387,16 +387,12 @@ def stop_server(proc: subprocess.Popen[bytes], home: Path) -> None:
 
 
 def cpu_seconds(pid: int) -> float:
-    """CPU time the server's threads have run (ns resolution, /proc/<pid>/task/*/schedstat):
-    the request work of a sync endpoint runs on the threadpool's threads, not the main one.
-    Less disturbed than wall time by other work on the machine (it excludes the waits)."""
-    total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            total += int((task / "schedstat").read_text().split()[0])
-        except (OSError, IndexError, ValueError):  # a thread that just ended
-            continue
-    return total / 1e9
+    """CPU time of the whole server process, every thread it ever ran included (the work of a
+    sync endpoint runs on threadpool threads, which come and go): utime + stime of
+    /proc/<pid>/stat, in clock ticks (10 ms; a measured run takes seconds). Less disturbed
+    than wall time by other work on the machine, since it leaves out the waits."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mb(pid: int) -> float:

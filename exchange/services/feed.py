@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Integer, bindparam, select
 from sqlalchemy.orm import Session
 
 from exchange.db import models as m
@@ -97,7 +97,7 @@ _TOMBSTONES = (
     .where(_tombstones.c.contractor_id == bindparam("contractor"),
            _tombstones.c.seq > bindparam("after"))
     .order_by(_tombstones.c.seq)
-    .limit(bindparam("limit"))
+    .limit(bindparam("limit", type_=Integer, literal_execute=True))  # as rows.changed_cases
 )  # fmt: skip
 
 
