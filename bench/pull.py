@@ -20,13 +20,17 @@ Those routes are defined here and exist only in this factory; the service's app 
 them.
 
 Load, per size: PAGES pages of PAGE cases per run and endpoint, their starting points spread
-over the whole feed (so 30,000 residents cost what 300 do to measure), one keep-alive client.
-Then PULLERS concurrent pullers (one client each) fetch pages of the full pipeline and of the
-Core baseline: p50/p99 latency per page. Then the server's peak RSS (VmHWM).
+over the whole feed (so 30,000 residents cost what 300 do to measure), one keep-alive client;
+all servers run side by side and every run visits every size in turn, so the machine's noise
+falls on all of them alike. Then PULLERS concurrent pullers (one client each) fetch pages of
+the full pipeline and of the Core baseline: p50/p99 latency per page (503s are counted).
+Then the server's peak RSS (VmHWM).
 
 Rows: cases/s of the full pipeline (decrypt, policy, pseudonyms, seal, audit, serialise)
-against the Core baseline (target ratio >= 0.4) and against the ORM one; the full pipeline's
-µs per case against its own at 300 residents (target: within 1.5x); latencies; peak RSS.
+against the Core baseline (target ratio >= 0.4) and against the ORM one; the server's CPU per
+case for both (utime + stime of the server process: steadier than wall time on a shared
+machine, and it leaves out what the database server does); the full pipeline's µs per case
+against its own at 300 residents (target: within 1.5x); latencies; peak RSS.
 Then one case's cost split into parts, measured in this process over the SQLite database of
 the smallest size, each against the bare primitive it is made of (measured in the same run).
 
@@ -687,13 +691,13 @@ def part_rows(home: Path) -> list[dict[str, Any]]:
 
         parts: list[tuple[str, Callable[[], None], str, Callable[[], None]]] = [
             (
-                "part: stored rows of the page (Core, fixed number of queries)",
+                "part: stored rows of the page (Core, 4 queries)",
                 rows,
                 f"bare AES-GCM decrypt x{decrypted / n:.1f}/case",
                 bare_decrypt,
             ),
             (
-                "part: load inputs (rows + decrypt + typed inputs)",
+                "part: inputs of the case rows (3 queries, decrypt, typed inputs)",
                 load,
                 f"bare AES-GCM decrypt x{decrypted / n:.1f}/case",
                 bare_decrypt,
