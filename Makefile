@@ -7,7 +7,13 @@ STAMP := $(VENV)/.installed
 EXCHANGE_HOME ?= $(CURDIR)/var
 EXCHANGE_PORT ?= 8000
 
-.PHONY: install run test lint typecheck pytest bench clean browser-deps catalogues
+# Debian packages some targets need: nginx with its njs module (the TLS proxy test,
+# tests/exchange/test_nginx_e2e.py) and the PostgreSQL client (pg_dump/pg_restore for
+# `exchange admin backup|restore`). Installed when missing and we are root; otherwise a loud
+# warning (those tests then skip, and fail under CI=true).
+SYSTEM_PACKAGES := nginx-light libnginx-mod-http-js postgresql-client
+
+.PHONY: install system-deps run test lint typecheck pytest bench clean browser-deps catalogues
 
 # The console's message catalogues: compiled at install, never committed (.gitignore).
 LOCALE := exchange/console/locale
@@ -29,6 +35,20 @@ $(STAMP): pyproject.toml requirements.lock requirements-codegen.lock
 	test -x $(VENV)/codegen/bin/python || $(PYTHON) -m venv $(VENV)/codegen
 	$(VENV)/codegen/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-codegen.lock
 	touch $(STAMP)
+
+system-deps:
+	@missing=""; \
+	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
+	[ -e /usr/lib/nginx/modules/ngx_http_js_module.so ] || missing="$$missing libnginx-mod-http-js"; \
+	command -v pg_dump >/dev/null 2>&1 || missing="$$missing postgresql-client"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "system-deps: installing$$missing (Debian)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			-o DPkg::Lock::Timeout=600 --no-install-recommends $$missing >/dev/null; \
+	else \
+		echo "!!! system-deps: missing$$missing and not root: the nginx and backup tests will be SKIPPED (they fail under CI=true)"; \
+	fi
 
 run: install
 	EXCHANGE_HOME="$(EXCHANGE_HOME)" EXCHANGE_PORT="$(EXCHANGE_PORT)" \
@@ -57,7 +77,7 @@ browser-deps:
 		echo "browser tests need$$missing (apt-get install as root); they will skip"; \
 	fi
 
-pytest: install browser-deps
+pytest: install browser-deps system-deps
 	$(BIN)/pytest -n 2
 
 test: lint typecheck pytest

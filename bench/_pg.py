@@ -1,4 +1,4 @@
-"""A throwaway schema of the benchmark PostgreSQL server (EXCHANGE_BENCH_PG_URL)."""
+"""A throwaway schema on the benchmark's PostgreSQL server, or None when it is unreachable."""
 
 from __future__ import annotations
 
@@ -7,17 +7,14 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import sqlalchemy as sa
-
-PG_URL = os.environ.get(
-    "EXCHANGE_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+PG_URL = os.environ.get("EXCHANGE_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 @contextmanager
 def pg_schema(prefix: str) -> Iterator[str | None]:
-    """A URL into a fresh schema (selected through search_path, dropped afterwards), or None
-    when the server is unreachable (the caller then leaves out its PostgreSQL rows)."""
+    """A URL into a fresh schema (dropped afterwards); None, with a note, if unreachable."""
+    import sqlalchemy as sa
+
     schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
     try:
         admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import AbstractContextManager
 from datetime import date
 from pathlib import Path
 
@@ -152,9 +153,9 @@ def _child_breakdown(path: Path) -> None:
 
     def make_keys() -> list[tuple[DataKey, bytes]]:
         made: list[tuple[DataKey, bytes]] = []
-        for _ in rows:
+        for i, _row in enumerate(rows):
             key = DataKey.generate(keyring.suite)
-            made.append((key, keyring.wrap_bytes(key, root)))
+            made.append((key, keyring.wrap_bytes(key, f"resident-{i}", root)))
         return made
 
     keys = timed("data key + wrap", make_keys)
@@ -198,8 +199,12 @@ def _measure(kind: str, path: Path, url: str | None = None) -> dict[str, float]:
 PG_RUNS = 2
 
 
+def _pg_schema() -> AbstractContextManager[str | None]:
+    return pg_schema("bench_import")
+
+
 def _measure_pg(kind: str, path: Path) -> dict[str, float] | None:
-    with pg_schema("bench_import") as url:
+    with _pg_schema() as url:
         return None if url is None else _measure(kind, path, url)
 
 

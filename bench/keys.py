@@ -100,8 +100,8 @@ class Fixture:
         self.ring = Keyring(MemoryKeyProvider.generate(), suite)
         self.rows = []
         for i in range(RECORDS):
-            key, wrapped = self.ring.new_data_key()
             rid = f"res-{i:06d}"
+            key, wrapped = self.ring.new_data_key(rid)
             stored = [
                 self.ring.encrypt_field(
                     key, f"值-{c}-{i:05d}", FieldContext("residents", c, rid)
@@ -190,8 +190,8 @@ class Fixture:
         """As the import does per resident (ledger/prepare.py): generate, wrap under a held root
         straight to the stored bytes."""
         wrap, root, suite = self.ring.wrap_bytes, self.ring.current_root(), self.ring.suite
-        for _ in range(n):
-            wrap(DataKey.generate(suite), root)
+        for rid, _w, _s in self.rows[:n]:
+            wrap(DataKey.generate(suite), rid, root)
 
     def encrypt_fields(self, n: int) -> None:
         """As the import does per resident (ledger/prepare.py): one encrypt_row_bytes per
@@ -206,7 +206,7 @@ class Fixture:
         """Per-field API: parse each stored value, build its context, decrypt."""
         ring = self.ring
         for rid, wrapped, stored in self.rows[:n]:
-            key = ring.unwrap(wrapped)
+            key = ring.unwrap(wrapped, rid)
             for column, raw in zip(COLUMNS, stored, strict=True):
                 ctx = FieldContext("residents", column, rid)
                 ring.decrypt_field(key, EncryptedValue.from_bytes(raw), ctx)
@@ -215,7 +215,7 @@ class Fixture:
         """Row API on values the column type has already turned into EncryptedValue."""
         ring = self.ring
         for (rid, wrapped, _stored), values in zip(self.rows[:n], self.parsed[:n], strict=True):
-            ring.decrypt_row(ring.unwrap(wrapped), "residents", rid, values)
+            ring.decrypt_row(ring.unwrap(wrapped, rid), "residents", rid, values)
 
     def decrypt_rows(self, n: int, *, cold: bool = False) -> None:
         """Row API: parse each stored value (as the column type does), decrypt the row."""
@@ -229,7 +229,7 @@ class Fixture:
             values = {}
             for column, raw in zip(COLUMNS, stored, strict=True):
                 values[column] = parse(raw)
-            ring.decrypt_row(ring.unwrap(wrapped), "residents", rid, values)
+            ring.decrypt_row(ring.unwrap(wrapped, rid), "residents", rid, values)
 
     def decrypt_stored_rows(self, n: int) -> None:
         """What a pull does per record (disclosure/inputs.py): parse the stored wrapped key,
@@ -243,7 +243,8 @@ class Fixture:
             values = {}
             for column, raw in zip(COLUMNS, stored, strict=True):
                 values[column] = parse(raw)
-            ring.decrypt_row(ring.unwrap(parse_wrapped(raw_wrapped)), "residents", rid, values)
+            ring.decrypt_row(ring.unwrap(parse_wrapped(raw_wrapped), rid), "residents", rid,
+                            values)
 
     def decrypt_stored(self, n: int) -> None:
         """What a pull does per record (disclosure/inputs.py): find the stored wrapped key's
@@ -256,7 +257,7 @@ class Fixture:
         for (rid, _wrapped, stored), raw_wrapped in zip(
             self.rows[:n], self.stored_keys, strict=False
         ):
-            decrypt(unwrap_stored(raw_wrapped), plan, rid, stored)
+            decrypt(unwrap_stored(raw_wrapped, rid), plan, rid, stored)
 
     def pseudonyms(self, n: int) -> None:
         case_key = self.ring.case_key(AGREEMENT)
@@ -279,7 +280,8 @@ class Fixture:
             parsed = {
                 c: EncryptedValue.from_bytes(raw) for c, raw in zip(COLUMNS, stored, strict=True)
             }
-            values = list(ring.decrypt_row(ring.unwrap(wrapped), "residents", rid, parsed).values())
+            values = list(ring.decrypt_row(ring.unwrap(wrapped, rid), "residents", rid,
+                                           parsed).values())
             ref = ring.case_reference(AGREEMENT, rid)
             assert sealer is not None
             for field, value in zip(SEALED, values, strict=False):
@@ -291,7 +293,8 @@ class Fixture:
             parsed = {
                 c: EncryptedValue.from_bytes(raw) for c, raw in zip(COLUMNS, stored, strict=True)
             }
-            values = list(ring.decrypt_row(ring.unwrap(wrapped), "residents", rid, parsed).values())
+            values = list(ring.decrypt_row(ring.unwrap(wrapped, rid), "residents", rid,
+                                           parsed).values())
             ref = ring.case_reference(AGREEMENT, rid)
             for field, value in zip(SEALED, values, strict=False):
                 seal_field(public, AGREEMENT, ref, field, value)  # type: ignore[arg-type]

@@ -62,7 +62,7 @@ def records(n: int) -> list[Record]:
 class Ours:
     def __init__(self) -> None:
         self.ring = Keyring(MemoryKeyProvider.generate())
-        self.data_key, _wrapped = self.ring.new_data_key()
+        self.data_key, _wrapped = self.ring.new_data_key("resident-1")
 
     def __call__(self, batch: list[Record]) -> None:
         ring, key = self.ring, self.data_key

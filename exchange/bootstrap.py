@@ -18,7 +18,14 @@ from audit.store import append
 from exchange.api.app import create_app
 from exchange.db.engine import make_engine, make_session_factory
 from exchange.logs import configure_logging
-from exchange.settings import ConfigurationError, Settings, check_production, get_settings
+from exchange.services.log_origin import check_origin_when_reachable
+from exchange.settings import (
+    ConfigurationError,
+    Settings,
+    check_keyring_path,
+    check_production,
+    get_settings,
+)
 from keys.errors import KeysError
 from keys.keyring import Keyring
 from keys.providers import FileKeyring
@@ -34,6 +41,8 @@ class Runtime:
 
 def load_keyring(settings: Settings) -> Keyring:
     """The file keyring named by the settings, with the production refusals applied."""
+    if settings.is_production:
+        check_keyring_path(settings.keyring_file)  # before reading it
     try:
         provider = FileKeyring.load(settings.keyring_file)
     except KeysError as exc:
@@ -47,6 +56,9 @@ def load_keyring(settings: Settings) -> Keyring:
         keyring = Keyring(provider, production=settings.is_production)
     except KeysError as exc:
         raise ConfigurationError(str(exc)) from None
+    # checkpoints are signed under the log's origin (C2SP: the key name is the origin); the
+    # processes that sign check it against the origin fixed at `admin init` (`check_origin`)
+    keyring.audit_key_name = settings.audit_origin
     return keyring
 
 
@@ -55,6 +67,11 @@ def build_runtime(settings: Settings | None = None) -> Runtime:
     check_production(settings, development_keys=False)
     keyring = load_keyring(settings)
     engine = make_engine(settings.database_url)
+    try:
+        check_origin_when_reachable(engine, settings.audit_origin)
+    except Exception:
+        engine.dispose()
+        raise
     return Runtime(settings, engine, make_session_factory(engine), keyring)
 
 

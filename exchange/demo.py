@@ -6,8 +6,11 @@ the same office flows the API uses (so it is audited and feeds the contractors):
 - the 生命之初1000天 agreement with the first contractor (all three purposes, shipped policies)
   and a second agreement with contractor_b (home visits and online guidance);
 - consent for most residents of the cadre's communities (sensitive scopes separately, child
-  data by the guardian), assignments to both contractors (some to contractor_b only), and a
-  few withdrawals, which reach the contractors as tombstones.
+  data by the guardian), assignments to both contractors (some to contractor_b only) with the
+  four services that fit each one's stage and a first visit booked when it is due (none while
+  preparing; mid-pregnancy guidance from week 14, late from week 28, confinement in the first
+  six weeks after the birth: `first_visit`), and a few withdrawals, which reach the contractors
+  as tombstones.
 
 Idempotent: a second run finds the agreements, keys and consents and adds nothing.
 """
@@ -25,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from exchange.db import models as m
 from exchange.identity import Acting, Identity
-from exchange.services import agreements, assignments, consent, contractors
+from exchange.services import agreements, assignments, consent, contractors, residents
 from keys.contractor_keys import generate_keypair
 from keys.keyring import Keyring
 from policies import office_date, shipped_policy
@@ -34,11 +37,51 @@ AGREEMENT_A = "CY-1000-2026-A"
 AGREEMENT_B = "CY-1000-2026-B"
 NOTICE = "cy1000-notice-2026.1"
 MAX_RESIDENTS = 40
-_SERVICES = {
-    "preparing": ("mid_pregnancy", "late_pregnancy", "early_education", "parenting"),
+# "6选4": the four services each resident picks, by where she is in the 1000 days
+SERVICES_BY_STAGE = {
+    "preparing": ("mid_pregnancy", "late_pregnancy", "confinement", "parenting"),
     "pregnant": ("mid_pregnancy", "late_pregnancy", "confinement", "postpartum_recovery"),
-    "postpartum": ("confinement", "early_education", "postpartum_recovery", "parenting"),
+    "postpartum": ("confinement", "postpartum_recovery", "early_education", "parenting"),
 }
+PREGNANCY_DAYS = 280  # a due date is 40 weeks after the last period
+MID_PREGNANCY_FROM_WEEK, LATE_PREGNANCY_FROM_WEEK = 14, 28
+FIRST_MID_VISIT_WEEK = 16
+CONFINEMENT_DAYS, RECOVERY_DAYS = 42, 180
+
+
+def pregnancy_week(due: date, today: date) -> int:
+    """Completed weeks of pregnancy on `today` for a due date (week 40 on the due date)."""
+    return (PREGNANCY_DAYS - (due - today).days) // 7
+
+
+def first_visit(
+    stage: str, due: date | None, delivered: date | None, today: date, i: int
+) -> assignments.BookingInput | None:
+    """The home visit a cadre books first, fitting the stage: none while preparing; the
+    mid-pregnancy visit from week 14 (booked for week 16 if she is earlier), the late one from
+    week 28 and never past the due date; confinement in the first 42 days after the birth,
+    recovery to six months, then early education or parenting. `i` spreads the visits over
+    the coming week."""
+    soon = today + timedelta(days=i % 7)
+    if stage == "pregnant" and due is not None:
+        week = pregnancy_week(due, today)
+        if week < MID_PREGNANCY_FROM_WEEK:
+            on = due - timedelta(days=PREGNANCY_DAYS - 7 * FIRST_MID_VISIT_WEEK)
+            return assignments.BookingInput("mid_pregnancy", max(on, soon))
+        if week < LATE_PREGNANCY_FROM_WEEK:
+            late_from = due - timedelta(days=PREGNANCY_DAYS - 7 * LATE_PREGNANCY_FROM_WEEK)
+            return assignments.BookingInput("mid_pregnancy",
+                                            min(soon, late_from - timedelta(days=1)))
+        return assignments.BookingInput("late_pregnancy",
+                                        max(today, min(soon, due - timedelta(days=1))))
+    if stage == "postpartum" and delivered is not None:
+        age = (today - delivered).days
+        if age <= CONFINEMENT_DAYS:
+            return assignments.BookingInput("confinement", soon)
+        if age <= RECOVERY_DAYS:
+            return assignments.BookingInput("postpartum_recovery", soon)
+        return assignments.BookingInput("early_education" if i % 2 else "parenting", soon)
+    return None
 
 
 def _identity(session: Session, name: str) -> Identity:
@@ -90,8 +133,13 @@ def _consent_and_assign(
     session: Session, keyring: Keyring, cadre: Acting, resident: m.Resident, i: int,
     a: m.Agreement, b: m.Agreement,
 ) -> tuple[int, int]:  # fmt: skip
-    """Consent, assignments and (for a few) withdrawal of one resident: (assigned, withdrawn)."""
-    stage = resident.episodes[-1].stage if resident.episodes else "pregnant"
+    """Consent, assignments and (for a few) withdrawal of one resident: (assigned, withdrawn).
+    The cadre opens her record first (audited) to book a visit that fits her stage."""
+    episode = residents.get(session, keyring, cadre, resident.id).episode
+    stage = str(episode.get("stage") or "pregnant")
+    due, delivered = (date.fromisoformat(v) if v else None
+                      for v in (episode.get("due_date"), episode.get("delivery_date")))  # fmt: skip
+    booking = first_visit(stage, due, delivered, office_date(cadre.now), i)
     targets = [b] if i % 4 == 3 else ([a, b] if i % 4 == 0 else [a])
     assigned = withdrawn = 0
     for agreement in targets:
@@ -111,11 +159,10 @@ def _consent_and_assign(
         if stage == "postpartum":
             consent.grant(session, keyring, cadre, resident.id,
                           event(("child_data",), guardian=True))  # fmt: skip
-        services = _SERVICES.get(stage, _SERVICES["pregnant"])
-        visit_on = office_date(cadre.now) + timedelta(days=i % 7)
-        booking = assignments.BookingInput(services[0], visit_on)
+        services = SERVICES_BY_STAGE.get(stage, SERVICES_BY_STAGE["pregnant"])
         assignments.create(session, keyring, cadre, assignments.AssignmentInput(
-            resident.id, agreement.contractor_id, agreement.id, services, (booking,)))
+            resident.id, agreement.contractor_id, agreement.id, services,
+            () if booking is None else (booking,)))  # fmt: skip
         assigned += 1
         if i % 10 == 8:  # a few residents change their mind: withdrawal is immediate
             consent.withdraw(session, keyring, cadre, resident.id, event(("service_contact",)))

@@ -23,6 +23,8 @@ CONTRACTOR: Final = "contractor"
 AUDITOR: Final = "auditor"
 ROLES: Final = frozenset({OFFICE_ADMIN, COMMUNITY_CADRE, CONTRACTOR, AUDITOR})
 OFFICE_ROLES: Final = frozenset({OFFICE_ADMIN, COMMUNITY_CADRE})
+# the audit entry detail naming the client certificate an actor presented (RFC 8705 x5t#S256)
+CLIENT_CERT_DETAIL: Final = "client_cert.x5t_s256"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,9 @@ class Identity:
     display_name: str
     contractor_id: str | None = None
     community_ids: frozenset[str] = frozenset()
+    # RFC 8705 x5t#S256 of the client certificate the TLS proxy forwarded; for a token bound
+    # to a certificate, authentication checked it is that one (exchange.api.client_cert)
+    cert_thumbprint: str | None = None
 
     @classmethod
     def from_row(cls, row: m.Principal) -> Identity:
@@ -66,3 +71,10 @@ class Acting:
     def actor(self) -> Actor:
         """The audit log names the principal by id and role only."""
         return Actor(self.identity.id, self.identity.role)
+
+    @property
+    def details(self) -> dict[str, str]:
+        """What every entry of this actor records beyond its id and role: the client
+        certificate it presented (a thumbprint, never the certificate)."""
+        thumbprint = self.identity.cert_thumbprint
+        return {CLIENT_CERT_DETAIL: thumbprint} if thumbprint else {}

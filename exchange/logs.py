@@ -139,10 +139,22 @@ def configure_logging(log_format: str = "console", level: str = "INFO") -> None:
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(ScrubFilter())
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(_stdlib_formatter(log_format))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
+
+
+def _stdlib_formatter(log_format: str) -> logging.Formatter:
+    """Third-party (stdlib) records, e.g. uvicorn's and Alembic's: one JSON object per line in
+    production, like our own events, so a log shipper parses every line the same way."""
+    if log_format != "json":
+        return logging.Formatter("%(levelname)s %(name)s %(message)s")
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared_processors()],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.JSONRenderer()],
+    )
 
 
 class ScrubFilter(logging.Filter):

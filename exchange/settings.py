@@ -7,16 +7,22 @@ reads the filesystem and therefore runs at start-up rather than at construction.
 
 from __future__ import annotations
 
+import re
 import stat
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Mode = Literal["development", "production"]
 LogFormat = Literal["console", "json"]
+DEFAULT_AUDIT_ORIGIN = "chengyang.exchange/audit"
+# C2SP tlog-checkpoint: the origin SHOULD be a schema-less URL without spaces or '+'. Ours: a
+# lower-case host name with at least one dot, an optional port, then optional path segments.
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_ORIGIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})+(?::[0-9]{{1,5}})?(?:/[A-Za-z0-9._~-]+)*\Z")
 
 
 class ConfigurationError(Exception):
@@ -35,18 +41,41 @@ class Settings(BaseSettings):
     allow_sqlite_in_production: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: LogFormat | None = None
-    audit_origin: str = "chengyang.exchange/audit"
+    # the log's name on every checkpoint; fixed in the database at `exchange admin init`
+    audit_origin: str = DEFAULT_AUDIT_ORIGIN
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_page_size: int = Field(default=200, ge=1, le=10_000)
     auth_failures_per_minute: int = Field(default=30, ge=1)
     # seconds between scheduled audit checkpoints (issued only if the log grew); 0 turns it off
     checkpoint_interval: float = Field(default=300.0, ge=0)
+    # the TLS proxy's addresses (IPs or networks, comma-separated): only their Client-Cert and
+    # X-Forwarded-* headers are believed; empty believes nobody's
+    forwarded_allow_ips: str = ""
+    workers: int = Field(default=1, ge=1, le=64)
+    # SIGTERM: seconds in-flight requests get to finish before the worker stops anyway
+    drain_seconds: float = Field(default=20.0, gt=0, le=600)
+    # released statistics: counts of 1..threshold-1 distinct residents are suppressed (<5)
+    statistics_threshold: int = Field(default=5, ge=3, le=1000)
     # the web console's sessions (docs/console.md)
     console_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
     console_absolute_hours: int = Field(default=12, ge=1, le=7 * 24)
     console_max_failures: int = Field(default=5, ge=1, le=100)
     # None: Secure `__Host-` cookie over HTTPS (and always in production), plain name over HTTP
     console_secure_cookie: bool | None = None
+    # 查看明文: reveals one user may make in any hour, and how long a page shows the value
+    console_reveals_per_hour: int = Field(default=20, ge=1, le=1000)
+    console_reveal_seconds: int = Field(default=30, ge=5, le=600)
+
+    @field_validator("audit_origin")
+    @classmethod
+    def _schema_less_url(cls, value: str) -> str:
+        if len(value) > 255 or not _ORIGIN.match(value):
+            raise ValueError(
+                "must be a schema-less URL naming this office's log, e.g. "
+                "chengyang.example.gov.cn/exchange/audit: a lower-case host name with a dot, an "
+                "optional /path; no https://, spaces, '+' or trailing '/'"
+            )
+        return value
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:
@@ -92,17 +121,34 @@ def check_production(settings: Settings, *, development_keys: bool) -> None:
             "production mode refuses SQLite; set EXCHANGE_DATABASE_URL to PostgreSQL "
             "or EXCHANGE_ALLOW_SQLITE_IN_PRODUCTION=true"
         )
-    path = settings.keyring_file
-    if path.exists():
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise ConfigurationError(
-                f"production mode refuses keyring {path}: readable by group or others "
-                f"(mode {mode:04o}); run chmod 600"
-            )
+    check_keyring_path(settings.keyring_file)
     if development_keys:
         raise ConfigurationError(
             "production mode refuses development keys; provision a production keyring"
+        )
+
+
+def check_keyring_path(path: Path) -> None:
+    """Production refusals about the keyring file itself, each one line: it must be a regular
+    file (not a directory, device or dangling link) readable by its owner only."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return  # loading it says so
+    except OSError as exc:
+        raise ConfigurationError(
+            f"production mode refuses keyring {path}: {exc.strerror or type(exc).__name__}"
+        ) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigurationError(
+            f"production mode refuses keyring {path}: not a regular file; "
+            "point EXCHANGE_KEYRING_PATH at the keyring file"
+        )
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigurationError(
+            f"production mode refuses keyring {path}: readable by group or others "
+            f"(mode {mode:04o}); run chmod 600"
         )
 
 

@@ -1,4 +1,4 @@
-"""All key custody and cryptography of the broker (DESIGN.md §3; docs/keys.md)."""
+"""All key custody and cryptography of the broker (docs/keys.md)."""
 
 from keys.contractor_keys import (
     ContractorPrivateKey,

@@ -1,39 +1,41 @@
 """Per-resident data keys and their wrapped (stored) form.
 
-WrappedKey byte format, version 1 (all integers big-endian):
+WrappedKey byte format, version 2 (all integers big-endian):
 
-    "WK" | 0x01 | kek suite (1) | kek id length (1) | kek id (ASCII) | kek version (4)
+    "WK" | 0x02 | kek suite (1) | kek id length (1) | kek id (ASCII) | kek version (4)
          | data-key suite (1) | data-key id (8) | data-key version (4) | provider blob
 
-The whole header is the associated data of the wrap, so no field of it can be altered. The
-provider blob is whatever the root key's provider produced (locally: nonce 12 | ciphertext+tag).
+The associated data of the wrap is the whole header followed by the framed owner id
+(`owner_binding`: the resident the key belongs to, which is the row's key and is not stored in
+the bytes). So no field of the header can be altered, and a wrapped key copied to another
+resident's row does not unwrap there. Version 1 (format byte 0x01) is the same layout with the
+header alone as associated data: still read, never written; the root rotation job re-wraps
+such keys as version 2. The provider blob is whatever the root key's provider produced
+(locally: nonce 12 | ciphertext+tag).
 """
 
 from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Callable
+from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any
 
 from keys.errors import FormatError
 from keys.suites import Aead, Suite
 
-if TYPE_CHECKING:
-    from keys.fields import StoredColumns
-
 WRAPPED_MAGIC = b"WK"
-WRAPPED_FORMAT = 1
+WRAPPED_FORMAT = 2  # what a wrap writes: bound to its owner
+UNBOUND_FORMAT = 1  # read only; bound to nothing but its header
+_FORMATS = frozenset({UNBOUND_FORMAT, WRAPPED_FORMAT})
+_OWNER_PREFIX = b"exchange/data-key-owner/v2\x00"  # keys._codec.framed's domain and separator
 DATA_KEY_ID_LENGTH = 8
 _MAX_KEK_ID = 64
 _VERSION = struct.Struct(">I")
 # after the kek id: kek version | data-key suite | data-key id | data-key version
 _DATA_KEY_PART = struct.Struct(f">IB{DATA_KEY_ID_LENGTH}sI")
 _SUITE_IDS = frozenset(suite.wire_id for suite in Suite)
-# a key's ciphertext header, its AEAD's decrypt, and (column, header ‖ framed table, column)
-# in the order of a StoredColumns: everything keys.fields.decrypt_stored_row needs per key
-StoredPlan = tuple[bytes, Callable[[bytes, bytes, bytes], bytes], tuple[tuple[str, bytes], ...]]
 
 
 class DataKey:
@@ -47,10 +49,18 @@ class DataKey:
         "aead",
         "label",
         "aad_prefixes",
-        "stored_plans",
+        "plans",
+        "owner",
     )
 
-    def __init__(self, key_id: bytes, version: int, suite: Suite, material: bytes) -> None:
+    def __init__(
+        self,
+        key_id: bytes,
+        version: int,
+        suite: Suite,
+        material: bytes,
+        owner: str | None = None,
+    ) -> None:
         if len(key_id) != DATA_KEY_ID_LENGTH:
             raise FormatError("data key id must be 8 bytes")
         if len(material) != suite.key_length:
@@ -64,17 +74,21 @@ class DataKey:
         self.aead: Aead = suite.aead(material)
         # suite | id | version: how ciphertext headers name this key; built once, compared often
         self.label = data_key_part(suite, key_id, version)
-        # owned by keys.fields: table -> column -> this key's ciphertext header followed by the
-        # framed (domain, table, column), so a decrypt only appends the row id per field
+        # What the key's users derive from it and keep for as long as the key lives (forgetting
+        # the key forgets them). The key only carries them: the module using them (keys.fields)
+        # fills and types them, so this module needs nothing of it. aad_prefixes: table ->
+        # column -> the ciphertext header and framed (domain, table, column); plans: per read
+        # shape, what a decrypt of stored bytes needs.
         self.aad_prefixes: dict[str, dict[str, bytes]] = {}
-        # owned by keys.fields: StoredColumns -> what decrypt_stored_row needs for this key
-        self.stored_plans: dict[StoredColumns, StoredPlan] = {}
+        self.plans: dict[Hashable, Any] = {}
+        # the resident this key belongs to, as its wrap was bound (the keyring sets it)
+        self.owner = owner
 
     @classmethod
-    def generate(cls, suite: Suite, version: int = 1) -> DataKey:
+    def generate(cls, suite: Suite, version: int = 1, owner: str | None = None) -> DataKey:
         # one CSPRNG read per key (an import makes one key per resident): id ‖ material
         fresh = os.urandom(DATA_KEY_ID_LENGTH + suite.key_length)
-        return cls(fresh[:DATA_KEY_ID_LENGTH], version, suite, fresh[DATA_KEY_ID_LENGTH:])
+        return cls(fresh[:DATA_KEY_ID_LENGTH], version, suite, fresh[DATA_KEY_ID_LENGTH:], owner)
 
     @property
     def id_hex(self) -> str:
@@ -101,6 +115,7 @@ class WrappedHeader:
     data_suite: Suite
     data_key_id: bytes
     data_key_version: int
+    format: int = WRAPPED_FORMAT
 
     @classmethod
     def of(
@@ -111,6 +126,7 @@ class WrappedHeader:
         data_suite: Suite,
         data_key_id: bytes,
         data_key_version: int,
+        format: int = WRAPPED_FORMAT,
     ) -> WrappedHeader:
         """The same as the constructor, about 3x faster (one per imported resident): the
         frozen dataclass __init__ sets each field by name through object.__setattr__."""
@@ -121,11 +137,17 @@ class WrappedHeader:
         _set_data_suite(header, data_suite)
         _set_data_key_id(header, data_key_id)
         _set_data_key_version(header, data_key_version)
+        _set_format(header, format)
         return header
 
+    @property
+    def bound(self) -> bool:
+        """True when the wrap is bound to its owner (format 2)."""
+        return self.format == WRAPPED_FORMAT
+
     def to_bytes(self) -> bytes:
-        return kek_part(self.kek_suite, self.kek_id, self.kek_version) + data_key_part(
-            self.data_suite, self.data_key_id, self.data_key_version
+        return kek_part(self.kek_suite, self.kek_id, self.kek_version, self.format) + (
+            data_key_part(self.data_suite, self.data_key_id, self.data_key_version)
         )
 
 
@@ -137,17 +159,32 @@ _set_kek_version = WrappedHeader.__dict__["kek_version"].__set__
 _set_data_suite = WrappedHeader.__dict__["data_suite"].__set__
 _set_data_key_id = WrappedHeader.__dict__["data_key_id"].__set__
 _set_data_key_version = WrappedHeader.__dict__["data_key_version"].__set__
+_set_format = WrappedHeader.__dict__["format"].__set__
 
 
-def kek_part(kek_suite: Suite, kek_id: str, kek_version: int) -> bytes:
+def kek_part(
+    kek_suite: Suite, kek_id: str, kek_version: int, format: int = WRAPPED_FORMAT
+) -> bytes:
     """The start of a wrapped-key header: magic, format and the wrapping (root) key."""
+    if format not in _FORMATS:
+        raise FormatError(f"unsupported wrapped key format version {format}")
     raw_id = kek_id.encode("ascii")
     return (
         WRAPPED_MAGIC
-        + bytes([WRAPPED_FORMAT, kek_suite.wire_id, len(raw_id)])
+        + bytes([format, kek_suite.wire_id, len(raw_id)])
         + raw_id
         + _VERSION.pack(kek_version)
     )
+
+
+def owner_binding(owner: str) -> bytes:
+    """What a format-2 wrap appends to its header as associated data: the owner id framed as
+    `keys._codec.framed(b"exchange/data-key-owner/v2", owner)` frames it (written out here:
+    one per imported resident)."""
+    raw = owner.encode("utf-8")
+    if not raw:
+        raise FormatError("a data key's owner id must not be empty")
+    return _OWNER_PREFIX + len(raw).to_bytes(4, "big") + raw
 
 
 def data_key_part(suite: Suite, key_id: bytes, version: int) -> bytes:
@@ -206,6 +243,20 @@ class WrappedKey:
         return self.data
 
     @property
+    def format(self) -> int:
+        return self.data[2]
+
+    @property
+    def bound(self) -> bool:
+        """True when the wrap is bound to its owner (format 2); format 1 is read only."""
+        return self.data[2] == WRAPPED_FORMAT
+
+    def associated_data(self, owner: str) -> bytes:
+        """The wrap's associated data for `owner`: the header, and for format 2 the owner."""
+        header = self.data[: self.header_length]
+        return header + owner_binding(owner) if self.data[2] == WRAPPED_FORMAT else header
+
+    @property
     def header_bytes(self) -> bytes:
         return self.data[: self.header_length]
 
@@ -216,8 +267,8 @@ class WrappedKey:
     def __repr__(self) -> str:
         h = self.header
         return (
-            f"WrappedKey(kek={h.kek_id}@{h.kek_version}, data_key={h.data_key_id.hex()}"
-            f"@{h.data_key_version}, suite={h.data_suite.value})"
+            f"WrappedKey(v{h.format}, kek={h.kek_id}@{h.kek_version}, data_key="
+            f"{h.data_key_id.hex()}@{h.data_key_version}, suite={h.data_suite.value})"
         )
 
     __str__ = __repr__
@@ -232,7 +283,7 @@ def _checked_header_length(data: bytes) -> int:
     """Everything `_parse_header` checks, building nothing; the header's length."""
     if len(data) < 5 or data[:2] != WRAPPED_MAGIC:
         raise FormatError("not a wrapped key (bad magic)")
-    if data[2] != WRAPPED_FORMAT:
+    if data[2] not in _FORMATS:
         raise FormatError(f"unsupported wrapped key format version {data[2]}")
     if data[3] not in _SUITE_IDS:
         raise FormatError(f"unknown crypto suite id {data[3]}")
@@ -259,4 +310,5 @@ def _parse_header(data: bytes) -> WrappedHeader:
         Suite.from_wire(data_suite_id),
         key_id,
         dk_version,
+        data[2],
     )

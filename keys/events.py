@@ -20,6 +20,8 @@ class KeyEventType(enum.Enum):
     DATA_KEY_DESTROYED = "data_key_destroyed"
     PSEUDONYM_KEY_ROTATED = "pseudonym_key_rotated"
     PSEUDONYM_REMAP_EXPORTED = "pseudonym_remap_exported"
+    BLIND_INDEX_ROTATION_STARTED = "blind_index_rotation_started"
+    BLIND_INDEX_ROTATION_COMPLETED = "blind_index_rotation_completed"
     CONTRACTOR_KEY_REGISTERED = "contractor_key_registered"
     CONTRACTOR_KEY_RETIRED = "contractor_key_retired"
 

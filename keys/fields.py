@@ -20,7 +20,7 @@ import structlog
 from cryptography.exceptions import InvalidTag
 
 from keys._codec import framed
-from keys.datakeys import DATA_KEY_ID_LENGTH, DataKey, StoredPlan
+from keys.datakeys import DATA_KEY_ID_LENGTH, DataKey
 from keys.errors import DecryptionError, FormatError
 from keys.suites import NONCE_LENGTH, TAG_LENGTH, Suite
 
@@ -373,6 +373,10 @@ def _failed(key: DataKey, table: str, column: str) -> DecryptionError:
 _STORED_COLUMNS: dict[tuple[str, tuple[str, ...]], StoredColumns] = {}
 _STORED_COLUMNS_LIMIT = 256  # (table, column set) pairs; names come from our schema
 _KEY_PLAN_LIMIT = 16  # StoredColumns planned per data key
+# a key's ciphertext header, its AEAD's decrypt, and (column, header ‖ framed table, column)
+# in the order of a StoredColumns: everything decrypt_stored_row needs per key, kept in the
+# key's `plans` under the StoredColumns
+StoredPlan = tuple[bytes, Callable[[bytes, bytes, bytes], bytes], tuple[tuple[str, bytes], ...]]
 
 
 class StoredColumns:
@@ -412,8 +416,8 @@ def _plan(key: DataKey, columns: StoredColumns) -> StoredPlan:
         key.aead.decrypt,
         tuple(zip(columns.columns, [header + p for p in columns.prefixes], strict=True)),
     )
-    if len(key.stored_plans) < _KEY_PLAN_LIMIT:
-        key.stored_plans[columns] = plan
+    if len(key.plans) < _KEY_PLAN_LIMIT:
+        key.plans[columns] = plan
     return plan
 
 
@@ -436,7 +440,8 @@ def decrypt_stored_row(
     # them); buffers and failures leave the loop for the checked path, which resumes at the
     # column this one stopped at. The offsets are literals (HEADER_LENGTH, _BODY_START;
     # checked below at import): two global reads per field fewer.
-    header, decrypt_aead, planned = key.stored_plans.get(columns) or _plan(key, columns)
+    planned_for_key: StoredPlan = key.plans.get(columns) or _plan(key, columns)
+    header, decrypt_aead, planned = planned_for_key
     row = row_id.encode("utf-8")
     row_part = len(row).to_bytes(4, "big") + row
     out: dict[str, str] = {}

@@ -1,11 +1,11 @@
-"""The Keyring: the only holder of key material in the broker (DESIGN.md §3, invariants 5, 6)."""
+"""The Keyring: the only holder of key material in the broker (docs/keys.md; invariants 5, 6)."""
 
 from __future__ import annotations
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from keys import fields, pseudonyms
-from keys.datakeys import DataKey, WrappedHeader, WrappedKey, kek_part
+from keys.datakeys import DataKey, WrappedHeader, WrappedKey, kek_part, owner_binding
 from keys.errors import DecryptionError, DevelopmentKeyringError, FormatError
 from keys.fields import EncryptedValue, FieldContext
 from keys.idnumbers import normalise_national_id
@@ -22,10 +22,13 @@ _KEK_PARTS_LIMIT = 16  # root keys whose header part is remembered; there are a 
 class Keyring:
     """Data keys, field encryption, pseudonyms and the audit signing key, over one provider.
 
-    Unwrapped data keys are cached (bounded, first-in first-out, keyed by the wrapped bytes) so
-    a pull does not re-unwrap and rebuild cipher objects per field; `forget` drops one at
-    erasure. Pseudonym keys are resolved once per purpose, agreement and version; after
-    rotating a purpose key in this process call `refresh()` (another process: restart).
+    Every data key is wrapped bound to its owner (the resident id: `wrap(key, owner)`), and
+    unwrapped only for that owner (`unwrap(wrapped, owner)`): a wrapped key moved to another
+    resident's row does not unwrap there. Unwrapped data keys are cached (bounded, first-in
+    first-out, keyed by the wrapped bytes, checked against the owner asked for) so a pull does
+    not re-unwrap and rebuild cipher objects per field; `forget` drops one at erasure.
+    Pseudonym keys are resolved once per purpose, agreement and version; after rotating a
+    purpose key in this process call `refresh()` (another process: restart).
     """
 
     def __init__(
@@ -62,30 +65,31 @@ class Keyring:
     def current_root(self) -> RootKey:
         return self.provider.root_key(self.suite)
 
-    def new_data_key(self, version: int = 1) -> tuple[DataKey, WrappedKey]:
-        key = DataKey.generate(self.suite, version)
-        return key, self.wrap(key)
+    def new_data_key(self, owner: str, version: int = 1) -> tuple[DataKey, WrappedKey]:
+        """A fresh data key for `owner` (a resident id) and its wrap, bound to that owner."""
+        key = DataKey.generate(self.suite, version, owner)
+        return key, self.wrap(key, owner)
 
-    def wrap(self, key: DataKey, root: RootKey | None = None) -> WrappedKey:
+    def wrap(self, key: DataKey, owner: str, root: RootKey | None = None) -> WrappedKey:
         root = root or self.current_root()
-        header_bytes, blob = self._wrapped_parts(key, root)
+        header_bytes, blob = self._wrapped_parts(key, owner, root)
         header = WrappedHeader.of(
             root.suite, root.key_id, root.version, key.suite, key.key_id, key.version
         )
         # built from the header just made: no need to parse it back (one per imported resident)
         return WrappedKey.assemble(header, header_bytes, blob)
 
-    def wrap_bytes(self, key: DataKey, root: RootKey) -> bytes:
-        """`wrap(key, root).to_bytes()` without the WrappedKey and WrappedHeader objects:
-        what a bulk insert stores, once per new resident."""
-        header_bytes, blob = self._wrapped_parts(key, root)
+    def wrap_bytes(self, key: DataKey, owner: str, root: RootKey) -> bytes:
+        """`wrap(key, owner, root).to_bytes()` without the WrappedKey and WrappedHeader
+        objects: what a bulk insert stores, once per new resident."""
+        header_bytes, blob = self._wrapped_parts(key, owner, root)
         if not blob:
             raise FormatError("wrapped key truncated or malformed")
         return header_bytes + blob
 
-    def _wrapped_parts(self, key: DataKey, root: RootKey) -> tuple[bytes, bytes]:
-        """(header, provider blob) of `key` wrapped under `root`; the header is the wrap's
-        associated data."""
+    def _wrapped_parts(self, key: DataKey, owner: str, root: RootKey) -> tuple[bytes, bytes]:
+        """(header, provider blob) of `key` wrapped under `root` for `owner`; the associated
+        data is the header followed by the framed owner id."""
         # the root key's half of the header, built once per root key rather than per wrap; the
         # Enum member is keyed by its value, which hashes in C
         kek_bytes = self._kek_parts.get((root.key_id, root.version, root.suite._value_))
@@ -93,7 +97,7 @@ class Keyring:
             kek_bytes = self._kek_part(root.suite, root.key_id, root.version)
         # the data key's half is its label (suite | id | version)
         header_bytes = kek_bytes + key.label
-        return header_bytes, root.wrap(key.material(), header_bytes)
+        return header_bytes, root.wrap(key.material(), header_bytes + owner_binding(owner))
 
     def _kek_part(self, suite: Suite, key_id: str, version: int) -> bytes:
         part = kek_part(suite, key_id, version)
@@ -102,44 +106,53 @@ class Keyring:
         self._kek_parts[(key_id, version, suite._value_)] = part
         return part
 
-    def unwrap(self, wrapped: WrappedKey) -> DataKey:
+    def unwrap(self, wrapped: WrappedKey, owner: str) -> DataKey:
+        """The data key of `owner`'s row; DecryptionError if the wrap belongs to another."""
         cached = self._cache.get(wrapped.data)
-        if cached is not None:
+        if cached is not None and cached.owner == owner:
             return cached
-        key = self._unwrap_uncached(wrapped)
+        key = self._unwrap_uncached(wrapped, owner)
         cache = self._cache
         if len(cache) >= self._cache_size:
             cache.pop(next(iter(cache), b""), None)
         cache[wrapped.data] = key
         return key
 
-    def unwrap_stored(self, data: bytes) -> DataKey:
-        """`unwrap(WrappedKey.from_bytes(data))`, skipping the parse when the key is cached:
-        what a pull does once per record with the wrapped key it read from the database."""
+    def unwrap_stored(self, data: bytes, owner: str) -> DataKey:
+        """`unwrap(WrappedKey.from_bytes(data), owner)`, skipping the parse when the key is
+        cached: what a pull does once per record with the wrapped key it read from the
+        database."""
         if type(data) is not bytes:
             data = bytes(data)
         cached = self._cache.get(data)
-        if cached is not None:
+        if cached is not None and cached.owner == owner:
             return cached
-        return self.unwrap(WrappedKey.from_bytes(data))
+        return self.unwrap(WrappedKey.from_bytes(data), owner)
 
-    def _unwrap_uncached(self, wrapped: WrappedKey) -> DataKey:
+    def _unwrap_uncached(self, wrapped: WrappedKey, owner: str) -> DataKey:
         h = wrapped.header
         root = self.provider.root_key(h.kek_suite, h.kek_id, h.kek_version)
-        material = root.unwrap(wrapped.blob, wrapped.header_bytes)
         try:
-            return DataKey(h.data_key_id, h.data_key_version, h.data_suite, material)
+            associated = wrapped.associated_data(owner)
+        except FormatError:
+            raise DecryptionError() from None
+        material = root.unwrap(wrapped.blob, associated)
+        try:
+            return DataKey(h.data_key_id, h.data_key_version, h.data_suite, material, owner)
         except Exception:
             raise DecryptionError() from None
 
-    def rewrap(self, wrapped: WrappedKey) -> WrappedKey:
-        """The same data key wrapped under the current root key (root-key rotation)."""
-        return self.wrap(self._unwrap_uncached(wrapped))
+    def rewrap(self, wrapped: WrappedKey, owner: str) -> WrappedKey:
+        """The same data key wrapped under the current root key, bound to `owner` (root-key
+        rotation; it also moves an unbound format-1 wrap to format 2)."""
+        return self.wrap(self._unwrap_uncached(wrapped, owner), owner)
 
     def needs_rewrap(self, wrapped: WrappedKey) -> bool:
+        """Not under the current root key, or not bound to its owner."""
         root = self.current_root()
         h = wrapped.header
-        return (h.kek_id, h.kek_version, h.kek_suite) != (root.key_id, root.version, root.suite)
+        return not h.bound or (h.kek_id, h.kek_version, h.kek_suite) != (
+            root.key_id, root.version, root.suite)
 
     def forget(self, wrapped: WrappedKey) -> None:
         """Drop an unwrapped key from memory (crypto-shredding, rotation)."""

@@ -318,7 +318,8 @@ class FileKeyring(LocalKeyProvider):
     # file. A provider that kept its first reading would wrap new data keys under a root the
     # rotation is about to retire, and could not unwrap what the rotation re-wrapped. So the
     # current root is taken from the file as it is now (checked at most once a second), and an
-    # unknown root version is looked for in the file before it is refused.
+    # unknown version of any key (a root, or the blind-index version a rotation moved the
+    # database to) is looked for in the file before it is refused.
     REFRESH_INTERVAL = 1.0
 
     def _signature(self) -> tuple[int, int, int] | None:
@@ -341,6 +342,14 @@ class FileKeyring(LocalKeyProvider):
         self._root_cache = {}
         self._seen = fresh._seen
         return True
+
+    def secret(self, purpose: Purpose, version: int | None = None) -> Secret:
+        try:
+            return super().secret(purpose, version)
+        except KeyNotFoundError:
+            if version is None or not self.refresh():
+                raise
+            return super().secret(purpose, version)
 
     def root_key(
         self, suite: Suite, key_id: str | None = None, version: int | None = None

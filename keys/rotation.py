@@ -2,7 +2,9 @@
 
 * Root key: add a new root version (old stays readable), then `rewrap_all` re-wraps every data
   key online in batches, saving a cursor after each batch so a crash resumes where it stopped;
-  re-wrapping is idempotent (keys already under the current root are skipped).
+  re-wrapping is idempotent (keys already under the current root and bound to their owner are
+  skipped; a format-1 key, bound to nothing, is re-wrapped as format 2 even under the current
+  root).
 * Data key: `rotate_data_key` re-encrypts one resident's fields under a fresh data key.
 * Pseudonym key: `rotate_pseudonym_key` then `case_reference_remap` for the contractor.
 * Contractor key: `rotate_contractor_key` registers a new public key and retires the old one.
@@ -11,8 +13,6 @@ Every step hands a KeyEvent (no secrets) to the KeyEventSink.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -123,7 +123,7 @@ def rewrap_all(
         rewrapped = skipped = 0
         for owner_id, wrapped in batch:
             if keyring.needs_rewrap(wrapped) and store.replace(
-                owner_id, wrapped, keyring.rewrap(wrapped)
+                owner_id, wrapped, keyring.rewrap(wrapped, owner_id)
             ):
                 keyring.forget(wrapped)
                 rewrapped += 1
@@ -176,14 +176,16 @@ class DataKeyRotation:
 
 def rotate_data_key(
     keyring: Keyring,
+    owner: str,
     wrapped: WrappedKey,
     fields: Sequence[tuple[FieldContext, EncryptedValue]],
     sink: KeyEventSink,
     clock: Clock,
 ) -> DataKeyRotation:
-    """Re-encrypt one resident's fields under a fresh data key (next version, current suite)."""
-    old = keyring.unwrap(wrapped)
-    new, new_wrapped = keyring.new_data_key(version=old.version + 1)
+    """Re-encrypt one resident's (`owner`'s) fields under a fresh data key (next version,
+    current suite, bound to her)."""
+    old = keyring.unwrap(wrapped, owner)
+    new, new_wrapped = keyring.new_data_key(owner, version=old.version + 1)
     values = tuple(
         keyring.encrypt_field(new, keyring.decrypt_field(old, value, ctx), ctx)
         for ctx, value in fields
@@ -245,16 +247,6 @@ def case_reference_remap(
         )
     )
     return rows
-
-
-def remap_csv(rows: Iterable[RemapRow]) -> str:
-    """The export handed to the contractor: `old_case_reference,new_case_reference` lines."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["old_case_reference", "new_case_reference"])
-    for row in rows:
-        writer.writerow([row.old_case_reference, row.new_case_reference])
-    return out.getvalue()
 
 
 # -- contractor key -------------------------------------------------------------------------

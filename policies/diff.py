@@ -107,3 +107,9 @@ def diff_policies(old: Policy, new: Policy) -> tuple[Change, ...]:
         if name not in after and rule.discloses:
             changes.append(Change(name, "no longer disclosed (removed)", False))
     return tuple(changes)
+
+
+def introduce(new: Policy) -> tuple[Change, ...]:
+    """What a policy with no earlier version discloses: every disclosing field is new."""
+    return tuple(Change(f.name, f"newly disclosed: {_describe(f)}", True)
+                 for f in new.fields if f.discloses)  # fmt: skip

@@ -34,46 +34,62 @@ def office_date(now: dt.datetime) -> dt.date:
 
 
 class PolicySet:
-    """Loaded policies by id, each compiled into a plan; evaluates a case against the one its
-    agreement names."""
+    """Loaded policies, each version compiled into a plan; evaluates a case against the one
+    its agreement names.
+
+    A set may hold several versions of one policy (an office publishes new versions, and each
+    agreement stays on its version until it is moved). An agreement names a policy by
+    reference: `id@version` for that exact version, or the bare `id` for its latest version
+    in the set. Two documents with the same id and version are refused.
+    """
 
     def __init__(self, policies: Iterable[Policy]) -> None:
-        plans: dict[str, Plan] = {}
+        versions: dict[str, Plan] = {}
+        latest: dict[str, Plan] = {}
         for policy in policies:
-            if policy.id in plans:
+            ref = policy.identity.reference
+            if ref in versions:
                 raise DuplicatePolicyError(
-                    f"policy id {policy.id!r} in both {plans[policy.id].policy.file} "
-                    f"and {policy.file}"
+                    f"policy {policy.id!r} version {policy.version} in both "
+                    f"{versions[ref].policy.file} and {policy.file}"
                 )
-            plans[policy.id] = Plan(policy)
-        self._plans: Mapping[str, Plan] = MappingProxyType(plans)
+            versions[ref] = plan = Plan(policy)
+            if policy.id not in latest or latest[policy.id].policy.version < policy.version:
+                latest[policy.id] = plan
+        self._versions: tuple[Plan, ...] = tuple(versions.values())
+        self._plans: Mapping[str, Plan] = MappingProxyType({**versions, **latest})
         reads: dict[str, frozenset[str]] = {}
-        for plan in plans.values():
+        for plan in self._versions:
             reads[plan.purpose] = reads.get(plan.purpose, frozenset()) | plan.reads
         self._reads: Mapping[str, frozenset[str]] = MappingProxyType(reads)
 
-    def __contains__(self, policy_id: object) -> bool:
-        return policy_id in self._plans
+    def __contains__(self, reference: object) -> bool:
+        return reference in self._plans
 
     def __iter__(self) -> Iterator[Policy]:
-        return iter(p.policy for p in self._plans.values())
+        """Every version in the set, once."""
+        return iter(p.policy for p in self._versions)
 
-    def get(self, policy_id: str) -> Policy:
-        return self.plan(policy_id).policy
+    def get(self, reference: str) -> Policy:
+        """The policy `id@version` names, or the latest version of a bare `id`."""
+        return self.plan(reference).policy
 
-    def plan(self, policy_id: str) -> Plan:
+    def plan(self, reference: str) -> Plan:
+        """The plan of the policy `id@version` names, or of the latest version of `id`."""
         try:
-            return self._plans[policy_id]
+            return self._plans[reference]
         except KeyError:
-            raise UnknownPolicyError(f"no policy with id {policy_id!r} is loaded") from None
+            raise UnknownPolicyError(f"no policy {reference!r} is loaded") from None
 
     def policy_for(self, agreement: AgreementTerms, purpose: str) -> Policy | None:
-        """The policy the agreement names for a purpose (None: purpose not agreed)."""
+        """The policy the agreement names for a purpose (None: purpose not agreed); the
+        agreement's purposes map to references (`id@version` or `id`)."""
         policy_id = agreement.purposes.get(purpose)
         return None if policy_id is None else self.get(policy_id)
 
     def reads(self, purpose: str) -> frozenset[str]:
-        """The record fields any loaded policy of `purpose` reads (none for an unknown one)."""
+        """The record fields any loaded version of a policy for `purpose` reads (none for an
+        unknown purpose): what a loader decrypts for it."""
         return self._reads.get(purpose, frozenset())
 
     def evaluate(

@@ -4,8 +4,8 @@
     ├── PolicyLoadError              a document is unreadable or invalid; carries every Problem
     │                                (file, line, field, message), one line each
     ├── PolicySetError               documents that are fine alone do not fit together
-    │   ├── DuplicatePolicyError     two documents share one policy id
-    │   └── UnknownPolicyError       an agreement names a policy id that is not loaded
+    │   ├── DuplicatePolicyError     two documents share one policy id and version
+    │   └── UnknownPolicyError       an agreement names a policy that is not loaded
     └── EngineInputError             an engine input value was built wrong (names the field,
                                      never the value)
 

@@ -66,6 +66,16 @@ class PolicyIdentity:
     def __str__(self) -> str:
         return f"{self.id}@{self.version}#{self.sha256[:12]}"
 
+    @property
+    def reference(self) -> str:
+        """`id@version`: how an agreement pins this exact version (see `PolicySet`)."""
+        return policy_reference(self.id, self.version)
+
+
+def policy_reference(policy_id: str, version: int) -> str:
+    """The reference `id@version` of one version of a policy ('@' is not in the id alphabet)."""
+    return f"{policy_id}@{version}"
+
 
 @dataclass(frozen=True, slots=True, repr=False)
 class Evaluation:

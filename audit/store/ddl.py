@@ -1,14 +1,17 @@
-"""Database-enforced append-only rules, per dialect, and the PostgreSQL writer role.
+"""Database-enforced append-only rules, per dialect.
 
-`install_append_only(connection)` runs after the tables exist (from the Alembic migration or
-`create_schema`). It adds triggers that refuse UPDATE and DELETE (and TRUNCATE on PostgreSQL) on
-the audit tables, lets the single head row only move forward, and creates that row.
+`install_append_only(connection)` runs after the tables exist (`create_schema`; production uses
+the Alembic migrations, which hold their own frozen copy of these statements). It adds triggers
+that refuse UPDATE and DELETE (and TRUNCATE on PostgreSQL) on the audit tables, lets the single
+head row only move forward, creates that row, and installs the insert guard and the PostgreSQL
+role split (`audit.store.guard`).
 """
 
 from __future__ import annotations
 
 from sqlalchemy import Connection, insert, select, text
 
+from audit.store.guard import install_guard
 from audit.store.tables import APPEND_ONLY_TABLES, head, metadata
 
 _PG_FUNCTIONS = """
@@ -70,31 +73,16 @@ def trigger_statements(dialect: str) -> list[str]:
 
 
 def install_append_only(connection: Connection) -> None:
-    """Create the append-only triggers for the connection's dialect and the head row."""
+    """Create the append-only triggers for the connection's dialect, the head row and the
+    insert guard."""
     for stmt in trigger_statements(connection.dialect.name):
         connection.execute(text(stmt))
     if connection.execute(select(head.c.id)).first() is None:
         connection.execute(insert(head).values(id=1, size=0, frontier=b""))
+    install_guard(connection)
 
 
 def create_schema(connection: Connection) -> None:
     """Tables, triggers and head row in one go (tests, CLI, benchmarks; production uses Alembic)."""
     metadata.create_all(connection)
     install_append_only(connection)
-
-
-def pg_writer_role_sql(role: str = "exchange_audit_writer") -> str:
-    """SQL creating a role that can append and read the audit log but never rewrite it.
-
-    The broker connects as (or SET ROLE to) this role; the schema owner, who could drop the
-    triggers, is a separate role used only by migrations.
-    """
-    if not role.replace("_", "").isalnum():
-        raise ValueError("role name must be alphanumeric with underscores")
-    tables = ", ".join(APPEND_ONLY_TABLES)
-    return (
-        f"CREATE ROLE {role} NOLOGIN;\n"
-        f"REVOKE ALL ON {tables}, audit_head FROM {role};\n"
-        f"GRANT SELECT, INSERT ON {tables} TO {role};\n"
-        f"GRANT SELECT, UPDATE (size, frontier) ON audit_head TO {role};\n"
-    )

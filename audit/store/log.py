@@ -1,11 +1,12 @@
 """The audit log over a SQLAlchemy Session: append inside the caller's transaction, tree heads,
 proofs from stored hashes, checkpoints, cosignatures, search, export and fsck.
 
-Ordering: every append first runs `SELECT size, frontier FROM audit_head ... FOR UPDATE`. That
-takes the head row lock on PostgreSQL (held to commit) and, after waiting, returns the head the
-previous appender committed; on SQLite the engine's BEGIN IMMEDIATE holds the write lock. So
-concurrent brokers get a total, gap-free order; a rolled-back transaction rolls its reservation
-back too. Use READ COMMITTED on PostgreSQL (the default).
+Ordering: every append first reads the head's size and frontier under the head row lock
+(PostgreSQL: `audit_lock_head()`, held to commit; after waiting it returns the head the previous
+appender committed; SQLite: the engine's BEGIN IMMEDIATE holds the write lock). So concurrent
+brokers get a total, gap-free order; a rolled-back transaction rolls its reservation back too.
+Use READ COMMITTED on PostgreSQL (the default). The database checks every entry row it is given
+(`audit.store.guard`): the head moves first, then the entries fill it.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ from audit.merkle import (
     root_from_nodes,
 )
 from audit.note import Signer, Verifier
+from audit.store.guard import register_sqlite_functions
+from audit.store.recovery import foreign_rows
 from audit.store.search import indexed_size, projection_problems, refresh_search
 from audit.store.tables import checkpoints, cosignatures, entries, head, search, subjects
 from audit.verifier import Problem
@@ -88,17 +91,16 @@ def _read_nodes(session: Session, ids: set[NodeId] | Sequence[NodeId]) -> dict[N
     return out
 
 
-# The entry rows and the new head: on PostgreSQL one statement (one round trip for any batch
-# size), its arrays sent in binary (%b) so no value is quoted or escaped.
-_PG_WRITE = (
-    "WITH e AS (INSERT INTO audit_entries (idx, entry, leaf_hash, nodes) SELECT * FROM "
-    "unnest(%b::bigint[], %b::bytea[], %b::bytea[], %b::bytea[])) "
-    "UPDATE audit_head SET size = %b, frontier = %b WHERE id = 1"
-)
-_PG_HEAD = "SELECT size, frontier FROM audit_head WHERE id = 1 FOR UPDATE"
+# PostgreSQL: the log's own path (audit.store.guard), SECURITY DEFINER functions the broker's
+# role may call although it may not write the tables: lock and read the head, then one call
+# that moves the head and writes the rows (one round trip for any batch size), its arrays sent
+# in binary (%b) so no value is quoted or escaped.
+_PG_HEAD = "SELECT size, frontier FROM audit_lock_head()"
+_PG_WRITE = "SELECT audit_append(%b, %b::bytea[], %b::bytea[], %b::bytea[], %b)"
 _SQLITE_HEAD = "SELECT size, frontier FROM audit_head WHERE id = 1"
 _SQLITE_ENTRY = "INSERT INTO audit_entries (idx, entry, leaf_hash, nodes) VALUES (?, ?, ?, ?)"
 _SQLITE_NEW_HEAD = "UPDATE audit_head SET size = ?, frontier = ? WHERE id = 1"
+_FUNCTIONS_REGISTERED = "audit.store.sqlite_functions"
 
 EntryRow = tuple[int, bytes, bytes, bytes]
 
@@ -121,10 +123,11 @@ def _rows(start: int, frontier: bytes, batch: Sequence[AuditEntry]
 def append_many(session: Session, batch: Sequence[AuditEntry]) -> list[int]:
     """Append entries in the caller's transaction (never commits); returns their indexes.
 
-    Two statements on the driver's own cursor (the SQLAlchemy statement layer would cost more
-    than the database work): lock the head row and read its size and frontier, then write the
-    entries and the new head (one statement on PostgreSQL). The search projection is derived
-    later (audit.store.search), so the head lock covers nothing but the log itself.
+    Statements on the driver's own cursor (the SQLAlchemy statement layer would cost more
+    than the database work): lock the head row and read its size and frontier, then move the
+    head and write the entries under it (one call on PostgreSQL), each row checked by the
+    database's insert guard. The search projection is derived later (audit.store.search), so
+    the head lock covers nothing but the log itself.
     """
     if not batch:
         return []
@@ -133,6 +136,10 @@ def append_many(session: Session, batch: Sequence[AuditEntry]) -> list[int]:
     driver_errors = (dbapi.Error,) if dbapi is not None else ()
     postgres = connection.dialect.name == "postgresql"
     try:
+        if not postgres and not connection.connection.info.get(_FUNCTIONS_REGISTERED):
+            # an engine that did not register the guard's hash functions on connect
+            register_sqlite_functions(connection.connection.driver_connection)
+            connection.connection.info[_FUNCTIONS_REGISTERED] = True
         cursor = connection.connection.cursor()
         try:
             # FOR UPDATE waits for a concurrent appender and then reads its committed head
@@ -146,15 +153,16 @@ def append_many(session: Session, batch: Sequence[AuditEntry]) -> list[int]:
             rows, frontier = _rows(start, bytes(found[1]), batch)
             after = start + len(batch)
             if postgres:
-                columns = [list(c) for c in zip(*rows, strict=True)]
-                cursor.execute(_PG_WRITE, (*columns, after, frontier))
-            else:
-                cursor.executemany(_SQLITE_ENTRY, rows)
+                _, entry_bytes, leaves, nodes = (list(c) for c in zip(*rows, strict=True))
+                cursor.execute(_PG_WRITE, (start, entry_bytes, leaves, nodes, frontier))
+            else:  # the head first: the guard refuses an entry the head has not reserved
                 cursor.execute(_SQLITE_NEW_HEAD, (after, frontier))
+                cursor.executemany(_SQLITE_ENTRY, rows)
         finally:
             cursor.close()
     except (SQLAlchemyError, *driver_errors) as exc:
-        raise AppendError(f"audit append failed ({type(exc).__name__}); roll back") from exc
+        raise AppendError(f"audit append failed ({type(exc).__name__}); roll back, and run "
+                          "exchange audit fsck if it persists") from exc
     return list(range(start, after))
 
 
@@ -209,6 +217,7 @@ class FsckReport:
     head_size: int
     checkpoints: int
     problems: tuple[Problem, ...] = field(default=())
+    recovery: str | None = None  # what to do about foreign rows, when there are any
 
     @property
     def ok(self) -> bool:
@@ -437,6 +446,7 @@ class AuditLog:
         indexed = indexed_size(self._session)
         wanted.add(head_size)
         roots[0] = EMPTY_ROOT
+        foreign: list[int] = []  # rows at or beyond the head: never appended by the log
         after = -1
         while True:
             chunk = self._session.execute(
@@ -453,6 +463,9 @@ class AuditLog:
                 .order_by(subjects.c.entry_idx, subjects.c.position)):
                 pseudonyms.setdefault(int(srow.entry_idx), []).append(srow.pseudonym)
             for r in chunk:
+                if r.idx >= head_size:
+                    foreign.append(int(r.idx))
+                    continue
                 pos, data = tree.size, bytes(r.entry)
                 if r.idx != pos:
                     problems.append(Problem(f"index {r.idx} found where {pos} belongs: gap or "
@@ -478,6 +491,13 @@ class AuditLog:
                 if tree.size in wanted:
                     roots[tree.size] = tree.root()
             after = chunk[-1].idx
+        recovery = None
+        if foreign:
+            problems.append(Problem(f"{len(foreign)} foreign row(s) at or beyond the head: the "
+                                    "log never appended them, and no append succeeds while "
+                                    "they are there", foreign[0], foreign[-1] + 1))
+            dialect = self._session.get_bind().dialect.name
+            recovery = foreign_rows(dialect, head_size, foreign[-1])
         if tree.size != head_size:
             problems.append(Problem(f"head says {head_size} entries, table holds {tree.size}",
                                     min(tree.size, head_size)))
@@ -495,8 +515,9 @@ class AuditLog:
                     open_checkpoint(str(cp.note), log_key)
                 except AuditError as exc:
                     problems.append(Problem(f"checkpoint of size {size} does not verify: {exc}"))
-        return self._report(tree.size, head_size, len(cp_rows), problems)
+        return self._report(tree.size, head_size, len(cp_rows), problems, recovery)
 
     @staticmethod
-    def _report(n: int, head_size: int, cps: int, problems: list[Problem]) -> FsckReport:
-        return FsckReport(n, head_size, cps, tuple(problems))
+    def _report(n: int, head_size: int, cps: int, problems: list[Problem],
+                recovery: str | None = None) -> FsckReport:
+        return FsckReport(n, head_size, cps, tuple(problems), recovery)

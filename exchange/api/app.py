@@ -11,12 +11,16 @@ from sqlalchemy.orm import Session, sessionmaker
 import exchange
 from exchange.api import health
 from exchange.api.auth import FailureLimiter
+from exchange.api.client_cert import ClientCertMiddleware
+from exchange.api.log_metrics import AuditLogCollector
 from exchange.api.metrics import HttpMetrics
 from exchange.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from exchange.api.problems import declare_problem_responses, install_problem_handlers
 from exchange.api.routers import API_PREFIX, domain_routers
 from exchange.api.schedule import lifespan_with_checkpoints
+from exchange.clientcert import TrustedProxies
 from exchange.console import install_console
+from exchange.services.tokens import LastUseRecorder
 from exchange.settings import Settings
 from keys.keyring import Keyring
 
@@ -48,6 +52,7 @@ def create_app(
                                            keyring, clock),
     )
     metrics = HttpMetrics()
+    metrics.add(AuditLogCollector(session_factory, clock))
     app.state.settings = settings
     app.state.session_factory = session_factory
     app.state.keyring = keyring
@@ -55,6 +60,7 @@ def create_app(
     app.state.audit_probe = audit_probe
     app.state.metrics = metrics
     app.state.failure_limiter = FailureLimiter(settings.auth_failures_per_minute)
+    app.state.last_use = LastUseRecorder()
 
     install_problem_handlers(app)
     app.include_router(health.router)
@@ -66,4 +72,7 @@ def create_app(
     # added last = outermost: the request context wraps the body limit
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    # outermost: sees the direct peer before X-Forwarded-For replaces it (issue 17)
+    app.add_middleware(ClientCertMiddleware,
+                       trusted=TrustedProxies.parse(settings.forwarded_allow_ips))
     return app

@@ -1,89 +1,43 @@
 """Bearer-token authentication.
 
 Tokens are 256-bit random strings shown once; the database holds only their SHA-256 (domain
-separated), so a database dump grants no access. Failed attempts are logged as denials without
-the token and rate-limited per client address.
+separated), so a database dump grants no access (exchange.services.tokens issues, resolves and
+records their last use). A token bound to a client certificate works only with it. Failed
+attempts are logged as denials without the token and rate-limited per client address.
 """
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from exchange.api.client_cert import binding_holds, presented_thumbprint
 from exchange.api.problems import Problem
-from exchange.db import models as m
 from exchange.identity import Identity
 from exchange.logs import get_logger
-
-TOKEN_PREFIX = "exq_"
-DEFAULT_TOKEN_TTL = timedelta(days=90)
-_HASH_DOMAIN = b"exchange/api-token/v1\x00"
-_log = get_logger("exchange.auth")
-
-
-def generate_token() -> str:
-    return TOKEN_PREFIX + secrets.token_urlsafe(32)
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(_HASH_DOMAIN + token.encode("utf-8")).hexdigest()
-
-
-def issue_token(row: m.Principal, *, now: datetime, ttl: timedelta = DEFAULT_TOKEN_TTL) -> str:
-    """Give `row` a fresh token (replacing any previous one); returns the token, once."""
-    token = generate_token()
-    row.token_hash = hash_token(token)
-    row.token_expires_at = now + ttl
-    return token
-
-
-def revoke(row: m.Principal, *, now: datetime) -> None:
-    row.revoked_at = now
-    row.token_hash = None
-
-
-_principals = m.Principal.__table__
-_communities = m.principal_communities
-# one Core statement per request (no ORM object): the principal once per community it holds
-_LOOKUP = (
-    select(
-        _principals.c.id,
-        _principals.c.name,
-        _principals.c.role,
-        _principals.c.display_name,
-        _principals.c.contractor_id,
-        _principals.c.revoked_at,
-        _principals.c.token_expires_at,
-        _communities.c.community_id,
-    )
-    .outerjoin(_communities, _communities.c.principal_id == _principals.c.id)
-    .where(_principals.c.token_hash == bindparam("token_hash"))
+from exchange.services import tokens
+from exchange.services.tokens import (  # noqa: F401  (re-exported: the API's token vocabulary)
+    DEFAULT_TOKEN_TTL,
+    TOKEN_PREFIX,
+    generate_token,
+    hash_token,
+    issue_token,
 )
+
+_log = get_logger("exchange.auth")
 
 
 def lookup(session: Session, token: str, now: datetime) -> tuple[Identity | None, str]:
     """The principal holding `token`, or None and the reason (for logs, never for clients)."""
-    if not token.startswith(TOKEN_PREFIX) or len(token) > 128:
-        return None, "malformed"
-    rows = session.connection().execute(_LOOKUP, {"token_hash": hash_token(token)}).all()
-    if not rows:
-        return None, "unknown"
-    principal_id, name, role, display_name, contractor_id, revoked_at, expires_at, _ = rows[0]
-    if revoked_at is not None:
-        return None, "revoked"
-    if expires_at is not None and expires_at <= now:
-        return None, "expired"
-    communities = frozenset(r.community_id for r in rows if r.community_id is not None)
-    return Identity(principal_id, name, role, display_name, contractor_id, communities), "ok"
+    resolved, reason = tokens.resolve(session, token, now)
+    return (resolved.identity if resolved else None), reason
 
 
 class FailureLimiter:
@@ -130,6 +84,10 @@ def _deny(request: Request, reason: str) -> Problem:
     state.failure_limiter.record_failure(_client(request))
     state.metrics.auth_failures.labels(reason).inc()
     _log.warning("auth_denied", reason=reason, client=_client(request), path=request.url.path)
+    if reason == "certificate_mismatch":  # RFC 6750 error code for a token used out of bounds
+        return Problem(401, "invalid-token", "this token is bound to another client certificate",
+                       headers={"WWW-Authenticate": 'Bearer realm="exchange", '
+                                                    'error="invalid_token"'})
     return Problem(
         401,
         "unauthenticated",
@@ -158,10 +116,16 @@ def authenticate(request: Request) -> Identity:
         raise _deny(request, "malformed")
     now: datetime = state.clock()
     with state.session_factory() as session:
-        identity, reason = lookup(session, token.strip(), now)
-    if identity is None:
+        resolved, reason = tokens.resolve(session, token.strip(), now)
+        identity = resolved.identity if resolved else None
+    if resolved is None or identity is None:
         raise _deny(request, reason)
-    return identity
+    # -- issue 17: client-certificate binding (exchange.api.client_cert) and last use --------
+    thumbprint = presented_thumbprint(request)
+    if not binding_holds(resolved.cnf_x5t_s256, thumbprint):
+        raise _deny(request, "certificate_mismatch")
+    state.last_use.record(state.session_factory, resolved, now)
+    return replace(identity, cert_thumbprint=thumbprint) if thumbprint else identity
 
 
 CurrentIdentity = Annotated[Identity, Depends(authenticate)]

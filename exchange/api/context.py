@@ -31,10 +31,10 @@ from exchange.api.problems import Problem
 from exchange.db.engine import unit_of_work
 from exchange.identity import Acting, Identity
 from exchange.services.auditing import AuditSink, SqlAuditSink
+from exchange.services.published_policies import published_set
 from exchange.settings import Settings
 from keys.keyring import Keyring
 from policies.engine import PolicySet
-from policies.shipped import shipped_policies
 
 _SQL_SINK = SqlAuditSink()
 
@@ -47,13 +47,20 @@ class Context:
     keyring: Keyring
     acting: Acting
     sink: AuditSink
-    policies: PolicySet
     settings: Settings
     engine: Engine
+    policy_override: PolicySet | None = None  # tests set `app.state.policies`
 
     @property
     def identity(self) -> Identity:
         return self.acting.identity
+
+    @property
+    def policies(self) -> PolicySet:
+        """The published policy versions (cached by hash), read when a handler needs them."""
+        if self.policy_override is not None:
+            return self.policy_override
+        return published_set(self.session)
 
     @property
     def contractor_id(self) -> str:
@@ -93,9 +100,9 @@ def context_for(operation: str) -> Any:
             keyring=state.keyring,
             acting=Acting(identity, state.clock(), request_id(request)),
             sink=sink if sink is not None else _SQL_SINK,
-            policies=policies if policies is not None else shipped_policies(),
             settings=state.settings,
             engine=state.session_factory.kw["bind"],
+            policy_override=policies,
         )
 
     return Depends(context)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NotRequired
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from typing_extensions import TypedDict
 
-from exchange.db.migrate import is_up_to_date
+from exchange.db.migrate import current_revision, head_revision
 from exchange.logs import get_logger
 
 router = APIRouter(tags=["health"])
@@ -23,7 +23,8 @@ class Health(TypedDict):
 
 
 class Checks(TypedDict):
-    database: str  # ok | migrations pending | unreachable
+    database: str  # ok | unreachable
+    migrations: str  # ok | not initialised | database at X, code at Y | unknown
     keyring: str  # ok | not loaded | unavailable
     audit: str  # ok | not checked | not writable
 
@@ -31,6 +32,7 @@ class Checks(TypedDict):
 class Readiness(TypedDict):
     status: Literal["ready", "not ready"]
     checks: Checks
+    failed: NotRequired[list[str]]  # the checks that are not ok, when not ready
 
 
 @router.get("/healthz")
@@ -44,10 +46,23 @@ def _check_database(request: Request) -> str:
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-        return "ok" if is_up_to_date(engine) else "migrations pending"
+        return "ok"
     except Exception as exc:  # any driver error means "not ready"
         _log.warning("readiness_database_failed", error_type=type(exc).__name__)
         return "unreachable"
+
+
+def _check_migrations(request: Request) -> str:
+    engine = request.app.state.session_factory.kw["bind"]
+    try:
+        current = current_revision(engine)
+    except Exception as exc:  # an unreachable database is the database check's answer
+        _log.warning("readiness_migrations_failed", error_type=type(exc).__name__)
+        return "unknown"
+    head = head_revision()
+    if current == head:
+        return "ok"
+    return "not initialised" if current is None else f"database at {current}, code at {head}"
 
 
 def _check_keyring(request: Request) -> str:
@@ -80,14 +95,16 @@ def _check_audit(request: Request) -> str:
 def readyz(request: Request) -> JSONResponse:
     checks: Checks = {
         "database": _check_database(request),
+        "migrations": _check_migrations(request),
         "keyring": _check_keyring(request),
         "audit": _check_audit(request),
     }
-    ready = all(v in {"ok", "not checked"} for v in checks.values())
-    return JSONResponse(
-        {"status": "ready" if ready else "not ready", "checks": checks},
-        status_code=200 if ready else 503,
-    )
+    failed = [name for name, v in checks.items() if v not in {"ok", "not checked"}]
+    body: Readiness = {"status": "not ready" if failed else "ready", "checks": checks}
+    if failed:  # which check failed, first the one to fix first
+        body["failed"] = failed
+        _log.warning("not_ready", failed=failed)
+    return JSONResponse(body, status_code=503 if failed else 200)
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -45,7 +45,7 @@ PERMISSIONS: Final[Mapping[str, frozenset[str]]] = {
     "principals.read": frozenset({OFFICE_ADMIN}),
     "principals.write": frozenset({OFFICE_ADMIN}),
     "keys.rotate": frozenset({OFFICE_ADMIN}),
-    "statistics.read": frozenset({OFFICE_ADMIN, AUDITOR}),
+    "statistics.read": frozenset({OFFICE_ADMIN, COMMUNITY_CADRE, AUDITOR}),  # cadres: theirs
     # audit
     "audit.read": frozenset({AUDITOR}),
     "audit.checkpoint": frozenset({AUDITOR, OFFICE_ADMIN}),

@@ -34,13 +34,36 @@ def checkpoint_tick(session_factory: sessionmaker[Session], keyring: Keyring,
     return stored.checkpoint.size
 
 
-async def _every(interval: float, tick: Callable[[], object]) -> None:
+# shutdown waits this long for a tick in progress (one signing transaction) to commit
+STOP_GRACE_SECONDS = 10.0
+
+
+async def _every(interval: float, tick: Callable[[], object], stop: asyncio.Event) -> None:
     while True:
-        await asyncio.sleep(interval)
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+            return  # asked to stop between ticks
+        except TimeoutError:
+            pass
         try:
             await asyncio.to_thread(tick)
         except Exception as exc:  # noqa: BLE001 - a scheduled job must outlive one bad tick
             log.warning("audit.checkpoint_failed", error=type(exc).__name__)
+
+
+async def stop_schedule(task: asyncio.Task[None], stop: asyncio.Event,
+                        grace: float = STOP_GRACE_SECONDS) -> bool:
+    """Stop the schedule cleanly: no new tick starts; a tick in progress finishes (its
+    transaction commits or rolls back whole) within `grace`. True when it stopped in time."""
+    stop.set()
+    try:
+        await asyncio.wait_for(asyncio.shield(task), timeout=grace)
+    except TimeoutError:
+        task.cancel()
+        log.warning("audit.checkpoint_schedule_abandoned", grace_seconds=grace)
+        return False
+    log.info("audit.checkpoint_schedule_stopped")
+    return True
 
 
 def lifespan_with_checkpoints(
@@ -50,15 +73,14 @@ def lifespan_with_checkpoints(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         task = None
+        stop = asyncio.Event()
         if interval > 0 and keyring is not None:
-            task = asyncio.create_task(
-                _every(interval, lambda: checkpoint_tick(session_factory, keyring, clock)))
+            task = asyncio.create_task(_every(
+                interval, lambda: checkpoint_tick(session_factory, keyring, clock), stop))
         try:
             yield
         finally:
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await stop_schedule(task, stop)
 
     return lifespan

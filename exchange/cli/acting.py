@@ -1,9 +1,9 @@
 """Run an office flow from the command line as a named principal, in one unit of work.
 
-The principal is looked up by name (`--as`); only office roles may act, so every CLI action is
-attributed and audited by the same services the API uses, with the same `exchange.identity`
-values. Flow and audit failures become one `CliError` line (no personal values: the flows'
-messages name fields and codes only).
+The principal is the one `--as` names (`choose_principal`); only office roles may act, so every
+CLI action is attributed and audited by the same services the API uses, with the same
+`exchange.identity` values. Flow and audit failures become one `CliError` line (no personal
+values: the flows' messages name fields and codes only).
 """
 
 from __future__ import annotations
@@ -13,18 +13,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from audit.errors import AuditError
 from exchange.bootstrap import load_keyring
-from exchange.cli.admin import find_principal
+from exchange.cli.choose_principal import choose_acting
 from exchange.cli.errors import CliError
-from exchange.db import models as m
 from exchange.db.engine import make_engine, make_session_factory, unit_of_work
 from exchange.db.migrate import is_up_to_date
-from exchange.identity import OFFICE_ADMIN, OFFICE_ROLES, Acting, Identity
+from exchange.identity import Acting, Identity
 from exchange.services.errors import AuditUnavailable, FlowError
+from exchange.services.log_origin import check_origin
 from exchange.settings import get_settings
 from keys.keyring import Keyring
 
@@ -38,30 +37,10 @@ class OfficeWork:
     acting: Acting
 
 
-def _sole_office_admin(session: Session) -> str:
-    names = session.scalars(
-        select(m.Principal.name).where(
-            m.Principal.role == OFFICE_ADMIN, m.Principal.revoked_at.is_(None)
-        )
-    ).all()
-    if len(names) != 1:
-        raise CliError("name the acting principal with --as (no single active office_admin)")
-    return names[0]
-
-
 def office_acting(session: Session, name: str | None, now: datetime) -> Acting:
-    """The named principal (default: the only active office_admin) as a flow caller; refused
-    unless active and of an office role."""
-    name = name if name is not None else _sole_office_admin(session)
-    row = find_principal(session, name)
-    if row.revoked_at is not None:
-        raise CliError(f"principal {name!r} is revoked")
-    if row.role not in OFFICE_ROLES:
-        raise CliError(
-            f"principal {name!r} is a {row.role}; office actions need "
-            f"{' or '.join(sorted(OFFICE_ROLES))}"
-        )
-    return Acting(Identity.from_row(row), now)
+    """The principal `--as` names (default: the only active office_admin) at work; refused
+    unless active and of an office role (see `choose_principal`)."""
+    return Acting(Identity.from_row(choose_acting(session, name)), now)
 
 
 @contextlib.contextmanager
@@ -73,6 +52,7 @@ def acting_as(name: str | None) -> Iterator[OfficeWork]:
     try:
         if not is_up_to_date(engine):
             raise CliError("the database schema is not up to date; run `exchange admin init`")
+        check_origin(engine, settings.audit_origin)
         try:
             with unit_of_work(make_session_factory(engine)) as session:
                 acting = office_acting(session, name, datetime.now(UTC))

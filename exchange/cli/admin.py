@@ -1,6 +1,7 @@
 """`exchange admin`: initialise a home (database + keyring) and manage principals' tokens.
 
-Tokens are printed once, when issued; only their hash is stored.
+Tokens are printed once, when issued; only their hash is stored (exchange.services.tokens).
+A contractor's token can be bound to its client certificate (`--cert`, RFC 8705).
 """
 
 from __future__ import annotations
@@ -16,18 +17,23 @@ import typer
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from exchange.api.auth import issue_token, revoke
 from exchange.cli.errors import CliError, fail_cleanly
+from exchange.cli.flags import App
+from exchange.clientcert import ClientCertError, is_thumbprint, load_certificate_file, summarise
 from exchange.db import models as m
 from exchange.db.engine import make_engine, make_session_factory, unit_of_work
 from exchange.db.migrate import upgrade
 from exchange.db.models.codes import ROLES
+from exchange.services import tokens
+from exchange.services.errors import FlowError
+from exchange.services.log_origin import fix_origin
+from exchange.services.published_policies import ensure_defaults
 from exchange.settings import Settings, get_settings
 from keys.errors import KeysError
 from keys.providers import FileKeyring
 
-app = typer.Typer(help="Initialise the broker and manage principals.", no_args_is_help=True)
-principal_app = typer.Typer(help="API principals and their bearer tokens.", no_args_is_help=True)
+app = App(help="Initialise the broker and manage principals.", no_args_is_help=True)
+principal_app = App(help="API principals and their bearer tokens.", no_args_is_help=True)
 app.add_typer(principal_app, name="principal")
 
 
@@ -36,10 +42,17 @@ class InitResult:
     home: Path
     keyring_created: bool
     development_keys: bool
+    origin_fixed_now: bool = False
+    policies_published: int = 0
 
 
 def init_home(settings: Settings, *, development: bool) -> InitResult:
-    """Create the home directory (0700), a keyring (0600) if missing, and migrate the database."""
+    """Create the home directory (0700), a keyring (0600) if missing, migrate the database, fix
+    the audit log's origin (refused if another one is fixed already) and publish the shipped
+    policies that are not published yet (the office's defaults)."""
+    if settings.is_production and "audit_origin" not in settings.model_fields_set:
+        raise CliError("production mode: set EXCHANGE_AUDIT_ORIGIN to this office's log name, "
+                       "e.g. chengyang.example.gov.cn/exchange/audit (fixed at init)")  # fmt: skip
     home = settings.home
     home.mkdir(parents=True, exist_ok=True)
     os.chmod(home, 0o700)
@@ -54,7 +67,16 @@ def init_home(settings: Settings, *, development: bool) -> InitResult:
     except KeysError as exc:
         raise CliError(str(exc)) from None
     upgrade(settings.database_url)
-    return InitResult(home, created, provider.is_development)
+    engine = make_engine(settings.database_url)
+    try:
+        with unit_of_work(make_session_factory(engine)) as session:
+            fixed_now = fix_origin(session, settings.audit_origin)
+            defaults = ensure_defaults(session, _utcnow())  # the shipped policies
+    except FlowError as exc:
+        raise CliError(exc.detail) from None
+    finally:
+        engine.dispose()
+    return InitResult(home, created, provider.is_development, fixed_now, len(defaults))
 
 
 def _utcnow() -> datetime:
@@ -78,7 +100,7 @@ def create_principal(
     communities: Sequence[str] = (),
     contractor: str | None = None,
 ) -> m.Principal:
-    """A new principal without a token (call `issue_token`). Never commits."""
+    """A new principal without a token (call `tokens.issue_token`). Never commits."""
     if role not in ROLES:
         raise CliError(f"unknown role {role!r}; one of: {', '.join(ROLES)}")
     if session.scalars(select(m.Principal).where(m.Principal.name == name)).first():
@@ -125,7 +147,36 @@ def init_command(
     result = init_home(settings, development=not settings.is_production)
     kind = "development" if result.development_keys else "production"
     action = "created" if result.keyring_created else "kept existing"
-    typer.echo(f"home {result.home}: {action} {kind} keyring, database migrated")
+    origin = "fixed" if result.origin_fixed_now else "as fixed before"
+    typer.echo(f"home {result.home}: {action} {kind} keyring, database migrated, "
+               f"audit origin {settings.audit_origin} ({origin}), "
+               f"{result.policies_published} shipped policies published")  # fmt: skip
+
+
+def _binding(cert: Path | None, thumbprint: str | None) -> str | None:
+    """The RFC 8705 thumbprint from --cert (PEM or DER file) or --cert-thumbprint."""
+    if cert is not None and thumbprint is not None:
+        raise CliError("give --cert or --cert-thumbprint, not both")
+    if thumbprint is not None:
+        if not is_thumbprint(thumbprint):
+            raise CliError("--cert-thumbprint must be a base64url SHA-256 (43 characters)")
+        return thumbprint
+    if cert is None:
+        return None
+    try:
+        summary = summarise(load_certificate_file(cert))
+    except ClientCertError as exc:
+        raise CliError(str(exc)) from None
+    typer.echo(f"bound to certificate {summary.subject} (issuer {summary.issuer}, "
+               f"valid until {summary.not_after}, x5t#S256 {summary.thumbprint})", err=True)
+    return summary.thumbprint
+
+
+CertOption = Annotated[Path | None, typer.Option(
+    "--cert", help="Bind the token to this client certificate (PEM or DER; RFC 8705)")]
+ThumbprintOption = Annotated[str | None, typer.Option(
+    "--cert-thumbprint", help="Bind the token to a certificate by its x5t#S256")]
+TtlOption = Annotated[int, typer.Option("--ttl-days", min=1, max=3650, help="Token lifetime")]
 
 
 @principal_app.command("create")
@@ -136,10 +187,19 @@ def principal_create(
     display_name: Annotated[str | None, typer.Option("--display-name")] = None,
     community: Annotated[list[str] | None, typer.Option("--community", help="Repeatable")] = None,
     contractor: Annotated[str | None, typer.Option("--contractor", help="Contractor name")] = None,
-    ttl_days: Annotated[int, typer.Option("--ttl-days", min=1, max=3650)] = 90,
+    ttl_days: TtlOption = 90,
+    cert: CertOption = None,
+    cert_thumbprint: ThumbprintOption = None,
+    unbound: Annotated[bool, typer.Option(
+        "--unbound", help="Production: allow a contractor token without a certificate")] = False,
 ) -> None:
     """Create a principal and print its token once."""
     settings = get_settings()
+    binding = _binding(cert, cert_thumbprint)
+    if (settings.is_production and role == "contractor" and binding is None
+            and not unbound):
+        raise CliError("production contractor tokens are bound to a client certificate: "
+                       "give --cert (or --unbound)")
     with unit_of_work(_factory(settings)) as session:
         row = create_principal(
             session,
@@ -149,21 +209,32 @@ def principal_create(
             communities=community or [],
             contractor=contractor,
         )
-        token = issue_token(row, now=_utcnow(), ttl=timedelta(days=ttl_days))
+        token = tokens.issue_token(row, now=_utcnow(), ttl=timedelta(days=ttl_days),
+                                   cnf_x5t_s256=binding)
     typer.echo(f"TOKEN {role} {token}")
 
 
 @principal_app.command("rotate")
 @fail_cleanly
 def principal_rotate(
-    name: str, ttl_days: Annotated[int, typer.Option("--ttl-days", min=1, max=3650)] = 90
+    name: str,
+    ttl_days: TtlOption = 90,
+    overlap_minutes: Annotated[int, typer.Option(
+        "--overlap-minutes", min=0, max=7 * 24 * 60,
+        help="Old tokens keep working this long (0: they stop now)")] = 0,
+    cert: CertOption = None,
+    cert_thumbprint: ThumbprintOption = None,
 ) -> None:
-    """Replace a principal's token (the old one stops working) and print the new one once."""
+    """Issue a new token (printed once); the principal's old tokens stop, after the overlap.
+
+    The new token keeps the old one's certificate binding unless --cert gives a new one."""
+    binding = _binding(cert, cert_thumbprint)
     with unit_of_work(_factory(get_settings())) as session:
         row = find_principal(session, name)
         if row.revoked_at is not None:
             raise CliError(f"principal {name!r} is revoked")
-        token = issue_token(row, now=_utcnow(), ttl=timedelta(days=ttl_days))
+        token = tokens.rotate(row, now=_utcnow(), ttl=timedelta(days=ttl_days),
+                              overlap=timedelta(minutes=overlap_minutes), cnf_x5t_s256=binding)
         role = row.role
     typer.echo(f"TOKEN {role} {token}")
 
@@ -171,20 +242,27 @@ def principal_rotate(
 @principal_app.command("revoke")
 @fail_cleanly
 def principal_revoke(name: str) -> None:
-    """Revoke a principal: its token stops working at once."""
+    """Revoke a principal: every token it holds stops working at once."""
     with unit_of_work(_factory(get_settings())) as session:
-        revoke(find_principal(session, name), now=_utcnow())
+        tokens.revoke_principal(find_principal(session, name), now=_utcnow())
     typer.echo(f"revoked {name}")
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%dT%H:%MZ") if value else "-"
 
 
 @principal_app.command("list")
 @fail_cleanly
 def principal_list() -> None:
-    """Principals with role, scope and token state (never the token)."""
+    """Principals with role, token state, expiry, last use and scope (never a token).
+
+    Last use is recorded at most once a minute per token, so it may lag by that much."""
     with unit_of_work(_factory(get_settings())) as session:
-        rows = session.scalars(select(m.Principal).order_by(m.Principal.name)).all()
-        for row in rows:
-            state = "revoked" if row.revoked_at else ("active" if row.token_hash else "no token")
-            scope = ",".join(sorted(c.name for c in row.communities)) or "-"
-            expires = row.token_expires_at.date().isoformat() if row.token_expires_at else "-"
-            typer.echo(f"{row.name}\t{row.role}\t{state}\texpires {expires}\t{scope}")
+        rows = tokens.list_principals(session, _utcnow())
+    typer.echo("name\trole\tstate\ttokens\texpires\tlast used\tcertificate\tscope")
+    for row in rows:
+        scope = ",".join(row.communities) or row.contractor or "-"
+        bound = "bound" if row.cert_bound else "-"
+        typer.echo(f"{row.name}\t{row.role}\t{row.state}\t{row.active_tokens}\t"
+                   f"{_when(row.expires_at)}\t{_when(row.last_used_at)}\t{bound}\t{scope}")

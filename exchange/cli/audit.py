@@ -14,9 +14,10 @@ from audit.errors import AuditError
 from audit.note import Signer, Verifier
 from audit.verifier import verify_export
 from exchange.cli.errors import CliError, fail_cleanly
+from exchange.cli.flags import App
 
-app = typer.Typer(help="Audit log: verify an export offline, export, fsck, checkpoint, vkey.",
-                  no_args_is_help=True)
+app = App(help="Audit log: verify an export offline, export, fsck, checkpoint, vkey.",
+          no_args_is_help=True)
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -38,13 +39,22 @@ def _fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _signer() -> Signer:
-    """The log's signing key from the keyring named by the settings (production rules apply)."""
+def _signer(database_url: str | None = None) -> Signer:
+    """The log's signing key from the keyring named by the settings (production rules apply),
+    under the origin fixed for this database at `admin init` (refused if the setting differs)."""
     from exchange.bootstrap import load_keyring
+    from exchange.db.engine import make_engine
     from exchange.services.audit_access import log_signer
+    from exchange.services.log_origin import check_origin
     from exchange.settings import get_settings
 
-    return log_signer(load_keyring(get_settings()))
+    settings = get_settings()
+    engine = make_engine(database_url or settings.database_url)
+    try:
+        check_origin(engine, settings.audit_origin)
+    finally:
+        engine.dispose()
+    return log_signer(load_keyring(settings))
 
 
 def _session_factory(database_url: str | None) -> sessionmaker[Session]:
@@ -120,6 +130,8 @@ def fsck(
         report = AuditLog(session).fsck(key)
     for problem in report.problems:
         typer.echo(f"PROBLEM {problem}", err=True)
+    if report.recovery is not None:
+        typer.echo("\n" + report.recovery, err=True)
     if not report.ok:
         raise typer.Exit(EXIT_FAILED)
     typer.echo(f"OK: {report.entries} entries, head {report.head_size}, "
@@ -136,7 +148,7 @@ def checkpoint(database_url: DatabaseUrl = None) -> None:
     from audit.store import AuditLog
     from exchange.db.engine import unit_of_work
 
-    signer = _signer()
+    signer = _signer(database_url)
     try:
         with unit_of_work(_session_factory(database_url)) as session:
             stored = AuditLog(session, signer=signer).issue_checkpoint()
@@ -147,6 +159,6 @@ def checkpoint(database_url: DatabaseUrl = None) -> None:
 
 @app.command()
 @fail_cleanly
-def vkey() -> None:
+def vkey(database_url: DatabaseUrl = None) -> None:
     """Print the log's verifier key (publish it; auditors pass it to `verify --vkey`)."""
-    typer.echo(_signer().verifier.text())
+    typer.echo(_signer(database_url).verifier.text())

@@ -16,9 +16,10 @@ import httpx
 import typer
 
 from exchange.cli.errors import CliError, fail_cleanly
+from exchange.cli.flags import App
 from keys.contractor_keys import ContractorPrivateKey, Kem, generate_keypair
 
-app = typer.Typer(help="Contractor side: key pair and feed sync.", no_args_is_help=True)
+app = App(help="Contractor side: key pair and feed sync.", no_args_is_help=True)
 
 PRIVATE_NAME = "contractor-private.key"
 PUBLIC_NAME = "contractor-public.key"

@@ -2,7 +2,11 @@
 
 A first run creates $EXCHANGE_HOME, a development keyring, the schema, the synthetic demo
 ledger, two demo contractors and the demo principals. Later runs reuse all of it and only issue
-fresh tokens (only hashes are stored, so re-issuing is the way to print them again).
+fresh tokens (only hashes are stored, so re-issuing is the way to print them again). Every run
+rewrites a sample ledger and the import template, dated that day, in $EXCHANGE_HOME/samples/.
+fresh tokens (only hashes are stored, so re-issuing is the way to print them again). A fresh
+token is one more token: the tokens another instance on the same database printed keep
+working until they expire.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import secrets
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -19,22 +23,28 @@ import typer
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from exchange.api.auth import issue_token
 from exchange.bootstrap import audit_probe, load_keyring
 from exchange.cli.admin import create_principal, init_home
 from exchange.cli.errors import CliError, fail_cleanly
+from exchange.cli.flags import App
 from exchange.db import models as m
 from exchange.db.engine import make_engine, make_session_factory, unit_of_work
+from exchange.ledger.synthetic import write_ledger
+from exchange.ledger.template import write_template
 from exchange.services.accounts import ensure_account
+from exchange.services.log_origin import check_origin_when_reachable
+from exchange.services.tokens import issue_token, prune_expired
 from exchange.services.web_sessions import end_all_for
 from exchange.settings import Settings
 from keys.keyring import Keyring
+from policies import office_date
 
-app = typer.Typer(help="Developer conveniences.", no_args_is_help=True)
+app = App(help="Developer conveniences.", no_args_is_help=True)
 
 DEMO_COMMUNITIES = ("民城路社区", "瑞阳路社区")
 DEMO_CONTRACTORS = ("青岛安心母婴健康服务有限公司", "青岛启航家庭健康服务中心")
 DEMO_TOKEN_TTL = timedelta(days=7)
+SAMPLE_ROWS, SAMPLE_SEED = 12, 2025
 # the demo principals who sign in to the console (contractors are machines: API only)
 CONSOLE_LOGINS = ("office_admin", "community_cadre", "auditor")
 
@@ -97,8 +107,10 @@ def ensure_demo_contractors(session: Session) -> None:
 
 
 def issue_demo_tokens(session: Session, now: datetime) -> list[tuple[str, str]]:
-    """Create missing demo principals; give every one a fresh token. Returns (label, token)."""
+    """Create missing demo principals; give every one a fresh token (their earlier tokens stay
+    valid until they expire). Returns (label, token)."""
     _ensure_demo_communities(session)
+    prune_expired(session, now)
     ensure_demo_contractors(session)
     out = []
     for demo in DEMO_PRINCIPALS:
@@ -115,6 +127,17 @@ def issue_demo_tokens(session: Session, now: datetime) -> list[tuple[str, str]]:
         row.revoked_at = None
         out.append((demo.label, issue_token(row, now=now, ttl=DEMO_TOKEN_TTL)))
     return out
+
+
+def write_samples(home: Path, today: date) -> tuple[Path, Path]:
+    """A sample ledger and the import template, dated `today` (rewritten on every run, so they
+    are always valid to import): $EXCHANGE_HOME/samples/."""
+    folder = home / "samples"
+    folder.mkdir(parents=True, exist_ok=True)
+    sample, template = folder / "ledger-sample.csv", folder / "ledger-template.xlsx"
+    write_ledger(sample, SAMPLE_ROWS, SAMPLE_SEED, as_of=today)
+    write_template(template, today)
+    return sample, template
 
 
 def demo_password() -> str:
@@ -163,6 +186,9 @@ def prepare_with_logins(
             logins = issue_demo_logins(session, _utcnow())
         with unit_of_work(factory) as session:
             load_demo_scenario(session, keyring, settings, say)
+        sample, template = write_samples(settings.home, office_date(_utcnow()))
+        say(f"samples dated today: {sample} (import it: exchange import residents {sample} "
+            f"--as demo-office-admin), template: {template}")  # fmt: skip
         return tokens, logins
     finally:
         engine.dispose()
@@ -246,6 +272,7 @@ def serve(settings: Settings) -> None:
     configure_logging(settings.effective_log_format, settings.log_level)
     keyring = load_keyring(settings)
     engine = make_engine(settings.database_url)
+    check_origin_when_reachable(engine, settings.audit_origin)
     application = create_app(
         settings,
         session_factory=make_session_factory(engine),
@@ -253,5 +280,6 @@ def serve(settings: Settings) -> None:
         audit_probe=audit_probe(engine),
     )
     uvicorn.run(
-        application, host=settings.host, port=settings.port, log_config=None, access_log=False
+        application, host=settings.host, port=settings.port, log_config=None, access_log=False,
+        proxy_headers=False,  # exchange.api.client_cert applies trusted proxies' headers
     )

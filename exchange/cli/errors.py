@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
 import typer
+from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from exchange.settings import ConfigurationError
@@ -28,6 +29,13 @@ class CliError(Exception):
 def describe(exc: BaseException) -> str:
     if isinstance(exc, CliError | ConfigurationError | KeysError):
         return str(exc)
+    if isinstance(exc, ValidationError):  # a setting: name the variable, never echo its value
+        problems = exc.errors(include_input=False, include_url=False)
+        return "; ".join(
+            f"EXCHANGE_{'_'.join(map(str, p['loc'])).upper()}: "
+            f"{str(p['msg']).removeprefix('Value error, ')}"
+            for p in problems
+        )
     if isinstance(exc, SQLAlchemyError):
         # driver messages can quote row values; name the kind of failure only
         origin = getattr(exc, "orig", None) or exc

@@ -7,8 +7,6 @@ ids only, never key material or personal data; a failure is one `error:` line an
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import os
 import tempfile
 from collections.abc import Iterator
@@ -22,9 +20,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from audit.errors import AuditError
 from exchange.bootstrap import load_keyring
 from exchange.cli.errors import CliError, fail_cleanly
+from exchange.cli.flags import App
 from exchange.db.engine import make_engine, make_session_factory, unit_of_work
 from exchange.db.migrate import is_up_to_date
-from exchange.ledger.csvsafe import neutralise_row
+from exchange.exports import csv_text
 from exchange.services import key_rotation
 from exchange.services.errors import FlowError
 from exchange.settings import get_settings
@@ -32,7 +31,7 @@ from keys.contractor_keys import ContractorPublicKey
 from keys.keyring import Keyring
 from keys.rotation import RemapRow, RotationProgress
 
-app = typer.Typer(help="Rotate, retire and inspect keys (office admin).", no_args_is_help=True)
+app = App(help="Rotate, retire and inspect keys (office admin).", no_args_is_help=True)
 
 REMAP_HEADER = ("old_case_reference", "new_case_reference")
 
@@ -60,6 +59,23 @@ def _runtime() -> Iterator[tuple[sessionmaker[Session], Keyring]]:
         engine.dispose()
 
 
+class _Progress:
+    """A progress bar opened once the total is known, moved to a running count."""
+
+    def __init__(self, stack: contextlib.ExitStack, label: str) -> None:
+        self._stack, self._label = stack, label
+        self._bar: Any = None
+        self._shown = 0
+
+    def start(self, total: int) -> None:
+        self._bar = self._stack.enter_context(typer.progressbar(length=total, label=self._label))
+
+    def reached(self, done: int) -> None:
+        if self._bar is not None:
+            self._bar.update(done - self._shown)
+        self._shown = done
+
+
 @app.command("rotate-root")
 @fail_cleanly
 def rotate_root_command(
@@ -72,20 +88,15 @@ def rotate_root_command(
     Run it again after an interruption: it continues after the last committed batch instead of
     adding another version. Old and new versions both unwrap until `retire-root`."""
     with _runtime() as (factory, keyring), contextlib.ExitStack() as stack:
-        bar: Any = None
-        shown = 0
+        bar = _Progress(stack, "re-wrapping")
 
         def on_start(version: int, resumed: bool, total: int) -> None:
-            nonlocal bar
             verb = "resuming re-wrap under" if resumed else "added"
             typer.echo(f"{verb} root version {version}; {total} data keys to examine")
-            bar = stack.enter_context(typer.progressbar(length=total, label="re-wrapping"))
+            bar.start(total)
 
         def on_batch(state: RotationProgress) -> None:
-            nonlocal shown
-            if bar is not None:
-                bar.update(state.examined - shown)
-            shown = state.examined
+            bar.reached(state.examined)
 
         result = key_rotation.rotate_root(
             factory, keyring, _now, batch_size=batch_size, on_start=on_start, progress=on_batch
@@ -94,6 +105,36 @@ def rotate_root_command(
     typer.echo(
         f"root version {result.version}: {p.rewrapped} data keys re-wrapped, "
         f"{p.skipped} already current or changed meanwhile"
+    )
+
+
+@app.command("rotate-blind-index")
+@fail_cleanly
+def rotate_blind_index_command(
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, max=100_000, help="Residents per committed batch")
+    ] = key_rotation.DEFAULT_BATCH,
+) -> None:
+    """Add a blind-index key version and re-index every stored ID number under it.
+
+    Online and crash-safe: imports and registrations keep working (they index under the new
+    version and look up under both meanwhile); after an interruption run it again and it
+    resumes. The old version is retired when every index has moved."""
+    with _runtime() as (factory, keyring), contextlib.ExitStack() as stack:
+        bar = _Progress(stack, "re-indexing")
+
+        def on_start(old: int, new: int, resumed: bool, left: int) -> None:
+            verb = "resuming" if resumed else "started"
+            typer.echo(f"{verb} blind-index rotation v{old} -> v{new}; {left} residents to "
+                       "re-index")  # fmt: skip
+            bar.start(left)
+
+        result = key_rotation.rotate_blind_index(
+            factory, keyring, _now, batch_size=batch_size, on_start=on_start, progress=bar.reached
+        )
+    typer.echo(
+        f"blind index v{result.to_version}: {result.reindexed} residents re-indexed; "
+        f"v{result.from_version} retired"
     )
 
 
@@ -125,12 +166,8 @@ def rotate_data_key_command(
 def remap_csv_text(rows: tuple[RemapRow, ...]) -> str:
     """`old_case_reference,new_case_reference`, sorted by old reference; a cell a spreadsheet
     would read as a formula (base64url may begin with '-') gets a leading apostrophe."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(REMAP_HEADER)
-    for row in rows:
-        writer.writerow(neutralise_row([row.old_case_reference, row.new_case_reference]))
-    return out.getvalue()
+    return csv_text(REMAP_HEADER, ((r.old_case_reference, r.new_case_reference) for r in rows),
+                    lineterminator="\n")
 
 
 def _write_new_file(path: Path, text: str) -> None:
@@ -209,6 +246,11 @@ def status_command() -> None:
         typer.echo(f"data keys: {total}")
         for (kek_id, version), count in state.data_keys_by_root.items():
             typer.echo(f"  under {kek_id} v{version}: {count}")
+        if state.unbound_data_keys:
+            typer.echo(
+                f"  not bound to their resident (wrapped-key format 1): {state.unbound_data_keys};"
+                " run `exchange keys rotate-root` to re-wrap them"
+            )
         if state.root_job is not None:
             typer.echo(
                 f"root re-wrap: unfinished (to v{state.root_job.to_version}); "
@@ -221,3 +263,9 @@ def status_command() -> None:
                 f"{len(state.awaiting_remap)} agreements awaiting export"
             )
         typer.echo(f"active contractor keys: {state.active_contractor_keys}")
+        stored, rotating, left = state.blind_index
+        if rotating is None:
+            typer.echo(f"blind indexes: under v{stored}")
+        else:
+            typer.echo(f"blind indexes: rotation v{stored} -> v{rotating} unfinished, {left} "
+                       "residents left; run `exchange keys rotate-blind-index` to continue")

@@ -1,8 +1,9 @@
-"""`exchange import residents FILE` and `exchange demo-data`: the ledger on the command line.
+"""`exchange import residents FILE`, `exchange import template` and `exchange demo-data`: the
+ledger on the command line.
 
 The lead registers `import_app` as the `import` group and `demo_data` as a command. Output
 names rows, fields and headers, never a personal value. Exit codes: 0 imported, 1 row errors
-(nothing written unless --partial), 2 the file or configuration is unusable.
+(nothing written unless --partial), 2 the file, the configuration or `--as` is unusable.
 """
 
 from __future__ import annotations
@@ -18,16 +19,17 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
-from exchange.ledger.errors import LedgerError
-from exchange.ledger.importer import ensure_communities, import_ledger, known_communities
-from exchange.ledger.reader import open_source
+from exchange.cli.choose_principal import AS_HELP
+from exchange.cli.flags import App
+from exchange.ledger.importer import ensure_communities, known_communities
 from exchange.ledger.synthetic import write_ledger
+from exchange.ledger.template import write_template
 from policies import office_date
 
 EXIT_ROW_ERRORS = 1
 EXIT_UNUSABLE = 2
 
-import_app = typer.Typer(help="Import data into the broker.", no_args_is_help=True)
+import_app = App(help="Import data into the broker.", no_args_is_help=True)
 
 
 @contextmanager
@@ -45,32 +47,24 @@ def _progress(enabled: bool) -> Iterator[Progress | None]:
 @import_app.command("residents")
 def import_residents(
     file: Annotated[Path, typer.Argument(help="Ledger .csv (UTF-8, UTF-8 BOM, GBK) or .xlsx")],
+    acting: Annotated[str, typer.Option("--as", help=AS_HELP)],
     partial: Annotated[
         bool, typer.Option("--partial", help="Import the valid rows; report the rest.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Import a cadre's resident ledger. All-or-nothing unless --partial."""
-    from exchange.db.engine import make_engine, make_session_factory, unit_of_work
-    from exchange.settings import ConfigurationError, check_production, get_settings
-    from keys.errors import KeyProviderError
-    from keys.keyring import Keyring
-    from keys.providers import FileKeyring
+    """Import a cadre's resident ledger as the principal --as names (a cadre: her communities
+    only). All-or-nothing unless --partial. Every import is in the audit log."""
+    from exchange.cli.acting import acting_as  # the database only for this command
+    from exchange.cli.errors import describe
+    from exchange.services.imports import LedgerFile, import_file
 
-    try:
-        settings = get_settings()
-        provider = FileKeyring.load(settings.keyring_file)
-        check_production(settings, development_keys=provider.is_development)
-        keyring = Keyring(provider, production=settings.is_production)
-        source = open_source(file)
-    except (ConfigurationError, KeyProviderError, LedgerError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_UNUSABLE) from None
-
-    engine = make_engine(settings.database_url)
+    if not file.is_file():
+        typer.echo(f"error: {file}: no such file", err=True)
+        raise typer.Exit(EXIT_UNUSABLE)
     show_progress = sys.stderr.isatty() and not as_json
     try:
-        with _progress(show_progress) as bar, unit_of_work(make_session_factory(engine)) as s:
+        with _progress(show_progress) as bar, acting_as(acting) as a:
             tasks = {}
             if bar is not None:
                 tasks = {"validate": bar.add_task("validating", total=None),
@@ -80,18 +74,36 @@ def import_residents(
                 if bar is not None:
                     bar.advance(tasks[phase], rows)
 
-            if not known_communities(s):
-                ensure_communities(s)  # a fresh office: the 城阳街道 communities
-            report = import_ledger(s, keyring, source, today=office_date(datetime.now(UTC)),
-                                   partial=partial, progress=advance)  # fmt: skip
-    except LedgerError as exc:
-        typer.echo(f"error: {exc}", err=True)
+            if not known_communities(a.session):
+                ensure_communities(a.session)  # a fresh office: the 城阳街道 communities
+            outcome = import_file(a.session, a.keyring, a.acting, LedgerFile.from_path(file),
+                                  partial=partial, progress=advance)  # fmt: skip
+    except Exception as exc:  # configuration, --as, database, audit: one line, exit 2
+        typer.echo(f"error: {describe(exc)}", err=True)
         raise typer.Exit(EXIT_UNUSABLE) from None
-    finally:
-        engine.dispose()
+    if outcome.report is None:
+        typer.echo(f"error: {outcome.unusable} (recorded in the audit log, "
+                   f"entry {outcome.audit_index})", err=True)  # fmt: skip
+        raise typer.Exit(EXIT_UNUSABLE)
+    report = outcome.report
     typer.echo(report.to_json() if as_json else report.to_text())
+    if not as_json:
+        typer.echo(f"  recorded in the audit log as entry {outcome.audit_index}")
     if not report.ok:
         raise typer.Exit(EXIT_ROW_ERRORS)
+
+
+@import_app.command("template")
+def import_template(
+    out: Annotated[Path, typer.Option("--out", help="Output file, .xlsx (with notes) or .csv")],
+) -> None:
+    """Write the import template: the importable columns with hints, text-formatted ID and
+    date columns, drop-down lists, and a sheet of rules with examples dated today."""
+    if out.suffix.lower() not in (".csv", ".xlsx"):
+        typer.echo("error: --out must end with .csv or .xlsx", err=True)
+        raise typer.Exit(EXIT_UNUSABLE)
+    write_template(out, office_date(datetime.now(UTC)))
+    typer.echo(f"wrote the import template to {out}")
 
 
 def demo_data(

@@ -1,6 +1,6 @@
 """`exchange office`: the office's actions on residents, from the command line.
 
-Every command acts as a named office principal (`--as`, an office_admin or community_cadre)
+Every command acts as a named office principal (`--as NAME`, an office_admin or community_cadre)
 through the same services the API uses, in one transaction, so each action is scoped,
 attributed and audited exactly as over HTTP. Output names ids, codes and field names only;
 a failure is one `error:` line and exit code 1.
@@ -16,21 +16,19 @@ from typing import Annotated
 import typer
 
 from exchange.cli.acting import acting_as
+from exchange.cli.choose_principal import AS_HELP
 from exchange.cli.errors import CliError, fail_cleanly
+from exchange.cli.flags import App
 from exchange.db.engine import make_engine
 from exchange.db.models.codes import CONSENT_METHODS, CONSENT_SCOPES, SERVICES
 from exchange.services import assignments, consent, requests
 from exchange.settings import get_settings
 
-app = typer.Typer(help="Consent, assignments and residents' requests (office).",
-                  no_args_is_help=True)  # fmt: skip
-consent_app = typer.Typer(help="Record a resident's consent or its withdrawal.",
-                          no_args_is_help=True)  # fmt: skip
+app = App(help="Consent, assignments and residents' requests (office).", no_args_is_help=True)
+consent_app = App(help="Record a resident's consent or its withdrawal.", no_args_is_help=True)
 app.add_typer(consent_app, name="consent")
 
-AsOption = Annotated[
-    str, typer.Option("--as", help="The acting principal (office_admin or community_cadre)")
-]
+AsOption = Annotated[str, typer.Option("--as", help=AS_HELP)]
 ResidentArg = Annotated[str, typer.Argument(help="The resident's id (not her ID number)")]
 ScopeOption = Annotated[
     list[str], typer.Option("--scope", help=f"Repeatable; one of: {', '.join(CONSENT_SCOPES)}")

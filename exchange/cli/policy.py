@@ -1,5 +1,5 @@
-"""`exchange policy`: lint policy documents, show what a change would newly disclose, and
-preview what one case would disclose to its contractor.
+"""`exchange policy`: lint policy documents, show what a change would newly disclose, preview
+what one case would disclose to its contractor, and publish versions (`policy_publish`).
 
 `check` and `diff` need no database; `preview` reads the case as an office principal and is
 audited. One line per problem on stderr, non-zero exit.
@@ -12,14 +12,17 @@ from typing import Annotated
 
 import typer
 
+from exchange.cli import policy_publish
+from exchange.cli.choose_principal import AS_HELP
 from exchange.cli.errors import fail_cleanly
+from exchange.cli.flags import App
 from policies import render_preview
 from policies.diff import diff_policies
 from policies.document import Policy, load_policy
 from policies.errors import PolicyLoadError
 
-app = typer.Typer(
-    help="Check and compare policy documents; preview a case's disclosure.",
+app = App(
+    help="Check, compare, publish and apply policy documents; preview a case's disclosure.",
     no_args_is_help=True,
 )
 
@@ -27,7 +30,8 @@ EXIT_INVALID = 1
 EXIT_WIDENS = 3
 
 
-def _load(path: Path) -> Policy | None:
+def load_or_report(path: Path) -> Policy | None:
+    """The policy in `path`, or None after printing each problem as `policy check` does."""
     try:
         return load_policy(path)
     except PolicyLoadError as exc:
@@ -44,7 +48,7 @@ def check(
     failed = False
     seen: dict[str, Path] = {}
     for path in files:
-        policy = _load(path)
+        policy = load_or_report(path)
         if policy is None:
             failed = True
             continue
@@ -72,7 +76,7 @@ def diff(
     ] = False,
 ) -> None:
     """Show, field by field, what NEW would disclose that OLD did not ('+') and the reverse."""
-    before, after = _load(old), _load(new)
+    before, after = load_or_report(old), load_or_report(new)
     if before is None or after is None:
         raise typer.Exit(EXIT_INVALID)
     changes = diff_policies(before, after)
@@ -93,7 +97,7 @@ def preview(
     purpose: Annotated[str, typer.Option("--purpose", help="e.g. home_visit")],
     acting: Annotated[
         str | None,
-        typer.Option("--as", help="Acting office principal; default: the only office_admin"),
+        typer.Option("--as", help=AS_HELP + "; default: the only office_admin"),
     ] = None,
 ) -> None:
     """Show what the contractor would receive for the resident's case under the agreement:
@@ -104,3 +108,9 @@ def preview(
     with acting_as(acting) as a:
         evaluation = preview_case(a.session, a.keyring, a.acting, resident, agreement, purpose)
     typer.echo(render_preview(evaluation), nl=False)
+
+
+app.command("publish")(policy_publish.publish)
+app.command("move")(policy_publish.move)
+app.command("list")(policy_publish.list_published)
+app.command("show")(policy_publish.show)

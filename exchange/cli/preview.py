@@ -17,9 +17,10 @@ from exchange.identity import Acting
 from exchange.services import disclosure
 from exchange.services.audit_access import record, subject
 from exchange.services.errors import Conflict, NotFound
+from exchange.services.published_policies import published_set
 from exchange.services.residents import visible_resident
 from keys.keyring import Keyring
-from policies import PolicySet, shipped_policies
+from policies import PolicySet
 from policies.results import Evaluation
 
 PREVIEW_ACTION = "policy.preview"
@@ -48,7 +49,7 @@ def preview_case(
 ) -> Evaluation:  # fmt: skip
     purpose = disclosure.check_purpose(purpose)
     resident = visible_resident(session, acting, resident_id)
-    policy_set = shipped_policies()
+    policy_set = published_set(session)
     row = _case(session, policy_set, purpose, resident.id, agreement_id)
     (case_inputs,) = disclosure.load(
         session, keyring, [row], policy_set.reads(purpose),

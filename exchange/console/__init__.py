@@ -11,7 +11,7 @@ exchange/services; nothing here decides who may see what beyond choosing which p
       templating.py Jinja2 and `render`
       forms.py      field errors in the reader's words
       paging.py     list pages: page, size (10/20/50), “共 N 条”
-      pages/        one router per area (account, home, users, logins)
+      pages/        one router per area (account, home, users, logins, residents, ...)
       templates/    Jinja2 templates      static/   CSS, and vendored htmx 2.0 and Bootstrap 5.3
 
 Cookies are only read here: `/v1` authenticates by bearer token and never looks at them.
@@ -33,10 +33,11 @@ STATIC = Path(__file__).parent / "static"
 
 
 def _router() -> APIRouter:
-    from exchange.console.pages import account, home, logins, users
+    from exchange.console.pages import account, home, intake, logins, resident, residents, users
 
     router = APIRouter(prefix=CONSOLE_PREFIX, include_in_schema=False)
-    for module in (home, account, users, logins):
+    # /residents/new, /lookup and /export.xlsx before /residents/{resident_id}
+    for module in (home, account, users, logins, residents, intake, resident):
         router.include_router(module.router)
     return router
 

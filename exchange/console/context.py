@@ -24,7 +24,7 @@ from exchange.console import i18n
 from exchange.console.i18n import N_
 from exchange.console.security import cookie_name, secure_cookies
 from exchange.db.engine import unit_of_work
-from exchange.identity import Acting, Identity
+from exchange.identity import OFFICE_ROLES, Acting, Identity
 from exchange.services.accounts import LoginPolicy
 from exchange.services.web_sessions import ActiveSession, SessionPolicy, resolve
 from exchange.settings import Settings
@@ -108,6 +108,17 @@ class Page:
     def role(self) -> str | None:
         return self.user.principal.role if self.user else None
 
+    def can(self, operation: str) -> bool:
+        """Whether the signed-in role may perform `operation`, by the same table the API's
+        routes declare (exchange.api.permissions): no door lets a role do more than another."""
+        from exchange.api.permissions import allowed
+
+        return self.role is not None and allowed(self.role, operation)
+
+    def require(self, operation: str) -> None:
+        if not self.can(operation):
+            raise PageError(403, N_("You may not do this"))
+
 
 def _page(request: Request) -> Iterator[Page]:
     state = request.app.state
@@ -151,6 +162,13 @@ def _admin(page: Annotated[Page, Depends(_signed_in)]) -> Page:
     return page
 
 
+def _office(page: Annotated[Page, Depends(_signed_in)]) -> Page:
+    """The community work pages: office admins and community cadres (the services scope)."""
+    if page.role not in OFFICE_ROLES:
+        raise PageError(403, N_("You may not open this page"))
+    return page
+
+
 _ALWAYS_OPEN = frozenset({"/console/password", "/console/account/totp", "/console/logout"})
 
 
@@ -162,3 +180,4 @@ class Redirect(Exception):
 
 SignedIn = Annotated[Page, Depends(_signed_in)]
 AdminPage = Annotated[Page, Depends(_admin)]
+OfficePage = Annotated[Page, Depends(_office)]

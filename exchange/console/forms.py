@@ -20,6 +20,39 @@ FIELD_LABELS: Final = {
     "new_password": N_("New password"),
     "confirm_password": N_("Confirm new password"),
     "code": N_("Verification code"),
+    "community": N_("Community"),
+    "stage": N_("Stage"),
+    "due_month": N_("Due month"),
+    "assignment": N_("Assignment"),
+    "national_id": N_("ID number"),
+    "phone": N_("Phone"),
+    "field": N_("Value to show"),
+    "reason": N_("Reason"),
+    "note": N_("Note"),
+    "scopes": N_("Scopes"),
+    "separate": N_("Separate consent"),
+    "guardian": N_("Guardian consent"),
+    "method": N_("How"),
+    "notice_version": N_("Notice version"),
+    "evidence": N_("Signed form"),
+    "evidence_sha256": N_("Signed form"),
+    "agreement_id": N_("Agreement"),
+    "programme": N_("Applies to"),
+    "contractor_id": N_("Contractor"),
+    "services": N_("Services"),
+    "bookings.0.service": N_("Booking service"),
+    "bookings.0.on": N_("Booking date"),
+    "compound": N_("Compound"),
+    "building": N_("Building"),
+    "unit": N_("Unit"),
+    "room": N_("Room"),
+    "due_date": N_("Due date"),
+    "delivery_date": N_("Delivery date"),
+    "parity": N_("Parity"),
+    "risk_flags": N_("Risk factors"),
+    "child_birth_date": N_("Infant's birth date"),
+    "child_sex": N_("Infant's sex"),
+    "file": N_("File"),
 }
 
 REASONS: Final = {
@@ -33,6 +66,47 @@ REASONS: Final = {
     "not_allowed": N_("does not apply to this role"),
     "mismatch": N_("does not match"),
     "unchanged": N_("must differ from the current password"),
+    "too_large": N_("is too large (at most 10 MB)"),
+    "services_invalid": N_("choose exactly 4 different services of the 6"),
+    "service_not_assigned": N_("must be one of the services chosen"),
+    "separate_consent_required": N_(
+        "pregnancy and birth health are sensitive: confirm the separate consent"
+    ),
+    "guardian_consent_required": N_("infant data needs the guardian's consent: confirm it"),
+    "agreement_or_programme": N_("choose an agreement or the whole programme"),
+    "scope_unknown": N_("is not a known value"),
+    "method_unknown": N_("is not a known value"),
+    "duplicate": N_("names a value twice"),
+    "not_party": N_("is not party to this agreement"),
+    "file_type": N_("must be a .xlsx or .csv file"),
+    # the ledger's row reasons (exchange.ledger.validate.MESSAGES): a registration and the
+    # import report
+    "id_format": N_("must be 18 characters (17 digits and a digit or X) or 15 digits"),
+    "id_region": N_("does not start with a valid province code"),
+    "id_birth_date": N_("contains an impossible birth date"),
+    "id_check_digit": N_("has a wrong check digit"),
+    "id_stored_as_number": N_("was stored as a number by Excel and lost digits: format the "
+                              "column as text and enter it again"),
+    "resident_age": N_("gives an age outside 14 to 60 years"),
+    "duplicate_in_file": N_("repeats the ID number of an earlier row"),
+    "phone_format": N_("must be an 11-digit mobile number"),
+    "name_format": N_("must be 1 to 50 characters of a name (no digits or symbols)"),
+    "community_unknown": N_("is not a community of this street office"),
+    "community_out_of_scope": N_("is not one of your communities"),
+    "district_mismatch": N_("must be 城阳区"),
+    "street_mismatch": N_("must be 城阳街道"),
+    "text_format": N_("must be at most 50 printable characters"),
+    "formula_lead": N_("must not begin with = + - or @"),
+    "stage_unknown": N_("must be 备孕, 孕期 or 产后"),
+    "date_format": N_("must be a real date (YYYY-MM-DD)"),
+    "date_future": N_("cannot be in the future"),
+    "date_range": N_("is outside the range this programme allows"),
+    "due_date_missing": N_("is required when the stage is 孕期"),
+    "delivery_missing": N_("分娩日期 or 婴儿出生日期 is required when the stage is 产后"),
+    "dates_inconsistent": N_("does not match 分娩日期"),
+    "parity_format": N_("must be a whole number from 1 to 20"),
+    "risk_flag_unknown": N_("names a risk factor not in the list"),
+    "sex_unknown": N_("must be 男 or 女"),
 }
 
 
@@ -47,6 +121,17 @@ DETAILS: Final = {
     "no second factor is waiting for confirmation": N_(
         "No second factor is waiting for confirmation"
     ),
+    "the resident has not consented to service_contact for this agreement": N_(
+        "The resident has not consented to service contact for this agreement: record her "
+        "consent first"
+    ),
+    "the resident already has an active assignment under this agreement": N_(
+        "The resident already has an active assignment under this agreement"
+    ),
+    "the resident was erased": N_("This resident's data was erased."),
+    "the contractor is not active": N_("The contractor is not active"),
+    "the assignment is already revoked": N_("The assignment is already revoked"),
+    "the assignment is revoked": N_("The assignment is already revoked"),
 }
 
 
@@ -62,5 +147,8 @@ def field_errors(error: FlowError, _: Callable[[str], str]) -> dict[str, list[st
     for problem in error.errors:
         out.setdefault(problem.field, []).append(message(problem, _))
     if not error.errors:
-        out[""] = [_(DETAILS.get(error.detail, N_("The request could not be completed")))]
+        detail = DETAILS.get(error.detail)
+        if detail is None and error.detail.startswith("the agreement is "):
+            detail = N_("The agreement is not active")
+        out[""] = [_(detail or N_("The request could not be completed"))]
     return out

@@ -22,6 +22,7 @@ BEIJING: Final = timezone(timedelta(hours=8), "UTC+8")
 # (path, label, roles): the menu, in the order the office reads it
 MENU: Final = (
     ("/console/home", N_("Home"), frozenset({"office_admin", "community_cadre", "auditor"})),
+    ("/console/residents", N_("Resident ledger"), frozenset({"office_admin", "community_cadre"})),
     ("/console/users", N_("Users"), frozenset({"office_admin"})),
     ("/console/online-users", N_("Online users"), frozenset({"office_admin"})),
     ("/console/login-log", N_("Login log"), frozenset({"office_admin"})),
@@ -43,6 +44,13 @@ def beijing(value: datetime | None, with_time: bool = True) -> str:
     return local.strftime("%Y-%m-%d %H:%M:%S" if with_time else "%Y-%m-%d")
 
 
+def iso_beijing(text: str | None, with_time: bool = True) -> str:
+    """An ISO 8601 timestamp from a service's view, on screen in Beijing time."""
+    if not text:
+        return ""
+    return beijing(datetime.fromisoformat(text), with_time)
+
+
 @cache
 def environment(code: str) -> Environment:
     """One environment per language, its catalogue installed (new-style gettext: `_()` takes
@@ -56,6 +64,7 @@ def environment(code: str) -> Environment:
         lstrip_blocks=True,
     )
     env.filters["beijing"] = beijing
+    env.filters["iso_beijing"] = iso_beijing
     env.install_gettext_translations(i18n.translations(code), newstyle=True)  # type: ignore[attr-defined]
     return env
 
@@ -74,6 +83,7 @@ def render(page: Page, template: str, status: int = 200, **context: Any) -> HTML
         "role_labels": ROLE_LABELS,
         "path": page.request.url.path,
         "now_text": beijing(page.now),
+        "can": page.can,
         **context,
     }
     html = environment(page.language.code).get_template(template).render(values)
@@ -86,5 +96,6 @@ def error_page(request: Request, error: PageError) -> HTMLResponse:
     html = environment(language.code).get_template("error.html").render(
         lang=language, languages=i18n.LANGUAGES.values(), user=None, csrf="", menu=[],
         path=request.url.path, status=error.status, title=error.title, now_text="",
+        can=lambda _operation: False,
     )  # fmt: skip
     return HTMLResponse(html, status_code=error.status)

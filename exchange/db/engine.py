@@ -19,6 +19,8 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from audit.store import register_sqlite_functions
+
 SQLITE_BUSY_TIMEOUT_MS = 5000
 # Page cache for one bulk write (a ledger import), in KiB. SQLite's default of 2 MiB is far
 # smaller than the indexes of random ids an import of 100,000 rows extends; beyond ~16 MiB the
@@ -26,7 +28,7 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 SQLITE_BULK_CACHE_KIB = 16384
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:
     # Python's sqlite3 opens transactions lazily; let SQLAlchemy emit BEGIN itself so that
     # a read-then-write unit of work holds its locks from the start.
     dbapi_connection.isolation_level = None
@@ -39,6 +41,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
     finally:
         cursor.close()
+    # the hash functions the audit log's insert guard calls (audit.store.guard)
+    register_sqlite_functions(dbapi_connection)
+    record.info["audit.store.sqlite_functions"] = True
 
 
 @contextmanager

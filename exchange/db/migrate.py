@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from importlib.resources import files
 
@@ -9,11 +11,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, inspect, text
 
 from exchange.db.engine import make_engine
 
 MIGRATIONS = "exchange.migrations"
+VERSION_TABLE = "alembic_version"
 
 
 def alembic_config(url: str) -> Config:
@@ -35,9 +38,38 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 def upgrade_engine(engine: Engine, revision: str = "head") -> None:
     config = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as connection:
+    with engine.connect() as connection, _sqlite_foreign_keys_deferred(connection), \
+            connection.begin():
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+        _check_foreign_keys(connection)
+
+
+@contextmanager
+def _sqlite_foreign_keys_deferred(connection: Connection) -> Iterator[None]:
+    """SQLite rebuilds a table to alter it (Alembic's batch mode): DROP TABLE on a table others
+    reference would cascade-delete or refuse with foreign keys on, and the pragma cannot change
+    inside a transaction. So migrations run with it off and `_check_foreign_keys` verifies
+    every reference before commit, as SQLite's own ALTER TABLE procedure prescribes."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    raw.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+    finally:
+        raw.execute("PRAGMA foreign_keys=ON")
+
+
+def _check_foreign_keys(connection: Connection) -> None:
+    if connection.dialect.name != "sqlite":
+        return
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        tables = sorted({str(row[0]) for row in broken})
+        raise RuntimeError(f"migration left broken references in: {', '.join(tables)}")
 
 
 @lru_cache(maxsize=1)
@@ -47,8 +79,18 @@ def head_revision() -> str | None:
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The database's revision, read straight from `alembic_version`: no MigrationContext, so
+    /readyz and the CLI's checks log nothing (Alembic logs its context at INFO every time)."""
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        if not inspect(connection).has_table(VERSION_TABLE):
+            return None
+        versions = connection.execute(
+            text(f"SELECT version_num FROM {VERSION_TABLE}")  # noqa: S608 - a constant
+        ).scalars().all()
+    if len(versions) > 1:  # several heads: let Alembic's own reader raise its error
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    return versions[0] if versions else None
 
 
 def is_up_to_date(engine: Engine) -> bool:

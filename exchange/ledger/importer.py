@@ -28,6 +28,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from exchange.db.base import utcnow
+from exchange.db.blind_index import BlindIndexVersions, blind_index_versions
 from exchange.db.engine import bulk_write_pragmas
 from exchange.db.ids import new_id
 from exchange.db.models import Child, Community, MaternalEpisode, Resident, ResidentDataKey
@@ -44,6 +45,7 @@ from exchange.ledger.prepare import (
     Sealed,
     child_texts,
     default_workers,
+    due_month,
     episode_texts,
     has_child,
     prepared_chunks,
@@ -137,10 +139,14 @@ def import_ledger(
     report = ImportReport(source=source.description, partial=partial)
     report.refused_columns = headers.refused
 
+    # before the savepoint: held to the end of the caller's transaction, so a blind-index
+    # rotation can neither start nor finish while this import writes
+    versions = blind_index_versions(session)
     savepoint = None if partial else session.begin_nested()
     inserts = _Inserts(session.connection())
-    preparer = Preparer(headers, rules, keyring, community_ids, inserts.stamp, inserts.raw)
-    writer = _Writer(session, keyring, community_ids, inserts, report)
+    preparer = Preparer(headers, rules, keyring, community_ids, inserts.stamp, inserts.raw,
+                        versions.write)  # fmt: skip
+    writer = _Writer(session, keyring, community_ids, inserts, report, versions)
     options = _Options(partial, progress, batch_size,
                        default_workers() if workers is None else workers, chunk_size)  # fmt: skip
     with bulk_write_pragmas(session.connection()):
@@ -363,25 +369,39 @@ class _Writer:
         community_ids: dict[str, str],
         inserts: _Inserts,
         report: ImportReport,
+        versions: BlindIndexVersions,
     ) -> None:
         self._session = session
         self._keyring = keyring
         self._community_ids = community_ids
         self._inserts = inserts
         self._report = report
+        # versions other than the one new indexes are computed under (during a rotation)
+        self._older = versions.lookup[1:]
         # residents present before this import; when there were none, every row is new (an
         # in-file repeat is refused as duplicate_in_file) and no batch needs a lookup
         self.lookup = bool(session.scalar(select(exists().select_from(_RESIDENTS))))
 
     def write(self, batch: list[Ready]) -> None:
         indexes = [index for _, index, _, _, _ in batch]
-        existing = _existing(self._session, indexes) if self.lookup else {}
+        existing = self._matches(indexes, batch) if self.lookup else {}
         fresh = [sealed for _, index, _, sealed, _ in batch if index not in existing]
         if fresh:
             self._insert(cast(list[Sealed], fresh))  # rows that still apply are always sealed
         if existing:
             matches = [(row, existing[i]) for _, i, _, _, row in batch if i in existing]
             self._update(cast(list[tuple[LedgerRow, _Existing]], matches))  # rows were kept
+
+    def _matches(self, indexes: list[str], batch: list[Ready]) -> dict[str, _Existing]:
+        """Residents already stored, by the index this import computed for them. While a
+        rotation runs, a resident it has not reached yet is found under the older version."""
+        if not self._older:
+            return _existing(self._session, indexes)
+        blind_index = self._keyring.blind_index
+        older = {blind_index(cast(LedgerRow, row).national_id.value, version): index
+                 for _, index, _, _, row in batch for version in self._older}  # fmt: skip
+        found = _existing(self._session, [*indexes, *older])
+        return {older.get(index, index): match for index, match in found.items()}
 
     def _insert(self, batch: list[Sealed]) -> None:
         run = self._inserts.run
@@ -406,7 +426,7 @@ class _Writer:
         new_episodes: list[dict[str, Any]] = []
         new_children: list[dict[str, Any]] = []
         for row, match in matches:
-            key = keyring.unwrap(WrappedKey.from_bytes(match.wrapped))
+            key = keyring.unwrap(WrappedKey.from_bytes(match.wrapped), match.resident_id)
             rid = match.resident_id
             upd_residents.append({"b_id": rid, "community_id": community_ids[row.community],
                                   "updated_at": now, **_sealed_dict(
@@ -418,10 +438,11 @@ class _Writer:
                                    episode_texts(row))  # fmt: skip
             if new_episode:
                 new_episodes.append({"id": eid, "resident_id": rid, "stage": row.stage,
-                                     "created_at": now, "updated_at": now, **episode})  # fmt: skip
+                                     "due_month": due_month(row), "created_at": now,
+                                     "updated_at": now, **episode})  # fmt: skip
             else:
                 upd_episodes.append({"b_id": eid, "stage": row.stage, "updated_at": now,
-                                     **episode})  # fmt: skip
+                                     "due_month": due_month(row), **episode})  # fmt: skip
             if has_child(row):
                 new_child = match.child_id is None or (
                     row.stage == "postpartum" and match.child_of_earlier_episode()

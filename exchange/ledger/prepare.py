@@ -48,11 +48,11 @@ CHILD_SEALED = ("birth_date", "sex")
 
 # Every column an insert writes, in the order of the row tuples `Preparer` builds.
 INSERT_COLUMNS: dict[str, tuple[str, ...]] = {
-    "residents": ("id", "community_id", "district", "street", "national_id_index", "created_at",
-                  "updated_at", *RESIDENT_SEALED),
+    "residents": ("id", "community_id", "district", "street", "national_id_index",
+                  "national_id_index_version", "created_at", "updated_at", *RESIDENT_SEALED),
     "resident_data_keys": ("resident_id", "wrapped_key", "kek_id", "kek_version", "created_at"),
-    "maternal_episodes": ("id", "resident_id", "stage", "created_at", "updated_at",
-                          *EPISODE_SEALED),
+    "maternal_episodes": ("id", "resident_id", "stage", "due_month", "created_at",
+                          "updated_at", *EPISODE_SEALED),
     "children": ("id", "resident_id", "created_at", *CHILD_SEALED),
 }  # fmt: skip
 
@@ -85,6 +85,11 @@ def _date(value: date | None) -> str | None:
 def resident_texts(row: LedgerRow) -> tuple[str | None, ...]:
     return (row.name, row.national_id.value, row.phone, storage.encode_date(row.birth_date),
             row.compound, row.building, row.unit, row.room)  # fmt: skip
+
+
+def due_month(row: LedgerRow) -> str | None:
+    """The due date's month, the one episode value stored in the clear (for statistics)."""
+    return None if row.due_date is None else row.due_date.strftime("%Y-%m")
 
 
 def episode_texts(row: LedgerRow) -> tuple[str | None, ...]:
@@ -122,7 +127,8 @@ def seal_values(
 class Preparer:
     """Everything a row is prepared with. `stamp` turns a timestamp into its stored form;
     with `raw_values` encrypted columns are given as their bytes (the driver's executemany
-    path), otherwise as `EncryptedValue`s for Core to check and convert."""
+    path), otherwise as `EncryptedValue`s for Core to check and convert. `index_version` is the
+    blind-index key version new indexes are computed under (exchange.db.blind_index)."""
 
     headers: HeaderMap
     rules: Rules
@@ -130,6 +136,7 @@ class Preparer:
     community_ids: dict[str, str]
     stamp: Callable[[datetime], Any]
     raw_values: bool
+    index_version: int
 
     def prepare(self, raws: list[RawRow], encrypt: bool, keep_rows: bool) -> list[Outcome]:
         """One outcome per raw row, in order: its errors, or the row ready to insert.
@@ -140,8 +147,8 @@ class Preparer:
         headers, rules = self.headers, self.rules
         results = [validate_row(raw, headers, rules) for raw in raws]
         valid = [r for r in results if type(r) is LedgerRow]
-        blind_index = self.keyring.blind_index
-        indexes = [blind_index(row.national_id.value) for row in valid]
+        blind_index, version = self.keyring.blind_index, self.index_version
+        indexes = [blind_index(row.national_id.value, version) for row in valid]
         sealed: list[Sealed] | list[None]
         sealed = _Sealer(self).seal(valid, indexes) if encrypt and valid else [None] * len(valid)
         ready = iter(zip(valid, indexes, sealed, strict=True))
@@ -164,6 +171,7 @@ class _Sealer:
         self._keyring = preparer.keyring
         self._community_ids = preparer.community_ids
         self._raw_values = preparer.raw_values
+        self._index_version = preparer.index_version
         self._root = self._keyring.current_root()
         self._stamp = preparer.stamp(utcnow())
 
@@ -183,18 +191,20 @@ class _Sealer:
         suite, wrap, community_ids = keyring.suite, keyring.wrap_bytes, self._community_ids
         keys = [DataKey.generate(suite) for _ in rows]
         data_keys = [
-            (rid, wrap(key, root), root.key_id, root.version, stamp)
+            (rid, wrap(key, rid, root), root.key_id, root.version, stamp)
             for rid, key in zip(rids, keys, strict=True)
         ]
         residents = []
+        version = self._index_version
         for rid, key, row, index in zip(rids, keys, rows, indexes, strict=True):
             sealed = encrypt(key, "residents", rid, RESIDENT_SEALED, resident_texts(row))
             community = community_ids[row.community]
-            residents.append((rid, community, DISTRICT, STREET, index, stamp, stamp, *sealed))
+            residents.append((rid, community, DISTRICT, STREET, index, version, stamp, stamp,
+                              *sealed))
         episodes = []
         for eid, rid, key, row in zip(eids, rids, keys, rows, strict=True):
             sealed = encrypt(key, "maternal_episodes", eid, EPISODE_SEALED, episode_texts(row))
-            episodes.append((eid, rid, row.stage, stamp, stamp, *sealed))
+            episodes.append((eid, rid, row.stage, due_month(row), stamp, stamp, *sealed))
         children: list[Insert | None] = []
         for cid, rid, key, row in zip(cids, rids, keys, rows, strict=True):
             if has_child(row):

@@ -9,8 +9,9 @@ Row numbers are the ones a spreadsheet shows: the first record is row 1. Fully b
 skipped. Up to `HEADER_SEARCH_ROWS` title rows above the header (a sheet caption such as
 "民城路社区孕产妇台账") are tolerated.
 
-Formula neutralisation (see `csvsafe`) prefixes a cell beginning with = + - @ with an apostrophe;
-a reader strips that apostrophe again so our own exports import unchanged.
+Formula neutralisation (`exchange.exports`) prefixes a cell beginning with = + - @ (or a tab or
+carriage return) with an apostrophe; a reader strips that apostrophe again so our own exports
+import unchanged (the validation then refuses free text that begins with a formula lead).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from exchange.exports import FORMULA_LEADS, unneutralise
 from exchange.ledger.errors import (
     HeaderError,
     MalformedFile,
@@ -36,7 +38,6 @@ ENCODINGS = ("utf-8-sig", "gb18030")
 HEADER_SEARCH_ROWS = 10
 MAX_CELL_CHARS = 1000
 _CHUNK = 1 << 16
-_FORMULA_LEADS = ("=", "+", "-", "@")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,12 +104,6 @@ def _decodes(path: Path, encoding: str) -> bool:
     return True
 
 
-def unneutralise(cell: str) -> str:
-    if len(cell) > 1 and cell[0] == "'" and cell[1] in _FORMULA_LEADS:
-        return cell[1:]
-    return cell
-
-
 def _clean(cells: list[str]) -> tuple[str, ...]:
     stripped = tuple(map(str.strip, cells))
     # a cell starting with an apostrophe is rare: only then look at each cell. One join finds
@@ -120,7 +115,7 @@ def _clean(cells: list[str]) -> tuple[str, ...]:
         return tuple(map(unneutralise, stripped))
     # every NUL starts a cell, so "\0'=" is exactly a neutralised cell's start (a quarter of
     # the rows of a ledger we exported: a per-cell call each costs more than four replaces)
-    for lead in _FORMULA_LEADS:
+    for lead in FORMULA_LEADS:
         joined = joined.replace("\0'" + lead, "\0" + lead)
     return tuple(joined[1:].split("\0"))
 

@@ -7,13 +7,11 @@ listed, so a report on a wholly wrong 100,000-row file stays small.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from exchange.ledger.csvsafe import neutralise_row
+from exchange.exports import csv_text
 from exchange.ledger.headers import RefusedColumn
 from exchange.ledger.validate import RowError
 
@@ -107,9 +105,5 @@ class ImportReport:
         return "\n".join(lines)
 
     def errors_csv(self) -> str:
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(["row", "field", "header", "reason", "message"])
-        for e in self.errors:
-            writer.writerow(neutralise_row([str(e.row), e.field, e.header, e.reason, e.message]))
-        return out.getvalue()
+        return csv_text(("row", "field", "header", "reason", "message"),
+                        ((e.row, e.field, e.header, e.reason, e.message) for e in self.errors))

@@ -3,6 +3,12 @@
 Pure: the clock (`today`) and the set of known communities are handed in. Error messages are
 fixed texts per reason code: they say what is expected, never what was found, so a report can
 be shown, logged or mailed without leaking a personal value.
+
+Free text that begins with a formula lead (= + - @, after Unicode folding, so a full-width
+＝ counts) is refused in every text column (`formula_lead`), as the name column always refused
+it: a spreadsheet would run it, and no ledger value legitimately starts that way
+(exchange.exports.cells explains the rule). A cell of dashes alone ("-", "—") is the ledger's
+way of writing "none" and reads as empty.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from datetime import date, timedelta
 from operator import itemgetter
 from typing import cast
 
+from exchange.exports import starts_like_formula
 from exchange.ledger.headers import CANONICAL_HEADERS, Column, HeaderMap
 from exchange.ledger.idnumber import IdProblem, NationalId, parse_national_id
 from exchange.ledger.reader import RawRow
@@ -44,6 +51,7 @@ MESSAGES: dict[str, str] = {
     "district_mismatch": f"must be {DISTRICT}",
     "street_mismatch": f"must be {STREET}",
     "text_format": f"must be at most {MAX_TEXT} printable characters",
+    "formula_lead": "must not begin with = + - or @ (a spreadsheet would run it as a formula)",
     "stage_unknown": "must be one of 备孕, 孕期, 产后",
     "date_format": "must be a real calendar date (YYYY-MM-DD)",
     "date_future": "cannot be in the future",
@@ -123,6 +131,7 @@ _DATE_PATTERNS = (
 )
 _FLAG_SEPARATORS = re.compile(r"[、,，;；/\s]+")
 _NONE_WORDS = frozenset({"无", "否", "none", "-", "/"})
+_DASHES = frozenset("-—–－")  # a cell of these alone means "none"
 
 
 def parse_date(text: str) -> date | None:
@@ -206,12 +215,15 @@ class _Checker:
 
     def text(self, column: Column, cell: str, *, required: bool = False) -> str | None:
         value = unicodedata.normalize("NFKC", cell).strip()
-        if not value:
+        if not value or _DASHES.issuperset(value):
             if required:
                 self.fail(column, "required")
             return None
         if len(value) > MAX_TEXT or not value.isprintable():
             self.fail(column, "text_format")
+            return None
+        if starts_like_formula(value):
+            self.fail(column, "formula_lead")
             return None
         return value
 
@@ -257,6 +269,9 @@ def _name(c: _Checker, cell: str) -> str | None:
     value = unicodedata.normalize("NFKC", cell).strip()
     if not value:
         c.fail(Column.NAME, "required")
+        return None
+    if starts_like_formula(value):
+        c.fail(Column.NAME, "formula_lead")
         return None
     letters = value.translate(_NAME_JOINERS_TABLE)
     if len(value) > MAX_TEXT or not letters or _NAME_BAD.search(letters):

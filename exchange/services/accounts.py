@@ -221,7 +221,7 @@ def _totp_context(account: m.ConsoleAccount) -> FieldContext:
 def _secret(keyring: Keyring, account: m.ConsoleAccount) -> str | None:
     if account.totp_secret is None or account.data_key is None:
         return None
-    key = keyring.unwrap(WrappedKey.from_bytes(account.data_key))
+    key = keyring.unwrap(WrappedKey.from_bytes(account.data_key), account.principal_id)
     return keyring.decrypt_field(key, account.totp_secret, _totp_context(account))
 
 
@@ -246,9 +246,9 @@ def _accept_totp(keyring: Keyring, account: m.ConsoleAccount, code: str, now: da
 def begin_totp(session: Session, keyring: Keyring, account: m.ConsoleAccount) -> str:
     """A new secret, stored encrypted but not yet enabled; returns the otpauth URI to show."""
     if account.data_key is None:
-        _key, wrapped = keyring.new_data_key()
+        _key, wrapped = keyring.new_data_key(account.principal_id)
         account.data_key = wrapped.to_bytes()
-    key = keyring.unwrap(WrappedKey.from_bytes(account.data_key))
+    key = keyring.unwrap(WrappedKey.from_bytes(account.data_key), account.principal_id)
     secret = pyotp.random_base32()
     account.totp_secret = keyring.encrypt_field(key, secret, _totp_context(account))
     account.totp_enabled_at = None

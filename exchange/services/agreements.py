@@ -1,5 +1,6 @@
-"""Entrustment agreements (PIPL Art. 21): contractor, purposes -> shipped policies, period,
-retention, approved sub-processors, and their lifecycle.
+"""Entrustment agreements (PIPL Art. 21): contractor, purposes -> published policy versions,
+period, retention, approved sub-processors, and their lifecycle (moving a purpose to another
+policy version: `agreement_policies`).
 
     draft --activate--> active --suspend--> suspended --activate--> active
     any but terminated --terminate--> terminated (final)
@@ -26,8 +27,8 @@ from exchange.identity import Acting
 from exchange.services.assignments import bump, revoke_assignment, tombstone
 from exchange.services.audit_access import record
 from exchange.services.errors import Conflict, FieldErrors, NotFound
+from exchange.services.published_policies import published_set
 from keys.keyring import Keyring
-from policies import shipped_policies
 from policies.errors import PolicyError
 
 _REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}\Z")
@@ -44,7 +45,7 @@ class AgreementInput:
     valid_from: date
     valid_to: date
     retention_days: int
-    purposes: Mapping[str, str]  # purpose -> policy id
+    purposes: Mapping[str, str]  # purpose -> policy id (its latest version) or id@version
     sub_processors: Sequence[str] = field(default_factory=tuple)
 
 
@@ -66,7 +67,7 @@ def _validate(session: Session, data: AgreementInput) -> list[tuple[str, str, in
         data.contractor_id) <= 36 else None  # fmt: skip
     if contractor is None:
         errors.add("contractor_id", "unknown", "no such contractor")
-    policies = shipped_policies()
+    policies = published_set(session)  # a bare id: its latest version
     out = []
     for purpose, policy_id in sorted(data.purposes.items()):
         where = f"purposes.{purpose}"
@@ -76,7 +77,7 @@ def _validate(session: Session, data: AgreementInput) -> list[tuple[str, str, in
         try:
             policy = policies.get(policy_id)
         except PolicyError:
-            errors.add(where, "policy_unknown", "no such shipped policy")
+            errors.add(where, "policy_unknown", "no such published policy")
             continue
         if policy.purpose != purpose:
             errors.add(where, "policy_purpose_mismatch", f"that policy is for {policy.purpose}")

@@ -1,6 +1,15 @@
 """The office flows' side of the audit log: appending their entries in the current transaction
 for whoever is acting (`exchange.identity.Acting`), and the auditor's read-only views
-(checkpoint, entries, proofs, cosignatures), each of which is itself audited.
+(checkpoint, entries, proofs, cosignatures).
+
+What an auditor's read leaves in the log (docs/audit.md, "What reading the log leaves in it"):
+a search of entries, which shows pseudonyms, agreements and who did what, appends one
+`audit.read` entry *after* the page was read, naming the tree size it read and its filters; the
+page covers exactly the entries below that tree size. A checkpoint, the verifier key and the
+proofs show tree sizes and hashes only, which C2SP treats as public; they append nothing, so
+fetching a checkpoint never moves the head it signs, and a checkpoint then the entries are one
+consistent picture (the page's `tree_size` is the checkpoint's, unless the office wrote
+between the two calls; then a consistency proof links them). A cosignature is a write, audited.
 
 Entries carry names, codes and pseudonyms only (audit.entry refuses anything else).
 """
@@ -8,7 +17,7 @@ Entries carry names, codes and pseudonyms only (audit.entry refuses anything els
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NotRequired, cast
@@ -16,7 +25,7 @@ from typing import NotRequired, cast
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
-from audit.entry import AuditEntry, KeyEvent, Outcome, Subject
+from audit.entry import AuditEntry, DetailValue, KeyEvent, Outcome, Subject
 from audit.errors import AuditError, NotFoundError
 from audit.note import Signer
 from audit.store import AuditLog, EntryFilter
@@ -25,6 +34,7 @@ from exchange.services.auditing import SqlAuditSink
 from exchange.services.auditing import append as audit_append
 from exchange.services.bounds import MAX_SQL_INT
 from exchange.services.errors import FieldErrors, InvalidInput, NotFound
+from exchange.services.log_origin import require_origin
 from keys.keyring import Keyring
 
 AUDIT_READ = "audit.read"
@@ -40,9 +50,11 @@ def record(
     agreement: str | None = None,
     key: KeyEvent | None = None,
     outcome: Outcome | None = None,
+    details: Mapping[str, DetailValue] | None = None,
 ) -> int:
     """Append one entry for `acting` in the current transaction; returns its index.
-    Fails closed: any failure is `auditing.AuditUnavailable` and the transaction rolls back."""
+    Fails closed: any failure is `auditing.AuditUnavailable` and the transaction rolls back.
+    `details`: names and codes of what was asked and counted (audit.entry), never a value."""
     entry = AuditEntry(
         time=acting.now,
         actor=acting.actor,
@@ -52,6 +64,7 @@ def record(
         key=key,
         request_id=acting.request_id,
         outcome=outcome or Outcome(),
+        details={**acting.details, **(details or {})},
     )
     return audit_append(session, SqlAuditSink(), [entry])[0]
 
@@ -71,23 +84,17 @@ def log_signer(keyring: Keyring) -> Signer:
 
 
 def audit_log(session: Session, keyring: Keyring, acting: Acting) -> AuditLog:
+    require_origin(session, keyring.audit_key_name)  # never sign under another origin
     return AuditLog(session, signer=log_signer(keyring), clock=lambda: acting.now)
 
 
-def _read(session: Session, acting: Acting, what: str) -> None:
-    """Audit an auditor read (`what` names the view) before serving it."""
-    record(session, acting, AUDIT_READ, outcome=Outcome("ok", what))
-
-
 def checkpoint_note(session: Session, keyring: Keyring, acting: Acting) -> str:
-    """The signed checkpoint of the current head (issued now if none covers it), read audited
-    first so the checkpoint covers this very read."""
-    _read(session, acting, "audit.checkpoint")
+    """The signed checkpoint of the current head (issued now if none covers it). Appends no
+    entry: it shows a size and a root hash only, and the checkpoint covers the log's head."""
     return audit_log(session, keyring, acting).issue_checkpoint().note
 
 
 def vkey(session: Session, keyring: Keyring, acting: Acting) -> str:
-    _read(session, acting, "audit.vkey")
     return audit_log(session, keyring, acting).vkey()
 
 
@@ -102,6 +109,16 @@ class EntryQuery:
     until: datetime | None = None
     after: int = -1
     limit: int = 100
+    tree_size: int | None = None  # read the log as of this size (a checkpoint's), not the head
+
+    def filters(self) -> dict[str, DetailValue]:
+        """The filters given, for the read's own audit entry (identifiers and names only)."""
+        named = {"actor": self.actor, "action": self.action, "pseudonym": self.pseudonym,
+                 "agreement": self.agreement, "outcome": self.outcome}  # fmt: skip
+        out: dict[str, DetailValue] = {f"filter.{k}": v for k, v in named.items() if v}
+        if self.since is not None or self.until is not None:
+            out["filter.time"] = True
+        return out
 
 
 # -- the JSON an entry reads as (audit.entry.to_json; docs/audit.md) ---------------------------
@@ -199,17 +216,22 @@ def entries(
         errors.add("until", "before_since", "must be after since")
     errors.raise_any()
     log = audit_log(session, keyring, acting)
-    size_before = log.size()  # the page never includes the entry recording this read
-    _read(session, acting, "audit.entries")
+    head = log.size()
+    if query.tree_size is not None and not 0 <= query.tree_size <= head:
+        raise NotFound(f"tree size {query.tree_size} is beyond the log")
+    size = head if query.tree_size is None else query.tree_size
     page = log.entries(
         EntryFilter(query.actor, query.action, query.pseudonym, query.agreement, query.outcome,
                     query.since, query.until),
         after=query.after,
         limit=query.limit,
     )  # fmt: skip
-    items = [cast(EntryItem, item) for item in page.items if int(str(item["index"])) < size_before]
+    items = [cast(EntryItem, item) for item in page.items if int(str(item["index"])) < size]
     next_after = page.next_after if len(items) == len(page.items) else None
-    return {"tree_size": size_before, "items": items, "next_after": next_after}
+    # recorded after the page: it lands at `head` or later, outside what was read
+    record(session, acting, AUDIT_READ, outcome=Outcome("ok", "audit.entries"),
+           details={"read.tree_size": size, "read.items": len(items), **query.filters()})
+    return {"tree_size": size, "items": items, "next_after": next_after}
 
 
 def _b64(hashes: Sequence[bytes]) -> list[str]:
@@ -220,7 +242,6 @@ def inclusion(
     session: Session, keyring: Keyring, acting: Acting, index: int, tree_size: int
 ) -> InclusionProof:
     log = audit_log(session, keyring, acting)
-    _read(session, acting, "audit.inclusion_proof")
     try:
         proof = log.inclusion_proof(index, tree_size)
         _, leaf = log.leaf(index)
@@ -240,7 +261,6 @@ def consistency(
     session: Session, keyring: Keyring, acting: Acting, first: int, second: int
 ) -> ConsistencyProof:
     log = audit_log(session, keyring, acting)
-    _read(session, acting, "audit.consistency_proof")
     try:
         proof = log.consistency_proof(first, second)
     except NotFoundError:

@@ -78,6 +78,7 @@ def entry(
         policy=policy_ref(policy),
         request_id=acting.request_id,
         outcome=Outcome() if denied is None else Outcome("denied", denied),
+        details=acting.details,
     )
 
 

@@ -12,11 +12,13 @@ from sqlalchemy.orm import Session
 
 from audit.store import AuditLog, StoredCheckpoint
 from exchange.services.audit_access import log_signer
+from exchange.services.log_origin import require_origin
 from keys.keyring import Keyring
 
 
 def issue_if_grown(session: Session, keyring: Keyring, now: datetime) -> StoredCheckpoint | None:
     """A new signed checkpoint if the head moved past the latest one, else None (never commits)."""
+    require_origin(session, keyring.audit_key_name)  # never sign under another origin
     log = AuditLog(session, signer=log_signer(keyring), clock=lambda: now)
     latest = log.latest_checkpoint()
     if latest is not None and latest.checkpoint.size >= log.size():

@@ -1,7 +1,8 @@
 """Errors of the flows, one tree. Messages name fields and codes, never a personal value.
 
     FlowError                   base; `status` and `slug` are what the API answers with
-    ├── NotPermitted            the caller's role may not do this at all
+    ├── NotPermitted            the caller's role may not do this (or not this variant of it,
+    │                           e.g. exact statistics)
     ├── NotFound                no such thing, or not visible to the caller (answers the same)
     │   ├── CaseNotFound        no visible case with that reference (an AuditedDenial)
     │   └── TombstoneNotFound   no tombstone with that reference for this contractor

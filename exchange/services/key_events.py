@@ -28,6 +28,8 @@ ACTIONS: Final[dict[KeyEventType, tuple[str, str]]] = {
     KeyEventType.DATA_KEY_DESTROYED: ("key.shred", "data_key"),
     KeyEventType.PSEUDONYM_KEY_ROTATED: ("key.rotate_pseudonym", "case_pseudonym"),
     KeyEventType.PSEUDONYM_REMAP_EXPORTED: ("key.remap_export", "case_pseudonym"),
+    KeyEventType.BLIND_INDEX_ROTATION_STARTED: ("key.rotate_blind_index", "blind_index"),
+    KeyEventType.BLIND_INDEX_ROTATION_COMPLETED: ("key.reindex", "blind_index"),
     KeyEventType.CONTRACTOR_KEY_REGISTERED: ("key.rotate_contractor", "contractor_key"),
     KeyEventType.CONTRACTOR_KEY_RETIRED: ("key.retire_contractor", "contractor_key"),
 }

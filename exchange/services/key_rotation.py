@@ -14,6 +14,11 @@ The pure steps are keys.rotation's; this module drives them over the database ad
   old -> new case-reference map; the rotation stays open until every agreement with cases has
   had its export.
 * `rotate_contractor`: register a contractor's new public key and retire the old one.
+* `rotate_blind_index`: add a blind-index key version and re-index every stored ID number
+  under it, batch by batch; the marker row (exchange.db.blind_index) tells every writer which
+  version to index under and which to look up under meanwhile. Crash-safe: the start and the
+  finish are one transaction each, a batch re-indexes only rows still under the old version,
+  and a second run resumes.
 
 Keyring changes (a new or retired version) are written to the key file before the transaction
 commits: if the commit then fails, an unused version remains, which is harmless.
@@ -25,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import exists, or_, select, update
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit.entry import Actor, Subject
@@ -33,10 +38,16 @@ from exchange.db import models as m
 from exchange.db.engine import unit_of_work
 from exchange.services.errors import Conflict, NotFound
 from exchange.services.key_events import CLI_ACTOR, AuditKeyEventSink
-from exchange.services.key_store import SqlContractorKeyStore, SqlCursorStore, SqlWrappedKeyStore
+from exchange.services.key_store import (
+    SqlContractorKeyStore,
+    SqlCursorStore,
+    SqlWrappedKeyStore,
+    unbound_wraps,
+)
 from keys.contractor_keys import ContractorPublicKey
 from keys.datakeys import WrappedKey
-from keys.events import Clock
+from keys.errors import KeysError
+from keys.events import Clock, KeyEvent, KeyEventType
 from keys.fields import EncryptedValue, FieldContext
 from keys.keyring import Keyring
 from keys.providers import LocalKeyProvider, Purpose
@@ -80,12 +91,14 @@ class RootRotation:
 
 
 def root_rotation_pending(session: Session, keyring: Keyring) -> bool:
-    """An unfinished rotation: a saved job, or data keys not yet under the current root."""
+    """An unfinished rotation: a saved job, or data keys not yet under the current root, or
+    still in format 1 (bound to no resident: the re-wrap binds them)."""
     if session.get(m.KeyJob, ROOT_JOB) is not None:
         return True
     root = keyring.current_root()
     stale = select(m.ResidentDataKey.resident_id).where(
-        or_(m.ResidentDataKey.kek_id != root.key_id, m.ResidentDataKey.kek_version != root.version)
+        or_(m.ResidentDataKey.kek_id != root.key_id, m.ResidentDataKey.kek_version != root.version,
+            unbound_wraps())
     )
     return bool(session.scalar(select(exists(stale))))
 
@@ -204,7 +217,7 @@ def rotate_resident_data_key(
     sink = AuditKeyEventSink(
         session, actor, subjects=[Subject(keyring.audit_pseudonym(resident.id))]
     )
-    rotated = rotate_data_key(keyring, wrapped, values, sink, clock)
+    rotated = rotate_data_key(keyring, resident.id, wrapped, values, sink, clock)
     for (row, column, _table), value in zip(targets, rotated.values, strict=True):
         setattr(row, column, value)
     header = rotated.wrapped.header
@@ -318,15 +331,131 @@ def rotate_contractor(
                                  AuditKeyEventSink(session, actor), clock)  # fmt: skip
 
 
+# -- blind index ----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class BlindIndexRotation:
+    from_version: int
+    to_version: int
+    resumed: bool
+    reindexed: int  # rows this run moved to `to_version`
+
+
+def _still_under(version: int) -> Any:
+    """Residents whose stored index is still under `version`."""
+    return (m.Resident.national_id_index_version == version) & (
+        m.Resident.national_id_index.is_not(None))
+
+
+def _count_under(session: Session, version: int) -> int:
+    return int(session.scalar(select(func.count()).select_from(m.Resident)
+                              .where(_still_under(version))) or 0)  # fmt: skip
+
+
+def _begin_blind_index(session: Session, keyring: Keyring, clock: Clock,
+                       actor: Actor) -> tuple[int, int, bool]:  # fmt: skip
+    """(old, new, resumed), with the rotation recorded in the marker. FOR UPDATE: waits for
+    every import or registration that holds the marker to commit."""
+    provider = local_provider(keyring)
+    marker = session.get_one(m.BlindIndexMarker, 1, with_for_update=True)
+    if marker.next_version is not None:
+        if marker.next_version not in provider.versions(Purpose.BLIND_INDEX):
+            raise Conflict(f"the keyring lacks blind-index version {marker.next_version}, which "
+                           "the unfinished rotation moves to; restore that keyring")
+        return marker.version, marker.next_version, True
+    new = provider.add_version(Purpose.BLIND_INDEX)  # in the key file before the commit
+    marker.next_version = new
+    AuditKeyEventSink(session, actor).record(KeyEvent(
+        KeyEventType.BLIND_INDEX_ROTATION_STARTED, Purpose.BLIND_INDEX.value, new, clock()))
+    session.flush()
+    return marker.version, new, False
+
+
+def _reindex_batch(session: Session, keyring: Keyring, old: int, new: int, limit: int) -> int:
+    """Re-index up to `limit` residents still under `old`; how many it did."""
+    rows = session.execute(
+        select(m.Resident.id, m.Resident.national_id, m.ResidentDataKey.wrapped_key)
+        .join(m.ResidentDataKey, m.ResidentDataKey.resident_id == m.Resident.id)
+        .where(_still_under(old)).order_by(m.Resident.id).limit(limit)
+    ).all()  # fmt: skip
+    for rid, stored, wrapped in rows:
+        national_id = _national_id(keyring, rid, stored, bytes(wrapped))
+        session.execute(
+            update(m.Resident)
+            .where(m.Resident.id == rid, m.Resident.national_id_index_version == old)
+            .values(national_id_index=keyring.blind_index(national_id, version=new),
+                    national_id_index_version=new)
+            .execution_options(synchronize_session=False)
+        )  # fmt: skip
+    return len(rows)
+
+
+def _national_id(keyring: Keyring, rid: str, stored: EncryptedValue | None,
+                 wrapped: bytes) -> str:  # fmt: skip
+    try:
+        if stored is None:
+            raise KeysError("no ID number")
+        key = keyring.unwrap_stored(wrapped, rid)
+        return keyring.decrypt_field(key, stored, FieldContext("residents", "national_id", rid))
+    except KeysError:
+        raise Conflict(f"resident {rid}: her ID number does not decrypt, so it cannot be "
+                       "re-indexed; the rotation stopped here with nothing lost (erase or "
+                       "repair her record, then run it again)") from None
+
+
+def rotate_blind_index(
+    factory: sessionmaker[Session],
+    keyring: Keyring,
+    clock: Clock,
+    *,
+    actor: Actor = CLI_ACTOR,
+    batch_size: int = DEFAULT_BATCH,
+    on_start: Callable[[int, int, bool, int], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> BlindIndexRotation:
+    """Start (or resume) a blind-index rotation and re-index every stored ID number.
+
+    `on_start(old, new, resumed, left)` once the rotation is recorded; `progress(done)` after
+    each committed batch. Any exception leaves the committed batches in place; run it again."""
+    with unit_of_work(factory) as session:
+        old, new, resumed = _begin_blind_index(session, keyring, clock, actor)
+        left = _count_under(session, old)
+    if on_start is not None:
+        on_start(old, new, resumed, left)
+    done = 0
+    while True:
+        with unit_of_work(factory) as session:  # each batch commits on its own
+            count = _reindex_batch(session, keyring, old, new, batch_size)
+        if not count:
+            break
+        done += count
+        if progress is not None:
+            progress(done)
+    with unit_of_work(factory) as session:
+        marker = session.get_one(m.BlindIndexMarker, 1, with_for_update=True)
+        stale = _count_under(session, old)
+        if marker.next_version != new or stale:  # cannot happen while writers hold the marker
+            raise Conflict(f"{stale} residents are still indexed under blind-index version "
+                           f"{old}; run `exchange keys rotate-blind-index` again")
+        marker.version, marker.next_version = new, None
+        AuditKeyEventSink(session, actor).record(KeyEvent(
+            KeyEventType.BLIND_INDEX_ROTATION_COMPLETED, Purpose.BLIND_INDEX.value, new, clock()))
+    provider = local_provider(keyring)
+    if old in provider.versions(Purpose.BLIND_INDEX):  # nothing is indexed under it any more
+        provider.retire_version(Purpose.BLIND_INDEX, old)
+    return BlindIndexRotation(old, new, resumed, done)
+
+
 # -- status ---------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class KeyStatus:
     purposes: dict[str, tuple[int, tuple[int, ...]]]  # purpose -> (current, versions held)
     data_keys_by_root: dict[tuple[str, int], int]
+    unbound_data_keys: int  # format 1: not bound to their resident until re-wrapped
     root_job: m.KeyJob | None
     pseudonym_job: m.KeyJob | None
     awaiting_remap: tuple[str, ...]
     active_contractor_keys: int
+    blind_index: tuple[int, int | None, int]  # (stored under, rotating to, residents left)
 
 
 def status(session: Session, keyring: Keyring) -> KeyStatus:
@@ -340,8 +469,16 @@ def status(session: Session, keyring: Keyring) -> KeyStatus:
     return KeyStatus(
         purposes,
         SqlWrappedKeyStore(session).counts_by_root(),
+        SqlWrappedKeyStore(session).unbound_count(),
         session.get(m.KeyJob, ROOT_JOB),
         pseudonym_job,
         tuple(awaiting),
         SqlContractorKeyStore(session).active_count(),
+        _blind_index_state(session),
     )
+
+
+def _blind_index_state(session: Session) -> tuple[int, int | None, int]:
+    marker = session.get_one(m.BlindIndexMarker, 1)
+    left = 0 if marker.next_version is None else _count_under(session, marker.version)
+    return marker.version, marker.next_version, left

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import ColumnElement, and_, func, select, update
 from sqlalchemy.orm import Session
 
 from exchange.db import models as m
 from keys.contractor_keys import ContractorPublicKey
-from keys.datakeys import WrappedKey
+from keys.datakeys import UNBOUND_FORMAT, WrappedKey
 from keys.events import Clock
 from keys.rotation import ContractorKeyRecord
 
@@ -63,6 +63,11 @@ class SqlWrappedKeyStore:
         )
         return None if data is None else WrappedKey.from_bytes(bytes(data))
 
+    def unbound_count(self) -> int:
+        """How many data keys are still wrapped in format 1, bound to no resident."""
+        return int(self._session.scalar(
+            select(func.count()).select_from(m.ResidentDataKey).where(unbound_wraps())) or 0)
+
     def counts_by_root(self) -> dict[tuple[str, int], int]:
         """How many data keys each root key version wraps (from the indexed header columns)."""
         rows = self._session.execute(
@@ -71,6 +76,11 @@ class SqlWrappedKeyStore:
             .order_by(m.ResidentDataKey.kek_id, m.ResidentDataKey.kek_version)
         )
         return {(kek_id, int(version)): int(n) for kek_id, version, n in rows}
+
+
+def unbound_wraps() -> ColumnElement[bool]:
+    """Rows whose wrapped key is format 1 (its third byte), which the root re-wrap binds."""
+    return func.substr(m.ResidentDataKey.wrapped_key, 3, 1) == bytes([UNBOUND_FORMAT])
 
 
 class SqlCursorStore:

@@ -18,6 +18,7 @@ from typing_extensions import TypedDict
 
 from exchange.db import models as m
 from exchange.db import storage
+from exchange.db.blind_index import blind_index_versions
 from exchange.identity import OFFICE_ROLES, Acting
 from exchange.ledger.errors import LedgerError
 from exchange.ledger.headers import CANONICAL_HEADERS, Column
@@ -103,12 +104,13 @@ def _scope_names(session: Session, acting: Acting) -> frozenset[str] | None:
 
 def register(session: Session, keyring: Keyring, acting: Acting, data: ResidentInput) -> str:
     """Register one resident; returns her id. Same validation and storage as the import."""
-    try:
-        index = keyring.blind_index(data.national_id)
+    try:  # every version a stored index may be under, the one new rows get first
+        candidates = blind_index_versions(session).candidates(keyring, data.national_id)
     except (KeysError, ValueError):
-        index = None  # the validation below names the problem
-    if index is not None and session.scalar(
-        select(m.Resident.id).where(m.Resident.national_id_index == index)
+        candidates = ()  # the validation below names the problem
+    index = candidates[0] if candidates else None
+    if candidates and session.scalar(
+        select(m.Resident.id).where(m.Resident.national_id_index.in_(candidates))
     ):
         raise Conflict("a resident with this ID number is already registered")
     header, row = data.cells()
@@ -143,7 +145,7 @@ _RESIDENT_COLUMNS = ("name", "national_id", "phone", "address_compound", "addres
 def data_key(keyring: Keyring, row: m.Resident) -> DataKey | None:
     if row.data_key is None:
         return None
-    return keyring.unwrap(WrappedKey.from_bytes(row.data_key.wrapped_key))
+    return keyring.unwrap(WrappedKey.from_bytes(row.data_key.wrapped_key), row.id)
 
 
 def _decrypt(

@@ -120,7 +120,8 @@ def record_service(
                           with_for_update={"read": True})
     if wrapped is None:  # erased: the case can no longer be written to
         raise CaseNotFound()
-    data_key = keyring.unwrap(WrappedKey.from_bytes(bytes(wrapped.wrapped_key)))
+    data_key = keyring.unwrap(WrappedKey.from_bytes(bytes(wrapped.wrapped_key)),
+                              assignment.resident_id)
 
     existing = session.scalars(
         select(m.ServiceRecord).where(

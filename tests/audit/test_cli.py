@@ -16,7 +16,8 @@ from audit.errors import NoteError
 from audit.note import Signer, Verifier
 from audit.store import AuditLog, append_many
 from exchange.cli.audit import app
-from exchange.settings import get_settings
+from exchange.db.models import FixedSetting
+from exchange.settings import DEFAULT_AUDIT_ORIGIN, get_settings
 from keys.providers import FileKeyring
 from tests.audit.conftest import disclosure
 
@@ -78,18 +79,26 @@ def keyring_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     get_settings.cache_clear()
 
 
+def _fix_origin(sessions: sessionmaker[Session], origin: str) -> None:
+    """What `exchange admin init` leaves in a full database: the log's origin, fixed."""
+    with sessions.begin() as s:
+        FixedSetting.__table__.create(s.connection())  # type: ignore[attr-defined]
+        s.add(FixedSetting(name="audit.origin", value=origin))
+
+
 def test_checkpoint_is_signed_by_the_keyring_key_that_vkey_prints(
         keyring_home: Path, database_url: str, sessions: sessionmaker[Session]) -> None:
+    _fix_origin(sessions, DEFAULT_AUDIT_ORIGIN)
     with sessions.begin() as s:
         append_many(s, [disclosure(i) for i in range(7)])
-    printed = runner.invoke(app, ["vkey"])
+    printed = runner.invoke(app, ["vkey", "--database-url", database_url])
     assert printed.exit_code == 0, printed.output
     verifier = Verifier.parse(printed.output.strip())
 
     first = runner.invoke(app, ["checkpoint", "--database-url", database_url])
     assert first.exit_code == 0, first.output
     cp, _ = open_checkpoint(first.output, verifier)
-    assert cp.size == 7
+    assert cp.size == 7 and cp.origin == verifier.name == DEFAULT_AUDIT_ORIGIN
     with sessions() as s:
         assert cp.root == AuditLog(s).root(7)
         assert AuditLog(s).latest_checkpoint() is not None  # stored, not only printed

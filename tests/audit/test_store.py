@@ -313,21 +313,22 @@ def test_refresh_stops_at_a_missing_entry_and_names_it(engine: sa.Engine,
         AuditLog(s).entries()
 
 
-def test_postgresql_writer_role_appends_and_searches_but_cannot_rewrite(
+def test_postgresql_broker_role_appends_and_searches_but_cannot_rewrite(
         database_url: str, engine: sa.Engine, sessions: sessionmaker[Session]) -> None:
-    """The documented role, taken by a real session: INSERT and SELECT are all a broker needs,
-    for appends and for refreshing the search projection; rewrites are refused by privilege
-    before any trigger runs."""
+    """The documented role, taken by a real session: it appends through the log's path and
+    refreshes the search projection; rewrites are refused by privilege before any trigger
+    runs (tests/security/test_audit_insert_guard.py: it cannot insert an entry either)."""
     if not database_url.startswith("postgresql"):
         pytest.skip("database roles exist only on PostgreSQL")
     import uuid
 
-    from audit.store import pg_writer_role_sql
+    from audit.store import broker_role_sql
 
-    role = f"audit_writer_{uuid.uuid4().hex[:10]}"
+    role = f"audit_broker_{uuid.uuid4().hex[:10]}"
     with engine.begin() as conn:
         schema = conn.execute(sa.text("SELECT current_schema()")).scalar_one()
-        conn.execute(sa.text(pg_writer_role_sql(role)))
+        conn.execute(sa.text(f"CREATE ROLE {role} NOLOGIN"))
+        conn.execute(sa.text(broker_role_sql(role)))
         conn.execute(sa.text(f'GRANT USAGE ON SCHEMA "{schema}" TO {role}'))
     try:
         with sessions.begin() as s:

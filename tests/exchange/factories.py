@@ -45,7 +45,7 @@ def resident(session: Session, ring: Keyring, community_row: m.Community) -> m.R
     row = m.Resident(community_id=community_row.id, district="城阳区", street="城阳街道")
     session.add(row)
     session.flush()
-    key, wrapped = ring.new_data_key()
+    key, wrapped = ring.new_data_key(row.id)
 
     def enc(column: str, text: str) -> EncryptedValue:
         return ring.encrypt_field(key, text, FieldContext("residents", column, row.id))

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.invariants.harness import Home, LiveServer, World, build_world, copy_home, prepare_home
+from tests.invariants.harness import Home, LiveServer, build_world, copy_home, prepare_home
+from tests.world import Programme
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +24,7 @@ def private_home(template_home: Home, tmp_path: Path) -> Home:
 
 @pytest.fixture(scope="session")
 def shared(template_home: Home, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[tuple[LiveServer, World]]:  # fmt: skip
+           ) -> Iterator[tuple[LiveServer, Programme]]:  # fmt: skip
     home = copy_home(template_home, tmp_path_factory.mktemp("shared") / "home")
     server = LiveServer(home).start()
     try:

@@ -1,6 +1,6 @@
 """A live broker for the invariant tests: a uvicorn subprocess on a free port with its own
-EXCHANGE_HOME, the synthetic demo loaded the way `exchange dev up` loads it, demo tokens, and a
-small world built through the HTTP API (contractor keys, agreements, consents, assignments).
+EXCHANGE_HOME, the synthetic demo loaded the way `exchange dev up` loads it, demo tokens, and
+the shared programme (tests/world.py) built through the HTTP API with its HTTP driver.
 
 Everything the server and the preparation step write to stdout/stderr goes to files under the
 home, so the leak scan can read every log line.
@@ -16,21 +16,23 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from keys import ContractorPrivateKey, generate_keypair
+from tests.world import (
+    HOME_VISIT,
+    ContractorHandle,
+    HttpWorld,
+    Programme,
+    build_programme,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
-SERVICES = ["mid_pregnancy", "late_pregnancy", "confinement", "parenting"]
-ALL_SCOPES = ["service_contact", "pregnancy_health", "birth_health", "child_data"]
-EVIDENCE = "ab" * 32
-HOME_VISIT = "home_visit"
 EXCHANGE_CLI = (PYTHON, "-c", "from exchange.cli import main; main()")
 CADRE_COMMUNITIES = ("民城路社区", "瑞阳路社区")
 
@@ -180,30 +182,6 @@ def running(home: Home, **env: str) -> Iterator[LiveServer]:
 # -- a small world through the API ---------------------------------------------------------
 
 
-@dataclass
-class ContractorSide:
-    label: str
-    id: str
-    token: str
-    private_key: ContractorPrivateKey
-    agreement_id: str
-    assigned: dict[str, str] = field(default_factory=dict)  # resident_id -> assignment_id
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-
-@dataclass
-class World:
-    contractors: dict[str, ContractorSide]
-    unassigned: list[str]  # resident ids with consent but no assignment
-    residents: list[str]  # every resident id the cadre may see
-
-    def side(self, label: str) -> ContractorSide:
-        return self.contractors[label]
-
-
 def ok(response: httpx.Response, *statuses: int) -> dict[str, Any]:
     allowed = statuses or (200, 201)
     assert response.status_code in allowed, (response.status_code, response.text[:500])
@@ -211,75 +189,15 @@ def ok(response: httpx.Response, *statuses: int) -> dict[str, Any]:
     return body
 
 
-def consent_body(scopes: list[str], agreement_id: str) -> dict[str, Any]:
-    return {
-        "scopes": scopes, "method": "paper", "notice_version": "2026-01",
-        "evidence_sha256": EVIDENCE, "agreement_id": agreement_id,
-        "separate": True, "guardian": "child_data" in scopes,
-    }  # fmt: skip
-
-
-def cadre_residents(api: httpx.Client, cadre: str) -> list[str]:
-    ids: list[str] = []
-    offset = 0
-    while True:
-        page = ok(api.get("/v1/residents", params={"limit": 50, "offset": offset},
-                          headers={"Authorization": f"Bearer {cadre}"}))  # fmt: skip
-        ids += [item["id"] for item in page["items"]]
-        offset += len(page["items"])
-        if not page["items"] or offset >= page.get("total", 0):
-            return ids
-
-
 def build_world(
     server: LiveServer, tokens: Mapping[str, str], *, per_contractor: int = 6, unassigned: int = 3
-) -> World:
-    """Two contractors with keys and active agreements; `per_contractor` consenting residents
-    assigned to each; `unassigned` consenting residents assigned to nobody."""
-    admin = {"Authorization": f"Bearer {tokens['office_admin']}"}
-    cadre = {"Authorization": f"Bearer {tokens['community_cadre']}"}
-    today = date.today()
-    sides: dict[str, ContractorSide] = {}
+) -> Programme:
+    """The shared programme (tests/world.py) through the live broker's API: two contractors
+    with keys and active agreements, `per_contractor` consenting residents of the demo ledger
+    assigned to each, `unassigned` consenting residents assigned to nobody."""
     with server.client() as api:
-        for n, label in enumerate(("contractor", "contractor_b")):
-            me = ok(api.get("/v1/session", headers={"Authorization": f"Bearer {tokens[label]}"}))
-            private, public = generate_keypair()
-            ok(api.post(f"/v1/contractors/{me['contractor_id']}/keys", headers=admin,
-                        json={"public_key": public.to_text()}))  # fmt: skip
-            agreement = ok(api.post("/v1/agreements", headers=admin, json={
-                "contractor_id": me["contractor_id"], "reference": f"CY-INV-{n}-{server.port}",
-                "valid_from": (today - timedelta(days=30)).isoformat(),
-                "valid_to": (today + timedelta(days=300)).isoformat(), "retention_days": 365,
-                "purposes": {"home_visit": "cy1000.home_visit",
-                             "online_guidance": "cy1000.online_guidance"},
-            }))  # fmt: skip
-            ok(api.post(f"/v1/agreements/{agreement['id']}/activate", headers=admin))
-            sides[label] = ContractorSide(
-                label, me["contractor_id"], tokens[label], private, agreement["id"]
-            )
-        residents = cadre_residents(api, tokens["community_cadre"])
-        need = 2 * per_contractor + unassigned
-        assert len(residents) >= need, f"demo has {len(residents)} residents in scope"
-        pool = iter(residents)
-        for side in sides.values():
-            for _ in range(per_contractor):
-                rid = next(pool)
-                ok(api.post(f"/v1/residents/{rid}/consents", headers=cadre,
-                            json=consent_body(ALL_SCOPES, side.agreement_id)))  # fmt: skip
-                a = ok(api.post("/v1/assignments", headers=cadre, json={
-                    "resident_id": rid, "contractor_id": side.id,
-                    "agreement_id": side.agreement_id, "services": SERVICES,
-                    "bookings": [{"service": SERVICES[0],
-                                  "on": (today + timedelta(days=3)).isoformat()}],
-                }))  # fmt: skip
-                side.assigned[rid] = a["id"]
-        spare = []
-        for _ in range(unassigned):
-            rid = next(pool)
-            ok(api.post(f"/v1/residents/{rid}/consents", headers=cadre,
-                        json=consent_body(ALL_SCOPES, sides["contractor"].agreement_id)))  # fmt: skip  # noqa: E501
-            spare.append(rid)
-    return World(sides, spare, residents)
+        driver = HttpWorld(api, tokens, date.today())
+        return build_programme(driver, per_contractor=per_contractor, unassigned=unassigned)
 
 
 def pull_all(api: httpx.Client, headers: Mapping[str, str], purpose: str = HOME_VISIT,
@@ -437,7 +355,7 @@ def scan_bytes(blob: bytes, values: Mapping[str, str]) -> list[tuple[str, str]]:
     return hits
 
 
-def pull_opened(api: httpx.Client, side: ContractorSide, purpose: str = HOME_VISIT
+def pull_opened(api: httpx.Client, side: ContractorHandle, purpose: str = HOME_VISIT
                 ) -> list[dict[str, Any]]:  # fmt: skip
     """Every feed item from the start with sealed fields opened by the contractor's key, the
     way the contractor client does it (exchange.client.sync.open_case)."""

@@ -14,7 +14,8 @@ import pytest
 from exchange.bootstrap import load_keyring
 from exchange.settings import Settings
 from policies import shipped_policy
-from tests.invariants.harness import LiveServer, World, pull_all
+from tests.invariants.harness import LiveServer, pull_all
+from tests.world import Programme
 
 pytestmark = pytest.mark.slow
 
@@ -23,14 +24,14 @@ def keyring_of(server: LiveServer):  # noqa: ANN201 - keys.Keyring
     return load_keyring(Settings(home=Path(server.home.path)))
 
 
-def references(server: LiveServer, world: World, label: str) -> set[str]:
+def references(server: LiveServer, world: Programme, label: str) -> set[str]:
     side = world.side(label)
     keyring = keyring_of(server)
     return {keyring.case_reference(side.agreement_id, rid) for rid in side.assigned}
 
 
 def test_contractor_sees_exactly_its_assigned_cases_and_only_policy_fields(
-    shared: tuple[LiveServer, World],
+    shared: tuple[LiveServer, Programme],
 ) -> None:
     server, world = shared
     listed = {f.name for f in shipped_policy("home_visit").fields}
@@ -48,7 +49,9 @@ def test_contractor_sees_exactly_its_assigned_cases_and_only_policy_fields(
                 assert set(case["fields"]).isdisjoint(case["sealed"])
 
 
-def test_no_token_bad_token_and_other_roles_get_no_cases(shared: tuple[LiveServer, World]) -> None:
+def test_no_token_bad_token_and_other_roles_get_no_cases(
+    shared: tuple[LiveServer, Programme],
+) -> None:
     server, world = shared
     tokens = server.home.tokens
     with server.client() as api:
@@ -63,7 +66,9 @@ def test_no_token_bad_token_and_other_roles_get_no_cases(shared: tuple[LiveServe
             assert "items" not in r.json()
 
 
-def test_purpose_outside_the_agreement_discloses_nothing(shared: tuple[LiveServer, World]) -> None:
+def test_purpose_outside_the_agreement_discloses_nothing(
+    shared: tuple[LiveServer, Programme],
+) -> None:
     server, world = shared
     with server.client() as api:
         # the agreements name home_visit and online_guidance, not class_invitation
@@ -75,7 +80,7 @@ def test_purpose_outside_the_agreement_discloses_nothing(shared: tuple[LiveServe
 
 
 def test_suspended_agreement_discloses_nothing_until_reactivated(
-    shared: tuple[LiveServer, World],
+    shared: tuple[LiveServer, Programme],
 ) -> None:
     server, world = shared
     side = world.side("contractor_b")

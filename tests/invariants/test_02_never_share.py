@@ -23,13 +23,13 @@ from tests.invariants.harness import (
     REPO,
     Home,
     LiveServer,
-    World,
     ledger_rows,
     personal_values,
     pull_opened,
     scan,
     scan_bytes,
 )
+from tests.world import Programme
 
 SHIPPED = REPO / "policies" / "shipped" / "home_visit.toml"
 REFUSED_HEADERS = ("婚姻状况", "丈夫姓名", "丈夫身份证号", "避孕措施", "流产史", "备注")
@@ -66,7 +66,8 @@ def test_refused_columns_are_reported_and_stored_nowhere(private_home: Home, tmp
         writer = csv.writer(fh)
         writer.writerow(HEADER)
         writer.writerows(rows)
-    done = subprocess.run([*EXCHANGE_CLI, "import", "residents", str(file), "--json"],
+    done = subprocess.run([*EXCHANGE_CLI, "import", "residents", str(file), "--json", "--as",
+                           "demo-office-admin"],
                           cwd=REPO, env=private_home.env(), capture_output=True, timeout=60,
                           check=False)  # fmt: skip
     out = done.stdout.decode()
@@ -86,7 +87,7 @@ def test_refused_columns_are_reported_and_stored_nowhere(private_home: Home, tmp
 
 @pytest.mark.slow
 def test_nothing_a_contractor_opens_carries_a_never_share_value(
-    shared: tuple[LiveServer, World],
+    shared: tuple[LiveServer, Programme],
 ) -> None:
     server, world = shared
     values = personal_values(ledger_rows())

@@ -18,15 +18,14 @@ import httpx
 import pytest
 
 from tests.invariants.harness import (
-    ALL_SCOPES,
     Home,
     LiveServer,
     build_world,
-    consent_body,
     export_and_verify,
     free_port,
     pull_all,
 )
+from tests.world import ALL_SCOPES, consent_body
 
 pytestmark = pytest.mark.slow
 

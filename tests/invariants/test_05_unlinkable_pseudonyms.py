@@ -7,13 +7,14 @@ import hashlib
 
 import pytest
 
-from tests.invariants.harness import LiveServer, World, ledger_rows, pull_all
+from tests.invariants.harness import LiveServer, ledger_rows, pull_all
+from tests.world import Programme
 
 pytestmark = pytest.mark.slow
 
 
 def test_references_stable_per_agreement_distinct_across_contractors(
-    shared: tuple[LiveServer, World],
+    shared: tuple[LiveServer, Programme],
 ) -> None:
     server, world = shared
     with server.client() as api:

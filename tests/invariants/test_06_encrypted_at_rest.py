@@ -13,17 +13,17 @@ from sqlalchemy.engine import make_url
 
 from tests.invariants.harness import (
     LiveServer,
-    World,
     ledger_rows,
     personal_values,
     prepare_home,
     scan_bytes,
 )
+from tests.world import Programme
 
 pytestmark = pytest.mark.slow
 
 
-def test_sqlite_file_and_wal_hold_no_plaintext(shared: tuple[LiveServer, World]) -> None:
+def test_sqlite_file_and_wal_hold_no_plaintext(shared: tuple[LiveServer, Programme]) -> None:
     server, _ = shared
     blob = b"".join(p.read_bytes() for p in server.home.path.glob("exchange.db*"))
     assert len(blob) > 10_000

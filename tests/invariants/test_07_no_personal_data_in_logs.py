@@ -22,20 +22,19 @@ import pytest
 
 from exchange.ledger.synthetic import HEADER, write_ledger
 from tests.invariants.harness import (
-    ALL_SCOPES,
     EXCHANGE_CLI,
     REPO,
     Home,
     LiveServer,
     audit_entries,
     build_world,
-    consent_body,
     export_and_verify,
     ledger_rows,
     personal_values,
     pull_opened,
     scan,
 )
+from tests.world import ALL_SCOPES, consent_body
 
 pytestmark = pytest.mark.slow
 
@@ -73,8 +72,10 @@ def test_full_flow_leaks_nothing(private_home: Home, tmp_path: Path) -> None:
         extra_rows = [tuple(r) for r in list(csv.reader(fh))[1:]]
     assert len(extra_rows[0]) == len(HEADER)
     values = personal_values(rows + extra_rows)
-    outputs = [run_cli(home, "import", "residents", str(extra), "--partial")]
-    outputs.append(run_cli(home, "import", "residents", str(extra)))  # all-or-nothing refusal
+    outputs = [run_cli(home, "import", "residents", str(extra), "--partial", "--as",
+                       "demo-office-admin")]
+    # all-or-nothing, as a cadre (rows of other communities are refused too)
+    outputs.append(run_cli(home, "import", "residents", str(extra), "--as", "demo-cadre"))
 
     recorder = Recorder()
     server = LiveServer(home).start()

@@ -16,16 +16,8 @@ import pytest
 from exchange.bootstrap import load_keyring
 from exchange.ledger.idnumber import make_national_id
 from exchange.settings import Settings
-from tests.invariants.harness import (
-    ALL_SCOPES,
-    SERVICES,
-    LiveServer,
-    World,
-    audit_entries,
-    consent_body,
-    ok,
-    pull_all,
-)
+from tests.invariants.harness import LiveServer, audit_entries, ok, pull_all
+from tests.world import ALL_SCOPES, SERVICES, Programme, consent_body
 
 pytestmark = pytest.mark.slow
 
@@ -59,7 +51,7 @@ def _case(api, side, ref):  # noqa: ANN001, ANN202
 
 @pytest.mark.parametrize("how", ["withdraw", "revoke"])
 def test_next_request_sees_nothing_and_sync_gets_a_tombstone(
-    shared: tuple[LiveServer, World], how: str
+    shared: tuple[LiveServer, Programme], how: str
 ) -> None:
     server, world = shared
     side = world.side("contractor")
@@ -100,7 +92,7 @@ def test_next_request_sees_nothing_and_sync_gets_a_tombstone(
 
 
 def test_withdrawing_a_sensitive_scope_narrows_the_next_view(
-    shared: tuple[LiveServer, World],
+    shared: tuple[LiveServer, Programme],
 ) -> None:
     server, world = shared
     side = world.side("contractor")

@@ -39,7 +39,8 @@ from exchange.ledger.importer import import_ledger
 from exchange.ledger.reader import open_source
 from exchange.ledger.synthetic import HEADER, generate_rows
 from exchange.settings import Settings
-from tests.invariants.harness import Home, LiveServer, World, copy_home
+from tests.invariants.harness import Home, LiveServer, copy_home
+from tests.world import Programme
 
 ROLES = ["office_admin", "community_cadre", "contractor", "auditor", None]
 EXAMPLES = 4
@@ -251,7 +252,7 @@ def assert_neutralised(written: str) -> None:
 
 def test_every_csv_the_broker_writes_neutralises_formula_cells(tmp_path: Path) -> None:
     """The import error report and the synthetic ledger writer, fed formula-looking text."""
-    from exchange.ledger.csvsafe import neutralise_row
+    from exchange.exports import safe_row
     from exchange.ledger.report import ImportReport, RowError
 
     @FUZZ
@@ -262,7 +263,7 @@ def test_every_csv_the_broker_writes_neutralises_formula_cells(tmp_path: Path) -
         report.add_errors([RowError(2, cells[0], "required", cells[1])])
         assert_neutralised(report.errors_csv())
         out = io.StringIO()
-        csv.writer(out).writerow(neutralise_row(cells))
+        csv.writer(out).writerow(safe_row(cells))
         assert_neutralised(out.getvalue())
 
     run()
@@ -272,7 +273,7 @@ def test_every_csv_the_broker_writes_neutralises_formula_cells(tmp_path: Path) -
 
 
 @pytest.mark.slow
-def test_oversized_bodies_and_pages_are_refused_or_capped(shared: tuple[LiveServer, World]
+def test_oversized_bodies_and_pages_are_refused_or_capped(shared: tuple[LiveServer, Programme]
                                                           ) -> None:  # fmt: skip
     server, world = shared
     cadre = {"Authorization": f"Bearer {server.home.tokens['community_cadre']}"}

@@ -13,7 +13,8 @@ import pytest
 
 from exchange.bootstrap import load_keyring
 from exchange.settings import Settings
-from tests.invariants.harness import ContractorSide, LiveServer, World, pull_all
+from tests.invariants.harness import LiveServer, pull_all
+from tests.world import ContractorHandle, Programme
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +28,7 @@ def shape(response: httpx.Response) -> tuple[int, str, Any]:
     return response.status_code, response.headers.get("content-type", ""), body
 
 
-def probes(api: httpx.Client, side: ContractorSide, ref: str) -> list[tuple[int, str, Any]]:
+def probes(api: httpx.Client, side: ContractorHandle, ref: str) -> list[tuple[int, str, Any]]:
     """Every contractor endpoint that takes a case reference, called with `ref`."""
     from urllib.parse import quote
 
@@ -44,7 +45,7 @@ def probes(api: httpx.Client, side: ContractorSide, ref: str) -> list[tuple[int,
 
 
 def test_foreign_random_and_unassigned_references_look_nonexistent(
-    shared: tuple[LiveServer, World],
+    shared: tuple[LiveServer, Programme],
 ) -> None:
     server, world = shared
     keyring = load_keyring(Settings(home=Path(server.home.path)))
@@ -74,7 +75,7 @@ def test_foreign_random_and_unassigned_references_look_nonexistent(
                        headers=a.headers).status_code == 200  # fmt: skip
 
 
-def test_feed_holds_only_own_references(shared: tuple[LiveServer, World]) -> None:
+def test_feed_holds_only_own_references(shared: tuple[LiveServer, Programme]) -> None:
     server, world = shared
     keyring = load_keyring(Settings(home=Path(server.home.path)))
     with server.client() as api:
@@ -92,7 +93,7 @@ def test_feed_holds_only_own_references(shared: tuple[LiveServer, World]) -> Non
             )
 
 
-def test_cursor_of_another_contractor_reveals_nothing(shared: tuple[LiveServer, World]) -> None:
+def test_cursor_of_another_contractor_reveals_nothing(shared: tuple[LiveServer, Programme]) -> None:
     """A cursor is only a position: B replaying A's cursor still gets only B's cases."""
     server, world = shared
     a, b = world.side("contractor"), world.side("contractor_b")

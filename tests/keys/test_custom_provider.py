@@ -59,17 +59,17 @@ def test_keyring_over_a_device_provider() -> None:
     hsm = _FakeHsm()
     assert isinstance(hsm, KeyProvider)
     ring = Keyring(hsm, production=True)
-    key, wrapped = ring.new_data_key()
+    key, wrapped = ring.new_data_key("resident-1")
     assert wrapped.header.kek_id == "hsm:office-kek"
     ctx = FieldContext("residents", "name", "1")
     value = ring.encrypt_field(key, "李秀英", ctx)
     ring.clear_cache()
-    assert ring.decrypt_field(ring.unwrap(wrapped), value, ctx) == "李秀英"
+    assert ring.decrypt_field(ring.unwrap(wrapped, "resident-1"), value, ctx) == "李秀英"
     hsm.keys[2] = _DeviceKey("hsm:office-kek", 2)
     assert ring.needs_rewrap(wrapped)
-    rewrapped = ring.rewrap(wrapped)
+    rewrapped = ring.rewrap(wrapped, "resident-1")
     assert rewrapped.header.kek_version == 2
-    assert ring.unwrap(rewrapped).key_id == key.key_id
+    assert ring.unwrap(rewrapped, "resident-1").key_id == key.key_id
 
 
 def test_key_events_need_aware_times() -> None:

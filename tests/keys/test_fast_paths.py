@@ -28,7 +28,7 @@ def test_encrypt_row_values_decrypt_per_field(values: dict[str, str]) -> None:
     from keys import MemoryKeyProvider
 
     ring = Keyring(MemoryKeyProvider.generate())
-    key, _ = ring.new_data_key()
+    key, _ = ring.new_data_key("resident-1")
     sealed = ring.encrypt_row(key, "residents", "r-1", values)
     assert set(sealed) == set(values)
     for column, value in sealed.items():
@@ -39,7 +39,7 @@ def test_encrypt_row_values_decrypt_per_field(values: dict[str, str]) -> None:
 
 
 def test_encrypt_row_binds_row_column_and_table(keyring: Keyring) -> None:
-    key, _ = keyring.new_data_key()
+    key, _ = keyring.new_data_key("resident-1")
     sealed = keyring.encrypt_row(key, "residents", "r-1", {"name": "李秀英", "phone": "139"})
     for moved in (
         FieldContext("residents", "name", "r-2"),
@@ -55,7 +55,7 @@ def test_encrypt_row_binds_row_column_and_table(keyring: Keyring) -> None:
 
 
 def test_encrypt_row_refuses_non_text(keyring: Keyring) -> None:
-    key, _ = keyring.new_data_key()
+    key, _ = keyring.new_data_key("resident-1")
     with pytest.raises(FormatError):
         keyring.encrypt_row(key, "residents", "r-1", {"name": b"bytes"})  # type: ignore[dict-item]
     # a NULL is left out by the caller, never encrypted as a value (encrypt_row_bytes skips it)
@@ -64,7 +64,7 @@ def test_encrypt_row_refuses_non_text(keyring: Keyring) -> None:
 
 
 def test_per_key_prefix_cache_keeps_tables_and_columns_apart(keyring: Keyring) -> None:
-    key, _ = keyring.new_data_key()
+    key, _ = keyring.new_data_key("resident-1")
     a = keyring.encrypt_field(key, "x", FieldContext("residents", "name", "1"))
     b = keyring.encrypt_field(key, "y", FieldContext("children", "name", "1"))
     # warm the per-key cache for both tables, then swap the values across them
@@ -77,8 +77,8 @@ def test_per_key_prefix_cache_keeps_tables_and_columns_apart(keyring: Keyring) -
 
 
 def test_another_keys_value_is_refused_even_with_a_warm_cache(keyring: Keyring) -> None:
-    key_a, _ = keyring.new_data_key()
-    key_b, _ = keyring.new_data_key()
+    key_a, _ = keyring.new_data_key("resident-1")
+    key_b, _ = keyring.new_data_key("resident-1")
     ctx = FieldContext("residents", "name", "1")
     keyring.decrypt_field(key_b, keyring.encrypt_field(key_b, "warm", ctx), ctx)
     with pytest.raises(DecryptionError):
@@ -87,7 +87,7 @@ def test_another_keys_value_is_refused_even_with_a_warm_cache(keyring: Keyring) 
 
 @pytest.mark.parametrize("kind", [bytearray, memoryview])
 def test_from_bytes_accepts_buffers_and_still_validates(keyring: Keyring, kind: type) -> None:
-    key, _ = keyring.new_data_key()
+    key, _ = keyring.new_data_key("resident-1")
     ctx = FieldContext("residents", "name", "1")
     raw = keyring.encrypt_field(key, "李", ctx).to_bytes()
     value = EncryptedValue.from_bytes(kind(raw))
@@ -99,12 +99,12 @@ def test_from_bytes_accepts_buffers_and_still_validates(keyring: Keyring, kind: 
 
 
 def test_wrap_builds_the_same_wrapped_key_as_parsing_it(keyring: Keyring) -> None:
-    key, wrapped = keyring.new_data_key()
+    key, wrapped = keyring.new_data_key("resident-1")
     parsed = WrappedKey.from_bytes(wrapped.to_bytes())
     assert parsed == wrapped
     assert (parsed.header, parsed.header_length, parsed.blob) == (
         wrapped.header, wrapped.header_length, wrapped.blob)  # fmt: skip
-    assert keyring.unwrap(parsed).material() == key.material()
+    assert keyring.unwrap(parsed, "resident-1").material() == key.material()
 
 
 def test_case_reference_paths_agree(keyring: Keyring) -> None:
@@ -121,7 +121,7 @@ def _sealed_row(keyring: Keyring, key: DataKey, row_id: str) -> dict[str, Encryp
 
 
 def test_decrypt_row_warm_and_cold_caches_agree(keyring: Keyring) -> None:
-    key, _ = keyring.new_data_key()
+    key, _ = keyring.new_data_key("resident-1")
     row = _sealed_row(keyring, key, "r-1")
     cold = keyring.decrypt_row(key, "residents", "r-1", row)  # fills this key's cache
     warm = keyring.decrypt_row(key, "residents", "r-1", row)
@@ -136,8 +136,8 @@ def test_decrypt_row_warm_and_cold_caches_agree(keyring: Keyring) -> None:
 def test_decrypt_row_warm_failures_are_opaque_and_name_the_column(
     keyring: Keyring, position: int
 ) -> None:
-    key, _ = keyring.new_data_key()
-    other, _ = keyring.new_data_key()
+    key, _ = keyring.new_data_key("resident-1")
+    other, _ = keyring.new_data_key("resident-1")
     row = _sealed_row(keyring, key, "r-1")
     keyring.decrypt_row(key, "residents", "r-1", row)  # warm
     column = list(row)[position]
@@ -161,7 +161,7 @@ def test_decrypt_row_warm_failures_are_opaque_and_name_the_column(
 
 
 def test_encrypt_row_gives_each_value_its_own_nonce(keyring: Keyring) -> None:
-    key, _ = keyring.new_data_key()
+    key, _ = keyring.new_data_key("resident-1")
     texts = {f"c{i}": "same" for i in range(8)}
     sealed = keyring.encrypt_row(key, "residents", "r-1", texts)
     nonces = [v.to_bytes()[16:28] for v in sealed.values()]
@@ -171,14 +171,14 @@ def test_encrypt_row_gives_each_value_its_own_nonce(keyring: Keyring) -> None:
 
 def test_wrap_follows_the_root_key_it_is_given(provider: MemoryKeyProvider) -> None:
     keyring = Keyring(provider)
-    key, before = keyring.new_data_key()
+    key, before = keyring.new_data_key("resident-1")
     provider.add_version(Purpose.ROOT)
-    after = keyring.wrap(key, keyring.current_root())
+    after = keyring.wrap(key, "resident-1", keyring.current_root())
     assert (before.header.kek_version, after.header.kek_version) == (1, 2)
     for wrapped in (before, after):
         parsed = WrappedKey.from_bytes(wrapped.to_bytes())
         assert parsed.header == wrapped.header and parsed.header.to_bytes() == wrapped.header_bytes
-        assert keyring._unwrap_uncached(parsed).material() == key.material()
+        assert keyring._unwrap_uncached(parsed, "resident-1").material() == key.material()
 
 
 def test_wrapped_header_of_is_the_constructor(keyring: Keyring) -> None:
@@ -200,7 +200,7 @@ def test_from_bytes_takes_bytes_subclasses_and_refuses_text(keyring: Keyring) ->
     class Raw(bytes):
         pass
 
-    key, _ = keyring.new_data_key()
+    key, _ = keyring.new_data_key("resident-1")
     raw = keyring.encrypt_field(key, "李", FieldContext("residents", "name", "1")).to_bytes()
     parsed = EncryptedValue.from_bytes(Raw(raw))
     assert type(parsed.to_bytes()) is bytes and parsed.to_bytes() == raw
@@ -213,14 +213,15 @@ def _with_byte(raw: bytes, index: int, value: int) -> bytes:
 
 
 def test_wrapped_key_parsing_refuses_every_malformed_header(keyring: Keyring) -> None:
-    _, wrapped = keyring.new_data_key()
+    _, wrapped = keyring.new_data_key("resident-1")
     raw = wrapped.to_bytes()
     id_length = raw[4]
     bad = [
         b"",
-        b"WK\x01",
+        b"WK\x02",
         b"XX" + raw[2:],
-        _with_byte(raw, 2, 2),  # format version
+        _with_byte(raw, 2, 3),  # format version (1 and 2 are read)
+        _with_byte(raw, 2, 0),
         _with_byte(raw, 3, 9),  # root key suite
         _with_byte(raw, 4, 0),  # empty root key id
         _with_byte(raw, 4, 65),  # root key id too long
@@ -290,25 +291,26 @@ def test_wrap_reads_the_root_key_fields_on_every_wrap(provider: MemoryKeyProvide
     keyring = Keyring(provider)
     root = _SwitchingRoot(provider.root_key(Suite.INTL))
     key = DataKey.generate(Suite.INTL)
-    first = keyring.wrap(key, root)
+    first = keyring.wrap(key, "resident-1", root)
     provider.add_version(Purpose.ROOT)
     root.current = provider.root_key(Suite.INTL)
-    second = keyring.wrap(key, root)
+    second = keyring.wrap(key, "resident-1", root)
     assert (first.header.kek_version, second.header.kek_version) == (1, 2)
     for wrapped in (first, second):
         parsed = WrappedKey.from_bytes(wrapped.to_bytes())
-        assert keyring.unwrap(parsed).material() == key.material()
+        assert keyring.unwrap(parsed, "resident-1").material() == key.material()
 
 
 def test_unwrap_stored_is_unwrap_of_the_parsed_bytes(keyring: Keyring) -> None:
-    key, wrapped = keyring.new_data_key()
+    key, wrapped = keyring.new_data_key("resident-1")
     raw = wrapped.to_bytes()
-    cold = keyring.unwrap_stored(bytearray(raw))  # type: ignore[arg-type]
+    cold = keyring.unwrap_stored(bytearray(raw), "resident-1")  # type: ignore[arg-type]
     assert cold.material() == key.material()
-    assert keyring.unwrap_stored(raw) is cold is keyring.unwrap(WrappedKey.from_bytes(raw))
+    parsed = WrappedKey.from_bytes(raw)
+    assert keyring.unwrap_stored(raw, "resident-1") is cold is keyring.unwrap(parsed, "resident-1")
     keyring.forget(wrapped)
     with pytest.raises(FormatError):
-        keyring.unwrap_stored(b"WK\x01" + raw[3:4])
+        keyring.unwrap_stored(b"WK\x02" + raw[3:4], "resident-1")
     tampered = raw[:-1] + bytes([raw[-1] ^ 1])
     with pytest.raises(DecryptionError):
-        keyring.unwrap_stored(tampered)
+        keyring.unwrap_stored(tampered, "resident-1")

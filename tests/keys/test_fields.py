@@ -22,11 +22,12 @@ CTX = FieldContext("residents", "name", "r-0001")
 @given(st.text(max_size=200), st.sampled_from([Suite.INTL, Suite.GM]))
 def test_round_trip_any_text(text: str, suite: Suite) -> None:
     ring = Keyring(MemoryKeyProvider.generate(), suite)
-    key, wrapped = ring.new_data_key()
+    key, wrapped = ring.new_data_key("resident-1")
     value = ring.encrypt_field(key, text, CTX)
     again = EncryptedValue.from_bytes(value.to_bytes())
     assert (
-        ring.decrypt_field(ring.unwrap(WrappedKey.from_bytes(wrapped.to_bytes())), again, CTX)
+        ring.decrypt_field(
+            ring.unwrap(WrappedKey.from_bytes(wrapped.to_bytes()), "resident-1"), again, CTX)
         == text
     )
 
@@ -34,7 +35,7 @@ def test_round_trip_any_text(text: str, suite: Suite) -> None:
 @pytest.mark.parametrize("suite", [Suite.INTL, Suite.GM])
 def test_flipping_any_byte_fails(suite: Suite) -> None:
     ring = Keyring(MemoryKeyProvider.generate(), suite)
-    key, _ = ring.new_data_key()
+    key, _ = ring.new_data_key("resident-1")
     data = ring.encrypt_field(key, "13812345678", CTX).to_bytes()
     for index in range(len(data)):
         for bit in (0x01, 0x80):
@@ -45,7 +46,7 @@ def test_flipping_any_byte_fails(suite: Suite) -> None:
 
 
 def test_truncation_and_extension_fail(keyring: Keyring) -> None:
-    key, _ = keyring.new_data_key()
+    key, _ = keyring.new_data_key("resident-1")
     data = keyring.encrypt_field(key, "春阳花园", CTX).to_bytes()
     for cut in range(1, len(data)):
         with pytest.raises((DecryptionError, FormatError)):
@@ -65,7 +66,7 @@ def test_truncation_and_extension_fail(keyring: Keyring) -> None:
     ],
 )
 def test_moving_to_another_row_column_or_table_fails(keyring: Keyring, moved: FieldContext) -> None:
-    key, _ = keyring.new_data_key()
+    key, _ = keyring.new_data_key("resident-1")
     value = keyring.encrypt_field(key, "李秀英", CTX)
     assert keyring.decrypt_field(key, value, CTX) == "李秀英"
     with pytest.raises(DecryptionError):
@@ -73,8 +74,8 @@ def test_moving_to_another_row_column_or_table_fails(keyring: Keyring, moved: Fi
 
 
 def test_another_residents_key_fails(keyring: Keyring) -> None:
-    key_a, _ = keyring.new_data_key()
-    key_b, _ = keyring.new_data_key()
+    key_a, _ = keyring.new_data_key("resident-1")
+    key_b, _ = keyring.new_data_key("resident-1")
     value = keyring.encrypt_field(key_a, "李秀英", CTX)
     with pytest.raises(DecryptionError):
         keyring.decrypt_field(key_b, value, CTX)
@@ -82,8 +83,8 @@ def test_another_residents_key_fails(keyring: Keyring) -> None:
 
 def test_relabelled_header_fails(keyring: Keyring) -> None:
     # Swapping in key B's header still fails: the header is part of the associated data.
-    key_a, _ = keyring.new_data_key()
-    key_b, _ = keyring.new_data_key()
+    key_a, _ = keyring.new_data_key("resident-1")
+    key_b, _ = keyring.new_data_key("resident-1")
     data = keyring.encrypt_field(key_a, "李秀英", CTX).to_bytes()
     other_header = keyring.encrypt_field(key_b, "x", CTX).to_bytes()[:16]
     with pytest.raises(DecryptionError):
@@ -113,13 +114,13 @@ def test_constructor_refuses_str() -> None:
 
 
 def test_encrypt_refuses_non_str(keyring: Keyring) -> None:
-    key, _ = keyring.new_data_key()
+    key, _ = keyring.new_data_key("resident-1")
     with pytest.raises(FormatError):
         keyring.encrypt_field(key, b"bytes", CTX)  # type: ignore[arg-type]
 
 
 def test_reprs_show_no_secret(keyring: Keyring) -> None:
-    key, wrapped = keyring.new_data_key()
+    key, wrapped = keyring.new_data_key("resident-1")
     value = keyring.encrypt_field(key, "李秀英", CTX)
     for text in (repr(value), str(value), repr(key), str(key), repr(wrapped), repr(keyring)):
         assert "李秀英" not in text
@@ -129,7 +130,7 @@ def test_reprs_show_no_secret(keyring: Keyring) -> None:
 
 
 def test_nonces_are_fresh(keyring: Keyring) -> None:
-    key, _ = keyring.new_data_key()
+    key, _ = keyring.new_data_key("resident-1")
     a = keyring.encrypt_field(key, "same", CTX).to_bytes()
     b = keyring.encrypt_field(key, "same", CTX).to_bytes()
     assert a != b and a[:16] == b[:16]
@@ -137,19 +138,19 @@ def test_nonces_are_fresh(keyring: Keyring) -> None:
 
 def test_database_holding_both_suites_stays_readable(provider: MemoryKeyProvider) -> None:
     intl, gm = Keyring(provider, Suite.INTL), Keyring(provider, Suite.GM)
-    key_i, wrapped_i = intl.new_data_key()
-    key_g, wrapped_g = gm.new_data_key()
+    key_i, wrapped_i = intl.new_data_key("resident-1")
+    key_g, wrapped_g = gm.new_data_key("resident-1")
     value_i = intl.encrypt_field(key_i, "国际", CTX)
     value_g = gm.encrypt_field(key_g, "国密", CTX)
     assert value_i.suite is Suite.INTL and value_g.suite is Suite.GM
     # a keyring now configured for gm still reads the intl rows, and vice versa
-    assert gm.decrypt_field(gm.unwrap(wrapped_i), value_i, CTX) == "国际"
-    assert intl.decrypt_field(intl.unwrap(wrapped_g), value_g, CTX) == "国密"
+    assert gm.decrypt_field(gm.unwrap(wrapped_i, "resident-1"), value_i, CTX) == "国际"
+    assert intl.decrypt_field(intl.unwrap(wrapped_g, "resident-1"), value_g, CTX) == "国密"
     assert wrapped_g.header.kek_suite is Suite.GM
 
 
 def test_decrypt_row_matches_decrypt_field_and_binds_columns(keyring: Keyring) -> None:
-    key, _ = keyring.new_data_key()
+    key, _ = keyring.new_data_key("resident-1")
     columns = {"name": "李秀英", "phone": "13812345678", "room": "501"}
     stored = {
         c: keyring.encrypt_field(key, v, FieldContext("residents", c, "r-9"))
@@ -169,7 +170,7 @@ def test_decrypt_row_matches_decrypt_field_and_binds_columns(keyring: Keyring) -
 def test_encrypted_value_is_an_immutable_value(keyring: Keyring) -> None:
     import pickle
 
-    key, _ = keyring.new_data_key()
+    key, _ = keyring.new_data_key("resident-1")
     value = keyring.encrypt_field(key, "x", CTX)
     same = EncryptedValue.from_bytes(bytearray(value.to_bytes()))
     assert same == value and hash(same) == hash(value) and same != value.to_bytes()
@@ -182,6 +183,6 @@ def test_encrypted_value_is_an_immutable_value(keyring: Keyring) -> None:
 
 
 def test_unicode_and_empty_values(keyring: Keyring) -> None:
-    key, _ = keyring.new_data_key()
+    key, _ = keyring.new_data_key("resident-1")
     for text in ("", "城阳区城阳街道民城路社区春阳花园3号楼2单元501", "\x00\U0001f600"):
         assert keyring.decrypt_field(key, keyring.encrypt_field(key, text, CTX), CTX) == text

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
 from cryptography.hazmat.primitives import hashes
 
-from keys import EncryptedValue, FieldContext, Suite, WrappedKey
-from keys.datakeys import DataKey, WrappedHeader
+from keys import DecryptionError, EncryptedValue, FieldContext, Keyring, Suite, WrappedKey
+from keys._codec import framed
+from keys.datakeys import DataKey, WrappedHeader, owner_binding
 from keys.fields import decrypt, encrypt
 from keys.idnumbers import check_digit, normalise_national_id
-from keys.providers import LocalRootKey
+from keys.keyring_document import Versions, fresh_keys
+from keys.providers import LocalKeyProvider, LocalRootKey, Purpose
 from keys.pseudonyms import PseudonymKey
 from keys.suites import Sm4Gcm
 
@@ -27,11 +30,19 @@ GOLDEN_GM_HEX = (
     "45560102001122334455667700000001000102030405060708090a0b"
     "a675e6cafb59b135c9ab4c56e7d69d6529bdb4eff63dd4e3282f8a"
 )
+# WrappedKey format 1 (unbound): read, never written any more.
 GOLDEN_WRAPPED_HEX = (
     "574b010104726f6f7400000002010011223344556677000000010876d72525b1be9e91aea293"
     "9546b7b8a6deb9a884a7ba7631225d15557b5e06ec736b1780c7398e920e26cde8d350266967"
     "b961ce39ef7191a54592"
 )
+# WrappedKey format 2: bound to its owner "resident-42" (associated data = header ‖ owner).
+GOLDEN_WRAPPED_V2_HEX = (
+    "574b020104726f6f740000000201001122334455667700000001876525a627f835ff2a69bc56"
+    "4293253b71be702be5a5095b7ee93a402be8e8e3f9e688073a7ba40e8ace91f19389e4f175d1"
+    "76bd3a6c8ae73103d3d7"
+)
+OWNER = "resident-42"
 
 
 def test_field_header_layout() -> None:
@@ -66,14 +77,44 @@ def test_context_framing_golden() -> None:
     )
 
 
+def _ring_with_root_v2() -> Keyring:
+    """A keyring whose root version 2 is the material the golden keys were wrapped under."""
+    keys = fresh_keys()
+    keys[Purpose.ROOT] = Versions(2, {2: MATERIAL_32})
+    return Keyring(LocalKeyProvider(keys, development=True))
+
+
 def test_wrapped_key_golden() -> None:
-    header = WrappedHeader(Suite.INTL, "root", 2, Suite.INTL, KEY_ID, 1)
+    header = WrappedHeader(Suite.INTL, "root", 2, Suite.INTL, KEY_ID, 1, format=1)
     assert header.to_bytes().hex() == ("574b010104726f6f740000000201001122334455667700000001")
     # A frozen wrapped key made under root material 00..1f must keep unwrapping to 20..3f.
     wrapped = WrappedKey.from_bytes(bytes.fromhex(GOLDEN_WRAPPED_HEX))
-    assert wrapped.header == header
+    assert wrapped.header == header and not wrapped.bound
     root = LocalRootKey("root", 2, Suite.INTL, MATERIAL_32)
     assert root.unwrap(wrapped.blob, wrapped.header_bytes) == bytes(range(32, 64))
+    # through the keyring too: an old row still reads (its owner cannot be checked)
+    ring = _ring_with_root_v2()
+    assert ring.unwrap(wrapped, OWNER).material() == bytes(range(32, 64))
+    assert ring.needs_rewrap(wrapped)  # the rotation job binds it
+
+
+def test_wrapped_key_v2_golden_is_bound_to_its_owner() -> None:
+    header = WrappedHeader(Suite.INTL, "root", 2, Suite.INTL, KEY_ID, 1)
+    assert header.to_bytes().hex() == "574b020104726f6f740000000201001122334455667700000001"
+    assert owner_binding(OWNER) == b"exchange/data-key-owner/v2\x00\x00\x00\x00\x0bresident-42"
+    assert owner_binding("李秀英的") == framed(b"exchange/data-key-owner/v2", "李秀英的")
+    wrapped = WrappedKey.from_bytes(bytes.fromhex(GOLDEN_WRAPPED_V2_HEX))
+    assert wrapped.header == header and wrapped.bound
+    root = LocalRootKey("root", 2, Suite.INTL, MATERIAL_32)
+    aad = wrapped.header_bytes + owner_binding(OWNER)
+    assert root.unwrap(wrapped.blob, aad) == bytes(range(32, 64))
+    ring = _ring_with_root_v2()
+    assert ring.unwrap(wrapped, OWNER).material() == bytes(range(32, 64))
+    assert not ring.needs_rewrap(wrapped)
+    with pytest.raises(DecryptionError):  # moved to another resident's row
+        ring.unwrap(wrapped, "resident-43")
+    new = ring.wrap(ring.unwrap(wrapped, OWNER), OWNER)
+    assert new.header_bytes == wrapped.header_bytes  # what a wrap writes today is format 2
 
 
 # -- known-answer tests for the primitives we rely on ------------------------------------------

@@ -16,8 +16,8 @@ from keys import (
 
 
 def test_failure_messages_and_logs_carry_no_values(keyring: Keyring) -> None:
-    key, _ = keyring.new_data_key()
-    other, _ = keyring.new_data_key()
+    key, _ = keyring.new_data_key("resident-1")
+    other, _ = keyring.new_data_key("resident-1")
     ctx = FieldContext("residents", "name", "r-1")
     value = keyring.encrypt_field(key, "李秀英", ctx)
     tampered = bytearray(value.to_bytes())

@@ -40,10 +40,10 @@ def test_create_writes_mode_0600_and_loads(tmp_path: Path) -> None:
     assert [p.name for p in path.parent.iterdir()] == ["keyring.json"]  # no temp file left
     loaded = FileKeyring.load(path)
     assert loaded.is_development
-    key, wrapped = Keyring(created).new_data_key()
+    key, wrapped = Keyring(created).new_data_key("resident-1")
     value = Keyring(created).encrypt_field(key, "李秀英", CTX)
     ring = Keyring(loaded)
-    assert ring.decrypt_field(ring.unwrap(wrapped), value, CTX) == "李秀英"
+    assert ring.decrypt_field(ring.unwrap(wrapped, "resident-1"), value, CTX) == "李秀英"
     assert isinstance(loaded, KeyProvider)
 
 

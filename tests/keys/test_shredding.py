@@ -28,9 +28,9 @@ def test_shredded_resident_is_unreadable_with_every_key_we_hold(
     provider: MemoryKeyProvider, sink: InMemoryKeyEventSink
 ) -> None:
     ring = Keyring(provider)
-    victim_key, victim_wrapped = ring.new_data_key()
+    victim_key, victim_wrapped = ring.new_data_key("r-7")
     values = [ring.encrypt_field(victim_key, "李秀英 13812345678", ctx) for ctx in CONTEXTS]
-    survivors = [ring.new_data_key() for _ in range(5)]
+    survivors = [ring.new_data_key(f"r-{i}") for i in range(5)]
 
     table = {"r-7": victim_wrapped} | {f"r-{i}": w for i, (_, w) in enumerate(survivors)}
     del table["r-7"]  # the exchange deletes the wrapped-key row
@@ -41,8 +41,8 @@ def test_shredded_resident_is_unreadable_with_every_key_we_hold(
     assert event.event is KeyEventType.DATA_KEY_DESTROYED and event.key_id == victim_id.hex()
     assert sink.events == [event]
     # Every remaining wrapped key unwraps, and none of them opens the victim's fields.
-    for wrapped in table.values():
-        key = ring.unwrap(wrapped)
+    for owner, wrapped in table.items():
+        key = ring.unwrap(wrapped, owner)
         for value, ctx in zip(values, CONTEXTS, strict=True):
             with pytest.raises(DecryptionError):
                 ring.decrypt_field(key, value, ctx)
@@ -60,9 +60,10 @@ def test_shredded_resident_is_unreadable_with_every_key_we_hold(
 
 
 def test_forget_drops_the_cached_key(keyring: Keyring, sink: InMemoryKeyEventSink) -> None:
-    key, wrapped = keyring.new_data_key()
-    assert keyring.unwrap(wrapped) is keyring.unwrap(wrapped)  # cached
-    cached = keyring.unwrap(wrapped)
+    key, wrapped = keyring.new_data_key("resident-1")
+    assert keyring.unwrap(wrapped, "resident-1") is keyring.unwrap(wrapped, "resident-1")  # cached
+    cached = keyring.unwrap(wrapped, "resident-1")
     shred_data_key(keyring, wrapped, sink, fixed_clock)
-    assert keyring.unwrap(wrapped) is not cached  # a later unwrap had to use the wrapped bytes
+    # a later unwrap had to use the wrapped bytes
+    assert keyring.unwrap(wrapped, "resident-1") is not cached
     assert key.key_id == cached.key_id

@@ -41,7 +41,7 @@ def _assert_opaque(
 @pytest.mark.parametrize("warm", [False, True])
 def test_stored_row_is_decrypt_row(suite: Suite, warm: bool) -> None:
     keyring = Keyring(MemoryKeyProvider.generate(), suite)
-    key, _ = keyring.new_data_key()
+    key, _ = keyring.new_data_key("resident-1")
     plan = keyring.stored_columns("residents", COLUMNS)
     stored = _stored(keyring, key, "r-1")
     if warm:
@@ -61,7 +61,7 @@ def test_stored_row_agrees_with_decrypt_row_on_random_rows(
     values: list[str | None], row_id: str, table: str
 ) -> None:
     keyring = Keyring(MemoryKeyProvider.generate())
-    key, _ = keyring.new_data_key()
+    key, _ = keyring.new_data_key("resident-1")
     columns = tuple(f"c{i}" for i in range(len(values)))
     present = {c: v for c, v in zip(columns, values, strict=True) if v is not None}
     sealed = keyring.encrypt_row(key, table, row_id, present)
@@ -79,8 +79,8 @@ def test_stored_row_agrees_with_decrypt_row_on_random_rows(
 def test_stored_row_failures_are_opaque_and_name_the_column(
     keyring: Keyring, position: int
 ) -> None:
-    key, _ = keyring.new_data_key()
-    other, _ = keyring.new_data_key()
+    key, _ = keyring.new_data_key("resident-1")
+    other, _ = keyring.new_data_key("resident-1")
     plan = keyring.stored_columns("residents", COLUMNS)
     stored = _stored(keyring, key, "r-1")
     assert keyring.decrypt_stored_row(key, plan, "r-1", stored) == TEXTS  # warm
@@ -110,7 +110,7 @@ def test_stored_row_failures_are_opaque_and_name_the_column(
 
 
 def test_stored_row_refuses_what_is_not_bytes(keyring: Keyring) -> None:
-    key, _ = keyring.new_data_key()
+    key, _ = keyring.new_data_key("resident-1")
     plan = keyring.stored_columns("residents", COLUMNS)
     stored = _stored(keyring, key, "r-1")
     for bad in ("李秀英", 42, stored[0].decode("latin-1")):
@@ -118,7 +118,7 @@ def test_stored_row_refuses_what_is_not_bytes(keyring: Keyring) -> None:
 
 
 def test_stored_row_takes_nulls_and_checks_the_row_shape(keyring: Keyring) -> None:
-    key, _ = keyring.new_data_key()
+    key, _ = keyring.new_data_key("resident-1")
     plan = keyring.stored_columns("residents", COLUMNS)
     name, phone, room = _stored(keyring, key, "r-1")
     assert keyring.decrypt_stored_row(key, plan, "r-1", [None, phone, None]) == {
@@ -134,8 +134,8 @@ def test_stored_columns_are_shared_and_kept_apart_per_key(keyring: Keyring) -> N
     assert stored_columns("residents", COLUMNS) is stored_columns("residents", COLUMNS)
     with pytest.raises(ValueError):
         stored_columns("residents", ("name", "name"))
-    key, _ = keyring.new_data_key()
-    other, _ = keyring.new_data_key()
+    key, _ = keyring.new_data_key("resident-1")
+    other, _ = keyring.new_data_key("resident-1")
     plan = stored_columns("residents", COLUMNS)
     keyring.decrypt_stored_row(key, plan, "r-1", _stored(keyring, key, "r-1"))
     keyring.decrypt_stored_row(other, plan, "r-1", _stored(keyring, other, "r-1"))
@@ -145,7 +145,7 @@ def test_stored_columns_are_shared_and_kept_apart_per_key(keyring: Keyring) -> N
 
 
 def test_stored_row_matches_per_field_decrypt(keyring: Keyring) -> None:
-    key, _ = keyring.new_data_key()
+    key, _ = keyring.new_data_key("resident-1")
     stored = _stored(keyring, key, "r-7", "children")
     plan = keyring.stored_columns("children", COLUMNS)
     per_field = {

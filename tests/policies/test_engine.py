@@ -20,6 +20,7 @@ from policies import (
     shipped_policy,
 )
 from policies.catalogue import ConsentScope
+from policies.shipped import SHIPPED_DIR
 from tests.policies.synthetic import (
     AGREEMENT,
     ALL_CONSENT,
@@ -232,7 +233,7 @@ def test_input_values_validated():
         )
 
 
-def test_duplicate_policy_ids_refused():
+def test_duplicate_policy_versions_refused():
     from policies import DuplicatePolicyError
 
     policy = shipped_policy("home_visit")
@@ -284,3 +285,27 @@ def test_office_date_is_the_date_in_china_standard_time() -> None:
     assert office_date(dt.datetime(2026, 11, 23, 16, 0, tzinfo=dt.UTC)) == dt.date(2026, 11, 24)
     with pytest.raises(EngineInputError):
         office_date(dt.datetime(2026, 11, 23, 16, 0))  # naive: whose midnight?
+
+
+def test_one_set_holds_several_versions_and_agreements_pin_theirs():
+    """An office publishes v2 while agreements stay on v1 until moved: both evaluate."""
+    v1 = shipped_policy("home_visit")
+    text = (SHIPPED_DIR / "home_visit.toml").read_text(encoding="utf-8")
+    narrower = text.replace("version = 1", "version = 2", 1)
+    narrower = narrower[: narrower.index("[fields.phone]")]  # v2 drops the fields after it
+    v2 = parse_policy(narrower, "home_visit_v2.toml")
+    both = PolicySet([v2, v1])
+    assert list(both) == [v2, v1]
+    assert both.get(v1.id) is v2 and both.get(f"{v1.id}@1") is v1  # bare id: the latest
+    assert v1.identity.reference == "cy1000.home_visit@1"
+
+    pinned_v1 = dataclasses.replace(AGREEMENT, purposes={"home_visit": v1.identity.reference})
+    pinned_v2 = dataclasses.replace(AGREEMENT, purposes={"home_visit": v2.identity.reference})
+    on_v1 = home_visit(agreement=pinned_v1, policies=both)
+    on_v2 = home_visit(agreement=pinned_v2, policies=both)
+    assert on_v1.policy == v1.identity and on_v2.policy == v2.identity
+    assert "phone" in {d.field for d in on_v1.decisions}
+    assert "phone" not in {d.field for d in on_v2.decisions}
+    with pytest.raises(UnknownPolicyError):
+        home_visit(agreement=dataclasses.replace(
+            AGREEMENT, purposes={"home_visit": f"{v1.id}@3"}), policies=both)

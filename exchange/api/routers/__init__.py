@@ -1,8 +1,9 @@
 """Domain routers, one module per domain, each exposing `router: APIRouter`.
 
 Every module in this package that defines `router` is mounted under /v1 automatically, so
-adding a domain is adding a module. Each route must declare its operation with
-`Depends(require("..."))` (tests/exchange/test_permissions.py walks the app).
+adding a domain is adding a module. Each route takes its context with the operation it performs,
+`Annotated[Context, context_for("...")]` (docs/api-pattern.md); a test walks the app
+(tests/exchange/api/test_auth_permissions.py).
 """
 
 from __future__ import annotations

@@ -1,8 +1,11 @@
-"""The auditor's API: read-only, and every read is itself audited (in the same transaction).
+"""The auditor's API: read-only. A search of entries is itself audited (after the page is read);
+checkpoints, the verifier key and proofs, which show sizes and hashes only, append nothing
+(`services.audit_access`, docs/audit.md).
 
 `GET /v1/audit/checkpoint` the signed note (text/plain), issued on demand for the current size
 `GET /v1/audit/vkey`       the log's verifier key (text/plain)
-`GET /v1/audit/entries`    search (actor, action, pseudonym, agreement, outcome, time), paginated
+`GET /v1/audit/entries`    search (actor, action, pseudonym, agreement, outcome, time), paginated,
+                           as of `tree_size` (a checkpoint's) or the head
 `GET /v1/audit/proofs/inclusion?index=I&tree_size=N`, `.../consistency?first=M&second=N`
 `POST /v1/audit/cosignatures` a witness's cosignature on a checkpoint
 """
@@ -30,7 +33,7 @@ Ident = Annotated[str | None, Query(max_length=128, pattern=r"^[A-Za-z0-9._:/+=-
 
 @router.get("/checkpoint", response_class=PlainTextResponse)
 def checkpoint(ctx: CheckpointReader) -> PlainTextResponse:
-    """The latest signed checkpoint (C2SP signed note), covering this read too."""
+    """The signed checkpoint of the log's head (C2SP signed note); fetching it appends nothing."""
     return PlainTextResponse(audit_access.checkpoint_note(ctx.session, ctx.keyring, ctx.acting))
 
 
@@ -51,11 +54,13 @@ def entries(
     until: Annotated[datetime | None, Query(description="with a UTC offset, e.g. Z")] = None,
     after: Annotated[int, Query(ge=-1, le=MAX_SQL_INT)] = -1,
     limit: Annotated[int, Query(ge=1, le=audit_access.MAX_PAGE)] = 100,
+    tree_size: Annotated[int | None, Query(ge=0, le=MAX_SQL_INT)] = None,
 ) -> audit_access.EntriesPage:
-    """Entries matching every filter, in index order after `after`; each with its index, the
-    canonical bytes (base64) and leaf hash. Pass `next_after` back for the next page."""
+    """Entries matching every filter, in index order after `after`, below `tree_size` (default:
+    the head); each with its index, the canonical bytes (base64) and leaf hash. Pass
+    `next_after` back for the next page. The search is recorded after it is read."""
     query = audit_access.EntryQuery(actor, action, pseudonym, agreement, outcome, since, until,
-                                    after, limit)  # fmt: skip
+                                    after, limit, tree_size)  # fmt: skip
     return audit_access.entries(ctx.session, ctx.keyring, ctx.acting, query)
 
 

@@ -3,6 +3,8 @@
 `KeyJob`: one row per job in progress (root re-wrap cursor, pseudonym rotation from -> to);
 the row is deleted when the job completes. `PseudonymRemap`: which agreements have had their
 re-mapping export for a case-pseudonym version (ids and counts only; never a reference).
+`BlindIndexMarker`: which blind-index key version the stored ID-number indexes are under, and
+the one a rotation is moving them to (exchange.services.blind_index).
 """
 
 from __future__ import annotations
@@ -33,6 +35,29 @@ class KeyJob(Base):
 
     def __repr__(self) -> str:
         return f"KeyJob(job={self.job!r}, to_version={self.to_version})"
+
+
+class BlindIndexMarker(Base):
+    """One row: the blind-index key version of the stored indexes (`version`) and, while
+    `exchange keys rotate-blind-index` runs, the version it moves them to (`next_version`):
+    writers then index under it and lookups try both. Every writer and the rotation read it
+    in their own transaction (writers FOR SHARE, the rotation FOR UPDATE), so none changes it
+    under another."""
+
+    __tablename__ = "blind_index_marker"
+    __table_args__ = (
+        CheckConstraint("id = 1", name="single_row"),
+        CheckConstraint("version > 0", name="version_positive"),
+        CheckConstraint("next_version IS NULL OR next_version > version", name="next_is_newer"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(Integer)
+    next_version: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    def __repr__(self) -> str:
+        return f"BlindIndexMarker(version={self.version}, next_version={self.next_version})"
 
 
 class PseudonymRemap(Base):

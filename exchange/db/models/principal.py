@@ -1,6 +1,7 @@
-"""Principals (API users and machines) with their role, scope and hashed bearer token.
+"""Principals (API users and machines) with their role and scope.
 
-Only the SHA-256 of a high-entropy token is stored; the token is shown once when issued.
+Their bearer tokens live in `api_tokens` (exchange.db.models.api_token), several per principal;
+revoking a principal stops all of them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from sqlalchemy import CheckConstraint, Column, ForeignKey, String, Table
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from exchange.db.base import Base, created_at, one_of, uuid_pk
+from exchange.db.models.api_token import ApiToken
 from exchange.db.models.codes import ROLES
 from exchange.db.models.community import Community
 from exchange.db.types import UTCDateTime
@@ -38,12 +40,13 @@ class Principal(Base):
     role: Mapped[str] = mapped_column(String(32))
     display_name: Mapped[str] = mapped_column(String(128))
     contractor_id: Mapped[str | None] = mapped_column(ForeignKey("contractors.id"), index=True)
-    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
-    token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = created_at()
 
     communities: Mapped[list[Community]] = relationship(secondary=principal_communities)
+    tokens: Mapped[list[ApiToken]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by=ApiToken.created_at
+    )
 
     def __repr__(self) -> str:
         return f"Principal(id={self.id!r}, role={self.role!r})"

@@ -1,6 +1,7 @@
 """Residents and their episodes and children; every personal value is an EncryptedField.
 
-Plain columns are only what scoping and indexing need (district, street, community, stage).
+Plain columns are only what scoping, indexing and statistics need (district, street, community,
+stage, and an episode's due month: the month of the encrypted due date, see docs/statistics.md).
 Each resident has its own data key (`ResidentDataKey`); deleting that row crypto-shreds every
 ciphertext of the resident, and `erased_at` rows must hold no ciphertext or blind index.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy import CheckConstraint, ForeignKey, Integer, LargeBinary, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from exchange.db.base import Base, created_at, one_of, utcnow, uuid_pk
@@ -47,6 +48,9 @@ class Resident(Base):
     national_id: Mapped[EncryptedValue | None] = mapped_column(EncryptedField())
     # keyed blind index of the ID number, for de-duplication; never an unkeyed hash
     national_id_index: Mapped[str | None] = mapped_column(String(128), unique=True)
+    # the blind-index key version it was computed under (exchange.services.blind_index)
+    national_id_index_version: Mapped[int] = mapped_column(Integer, default=1,
+                                                           server_default=text("1"))
     phone: Mapped[EncryptedValue | None] = mapped_column(EncryptedField())
     birth_date: Mapped[EncryptedValue | None] = mapped_column(EncryptedField())
     address_compound: Mapped[EncryptedValue | None] = mapped_column(EncryptedField())
@@ -86,12 +90,17 @@ class ResidentDataKey(Base):
 
 class MaternalEpisode(Base):
     __tablename__ = "maternal_episodes"
-    __table_args__ = (one_of("stage", STAGES),)
+    __table_args__ = (
+        one_of("stage", STAGES),
+        CheckConstraint("due_month IS NULL OR length(due_month) = 7", name="due_month_shape"),
+    )
 
     id: Mapped[str] = uuid_pk()
     resident_id: Mapped[str] = mapped_column(ForeignKey("residents.id"), index=True)
     stage: Mapped[str] = mapped_column(String(16))
     due_date: Mapped[EncryptedValue | None] = mapped_column(EncryptedField())
+    # "YYYY-MM" of due_date, in the clear for GROUP BY: statistics never decrypt residents
+    due_month: Mapped[str | None] = mapped_column(String(7))
     delivery_date: Mapped[EncryptedValue | None] = mapped_column(EncryptedField())
     parity: Mapped[EncryptedValue | None] = mapped_column(EncryptedField())
     risk_flags: Mapped[EncryptedValue | None] = mapped_column(EncryptedField())

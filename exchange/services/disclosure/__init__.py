@@ -108,9 +108,10 @@ def check_purpose(purpose: str) -> str:
         raise InvalidInput.field("purpose", "unknown", "not a known purpose") from None
 
 
-def policy_versions(policies: PolicySet) -> dict[str, int]:
-    """policy id -> the loaded version (an agreement pinned to another names no policy)."""
-    return {p.id: p.version for p in policies}
+def policy_versions(policies: PolicySet) -> frozenset[str]:
+    """The versions loaded, as the `id@version` references agreements pin (an agreement
+    pinned to another version names no policy here)."""
+    return frozenset(p.identity.reference for p in policies)
 
 
 def changed_cases(

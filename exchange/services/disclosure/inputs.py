@@ -46,6 +46,7 @@ from policies.inputs import (
     ConsentState,
     ResidentRecord,
 )
+from policies.results import policy_reference
 
 # Why a case could not be read (audit reason codes and the metric's label).
 UNDECRYPTABLE = "stored_data_undecryptable"
@@ -156,17 +157,19 @@ class Unreadable:
 
 
 def agreement_terms(
-    rows: Sequence[StoredRow], policy_versions: Mapping[str, int] | None
+    rows: Sequence[StoredRow], policy_versions: Collection[str] | None
 ) -> AgreementTerms:
-    """AgreementTerms from the agreement's rows (one per purpose). A purpose whose pinned
-    policy version is not the loaded one is left out, so the engine answers
-    `purpose_not_agreed` (deny by default)."""
+    """AgreementTerms from the agreement's rows (one per purpose), each purpose pinned to its
+    policy version (`id@version`). A purpose whose version is not among the loaded ones is
+    left out, so the engine answers `purpose_not_agreed` (deny by default)."""
     agreement_id, status, valid_from, valid_to = rows[0][:4]
-    purposes = {
-        purpose: policy_id
+    pinned = (
+        (purpose, policy_reference(policy_id, version))
         for *_, purpose, policy_id, version in rows
         if purpose is not None
-        and (policy_versions is None or policy_versions.get(policy_id) == version)
+    )
+    purposes = {
+        purpose: ref for purpose, ref in pinned if policy_versions is None or ref in policy_versions
     }
     # an unknown status stays a string: AgreementTerms refuses it (EngineInputError)
     known = _AGREEMENT_STATUS.get(status, status)
@@ -192,7 +195,7 @@ def _record(keyring: Keyring, plan: ReadPlan, row: StoredRow, reference: str) ->
     wrapped = row[11]
     if wrapped is None or row[9] is not None:
         return ResidentRecord({}, reference)
-    key = keyring.unwrap_stored(wrapped)
+    key = keyring.unwrap_stored(wrapped, row[1])  # bound to its owner, the resident
     values: dict[str, object] = {name: row[at] for name, at in plan.plain}
     decrypt = keyring.decrypt_stored_row
     for table in plan.tables:
@@ -212,7 +215,7 @@ def load(
     cases: Sequence[StoredRow],
     fields: Collection[str],
     *,
-    policy_versions: Mapping[str, int] | None = None,
+    policy_versions: Collection[str] | None = None,
 ) -> list[CaseInputs | Unreadable]:
     """Policy inputs for each case row (`rows.changed_cases` or `rows.case_by_id` with this
     plan's columns), in the given order, from three more queries (`rows.page_rows`); a case

@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from exchange.client.sync import _openers, open_case
-from tests.invariants.harness import LiveServer, World, build_world, ok, prepare_home
+from tests.invariants.harness import LiveServer, build_world, ok, prepare_home
+from tests.world import Programme
 
 REPO = Path(__file__).resolve().parents[3]
 GENERATOR = REPO / ".venv" / "codegen" / "bin" / "openapi-python-client"
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, World, str]]:
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, Programme, str]]:
     home = prepare_home(tmp_path_factory.mktemp("client") / "home")
     server = LiveServer(home).start()
     try:
@@ -36,7 +37,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer,
 
 
 @pytest.fixture(scope="module")
-def client_package(live: tuple[LiveServer, World, str],
+def client_package(live: tuple[LiveServer, Programme, str],
                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:  # fmt: skip
     assert GENERATOR.exists(), "run `make install`: it installs the generator in .venv/codegen"
     server, _, _ = live
@@ -67,7 +68,7 @@ def _api(package: Any, name: str) -> Any:
 
 
 def test_a_generated_client_walks_the_feed_and_acknowledges_a_deletion(
-    live: tuple[LiveServer, World, str], client_package: Any
+    live: tuple[LiveServer, Programme, str], client_package: Any
 ) -> None:
     server, world, cadre = live
     side = world.side("contractor")
@@ -111,7 +112,7 @@ def test_a_generated_client_walks_the_feed_and_acknowledges_a_deletion(
 
 
 def test_problems_reach_the_generated_client_typed(
-    live: tuple[LiveServer, World, str], client_package: Any
+    live: tuple[LiveServer, Programme, str], client_package: Any
 ) -> None:
     server, world, _ = live
     models = importlib.import_module(f"{PACKAGE}.models")

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.exchange.apptools import build
+from tests.exchange.api.apptools import build
 
 COMMON = {"401", "403", "429", "503"}
 

@@ -76,6 +76,39 @@ def chromium() -> Iterator[object]:
             browser.close()
 
 
+def new_page(browser: object, base: str, height: int = 800) -> object:
+    """A page in a fresh context (its own cookies), in Chinese; CSP and other console errors
+    are collected in `page.csp_errors`."""
+    context = browser.new_context(base_url=base, locale="zh-CN",  # type: ignore[attr-defined]
+                                  accept_downloads=True,
+                                  viewport={"width": 1280, "height": height})  # fmt: skip
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.csp_errors = errors
+    return page  # type: ignore[no-any-return]
+
+
+def sign_in(page: object, role: str, password: str | None = None) -> None:
+    from tests.exchange.console.world import NAMES, PASSWORDS
+
+    page.goto("/console/login")  # type: ignore[attr-defined]
+    page.locator("#username").fill(NAMES[role])  # type: ignore[attr-defined]
+    page.locator("#password").fill(password or PASSWORDS[role])  # type: ignore[attr-defined]
+    page.get_by_role("button", name="登录").click()  # type: ignore[attr-defined]
+    page.wait_for_load_state()  # type: ignore[attr-defined]
+
+
+def axe_clean(page: object, name: str) -> None:
+    """No axe violation on the page, and no CSP violation reported by the browser."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    assert results.violations_count == 0, f"{name}: {results.generate_report()}"
+    errors = page.csp_errors  # type: ignore[attr-defined]
+    assert not [e for e in errors if "Content Security Policy" in e], errors
+
+
 def shot(page: object, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"

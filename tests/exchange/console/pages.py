@@ -7,14 +7,15 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from tests.exchange.apptools import Harness, build
+from tests.exchange.api.apptools import Harness, build
 from tests.exchange.console.world import NAMES, PASSWORDS, World, populate
 
 _HIDDEN = re.compile(r'name="csrf_token" value="([^"]*)"')
 
 
-def console(database_url: str, home: Path, template: Path | None = None) -> tuple[Harness, World]:
-    harness = build(database_url, home, template=template)
+def console(database_url: str, home: Path, template: Path | None = None,
+            **settings: object) -> tuple[Harness, World]:  # fmt: skip
+    harness = build(database_url, home, template=template, **settings)
     return harness, populate(harness.factory, harness.clock())
 
 
@@ -24,11 +25,12 @@ def csrf_of(html: str) -> str:
     return match.group(1)
 
 
-def sign_in(client: TestClient, role: str, password: str | None = None) -> str:
+def sign_in(client: TestClient, role: str, password: str | None = None,
+            name: str | None = None) -> str:  # fmt: skip
     """Signs in; returns the page's CSRF token."""
     form = client.get("/console/login")
     response = client.post("/console/login", data={
-        "username": NAMES[role], "password": password or PASSWORDS[role],
+        "username": name or NAMES[role], "password": password or PASSWORDS[role],
         "csrf_token": csrf_of(form.text), "next": "/console/home",
     }, follow_redirects=False)  # fmt: skip
     assert response.status_code == 303, response.text[:500]

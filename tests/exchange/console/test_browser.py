@@ -9,18 +9,23 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from sqlalchemy.orm import Session
 
 from exchange.db import models as m
 from exchange.db.engine import unit_of_work
-from tests.exchange.apptools import Harness
-from tests.exchange.console.browser import LiveServer, chromium, shot  # noqa: F401
+from tests.exchange.api.apptools import Harness
+from tests.exchange.console.browser import (  # noqa: F401
+    LiveServer,
+    axe_clean,
+    chromium,
+    new_page,
+    shot,
+    sign_in,
+)
 from tests.exchange.console.pages import console
-from tests.exchange.console.world import NAMES, PASSWORDS, World
+from tests.exchange.console.world import NAMES, World
 
 pytestmark = pytest.mark.slow
-AXE = Axe()
 
 
 @pytest.fixture
@@ -32,38 +37,14 @@ def served(tmp_path: Path, migrated_sqlite_template: Path) -> Iterator[tuple[Har
         yield harness, world, server.url
 
 
-def _page(chromium, base: str):  # noqa: F811
-    context = chromium.new_context(base_url=base, locale="zh-CN",
-                                   viewport={"width": 1280, "height": 800})  # fmt: skip
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.csp_errors = errors  # type: ignore[attr-defined]
-    return page
-
-
-def _sign_in(page, role: str, password: str | None = None) -> None:
-    page.goto("/console/login")
-    page.locator("#username").fill(NAMES[role])
-    page.locator("#password").fill(password or PASSWORDS[role])
-    page.get_by_role("button", name="登录").click()
-    page.wait_for_load_state()
-
-
-def _axe_clean(page, name: str) -> None:
-    results = AXE.run(page)
-    assert results.violations_count == 0, f"{name}: {results.generate_report()}"
-    assert not [e for e in page.csp_errors if "Content Security Policy" in e], page.csp_errors
-
-
 def test_admin_signs_in_and_every_page_passes_axe(chromium, served) -> None:  # noqa: F811
     harness, world, base = served
-    page = _page(chromium, base)
+    page = new_page(chromium, base)
     page.goto("/")
     assert page.url.endswith("/console/login")
-    _axe_clean(page, "login")
+    axe_clean(page, "login")
     shot(page, "login")
-    _sign_in(page, "office_admin")
+    sign_in(page, "office_admin")
     assert page.url.endswith("/console/home")
     assert page.get_by_role("heading", name="欢迎，王主任").is_visible()
     pages = {"home": "/console/home", "users": "/console/users", "user-new": "/console/users/new",
@@ -73,7 +54,7 @@ def test_admin_signs_in_and_every_page_passes_axe(chromium, served) -> None:  # 
     for name, path in pages.items():
         page.goto(path)
         assert page.locator("h1").count() == 1, name
-        _axe_clean(page, name)
+        axe_clean(page, name)
         shot(page, name)
     # a form answered with errors, in Chinese, is accessible too
     page.goto("/console/users/new")
@@ -84,41 +65,41 @@ def test_admin_signs_in_and_every_page_passes_axe(chromium, served) -> None:  # 
     page.wait_for_load_state()
     assert page.get_by_text("用户名：格式不正确").first.is_visible()
     assert page.get_by_text("密码：长度须为10至128位").first.is_visible()
-    _axe_clean(page, "user-new-errors")
+    axe_clean(page, "user-new-errors")
     shot(page, "user-new-errors")
     # and in English
     page.get_by_role("link", name="English").click()
     assert page.locator("html").get_attribute("lang") == "en"
-    _axe_clean(page, "users-en")
+    axe_clean(page, "users-en")
     shot(page, "user-new-en")
 
 
 def test_five_wrong_passwords_lock_until_an_admin_unlocks(chromium, served) -> None:  # noqa: F811
     harness, world, base = served
-    cadre = _page(chromium, base)
+    cadre = new_page(chromium, base)
     for _ in range(5):
-        _sign_in(cadre, "community_cadre", "Wrong-pass-000")
+        sign_in(cadre, "community_cadre", "Wrong-pass-000")
     assert cadre.get_by_text("账号已锁定").is_visible()
-    _axe_clean(cadre, "login-locked")
+    axe_clean(cadre, "login-locked")
     shot(cadre, "login-locked")
-    _sign_in(cadre, "community_cadre")  # the right password does not help now
+    sign_in(cadre, "community_cadre")  # the right password does not help now
     assert cadre.url.endswith("/console/login") or "/console/login" in cadre.url
-    admin = _page(chromium, base)
-    _sign_in(admin, "office_admin")
+    admin = new_page(chromium, base)
+    sign_in(admin, "office_admin")
     admin.goto("/console/login-log")
     assert admin.locator("tbody tr").count() >= 6
     shot(admin, "login-log-with-failures")
     admin.goto(f"/console/users/{world.ids['community_cadre']}")
     admin.get_by_role("button", name="解锁").click()
     assert admin.get_by_text("已保存").is_visible()
-    _sign_in(cadre, "community_cadre")
+    sign_in(cadre, "community_cadre")
     assert cadre.url.endswith("/console/home")
 
 
 def test_idle_timeout_on_the_injected_clock(chromium, served) -> None:  # noqa: F811
     harness, _, base = served
-    page = _page(chromium, base)
-    _sign_in(page, "community_cadre")
+    page = new_page(chromium, base)
+    sign_in(page, "community_cadre")
     assert page.url.endswith("/console/home")
     harness.clock.advance(timedelta(minutes=29))  # type: ignore[attr-defined]
     page.reload()
@@ -132,8 +113,8 @@ def test_idle_timeout_on_the_injected_clock(chromium, served) -> None:  # noqa: 
 
 def test_a_forged_cross_site_post_changes_nothing(chromium, served) -> None:  # noqa: F811
     harness, world, base = served
-    page = _page(chromium, base)
-    _sign_in(page, "office_admin")
+    page = new_page(chromium, base)
+    sign_in(page, "office_admin")
     target = f"{base}/console/users/{world.ids['community_cadre']}"
     evil = ("<html><body><form id=f method=post action='" + target + "'>"
             "<input name=action value=password><input name=password value=Forged-pass-123>"
@@ -165,10 +146,10 @@ def _account(session: Session, principal_id: str) -> m.ConsoleAccount:
 
 def test_an_office_admin_ends_a_session(chromium, served) -> None:  # noqa: F811
     harness, world, base = served
-    cadre = _page(chromium, base)
-    _sign_in(cadre, "community_cadre")
-    admin = _page(chromium, base)
-    _sign_in(admin, "office_admin")
+    cadre = new_page(chromium, base)
+    sign_in(cadre, "community_cadre")
+    admin = new_page(chromium, base)
+    sign_in(admin, "office_admin")
     admin.goto("/console/online-users")
     row = admin.locator("tr", has_text=NAMES["community_cadre"])
     assert row.count() == 1

@@ -158,8 +158,8 @@ def _depends_on(dependant, target) -> bool:
 def test_every_console_route_but_the_open_ones_needs_a_signed_in_user(tmp_path: Path) -> None:
     from fastapi.routing import APIRoute, iter_route_contexts
 
-    from exchange.console.context import _admin, _signed_in
-    from tests.exchange.apptools import build
+    from exchange.console.context import _admin, _office, _signed_in
+    from tests.exchange.api.apptools import build
 
     app = build(f"sqlite:///{tmp_path / 'x.db'}", tmp_path).app
     seen = set()
@@ -174,4 +174,6 @@ def test_every_console_route_but_the_open_ones_needs_a_signed_in_user(tmp_path: 
         assert _depends_on(route.dependant, _signed_in), path
         if path.startswith(("/console/users", "/console/online-users", "/console/login-log")):
             assert _depends_on(route.dependant, _admin), path
+        if path.startswith(("/console/residents", "/console/imports", "/console/assignments")):
+            assert _depends_on(route.dependant, _office), path
     assert {"/console/users", "/console/online-users/{session_id}/end"} <= seen

@@ -6,9 +6,18 @@ import csv
 import io
 from collections.abc import Sequence
 from datetime import date
+from pathlib import Path
+from typing import Any
 
+from sqlalchemy.orm import Session, sessionmaker
+
+from exchange.db.engine import unit_of_work
 from exchange.ledger.idnumber import make_national_id
+from exchange.ledger.importer import ensure_communities, import_ledger
+from exchange.ledger.reader import open_source
+from exchange.ledger.report import ImportReport
 from exchange.ledger.synthetic import HEADER
+from keys.keyring import Keyring
 
 TODAY = date(2025, 6, 1)
 
@@ -60,3 +69,19 @@ def to_csv(rows: Sequence[dict[str, str]], header: Sequence[str] = HEADER) -> st
     for r in rows:
         writer.writerow([r.get(h, "") for h in header])
     return out.getvalue()
+
+
+def with_communities(factory: sessionmaker[Session]) -> sessionmaker[Session]:
+    """The session factory of a database whose street office's communities are registered."""
+    with unit_of_work(factory) as s:
+        ensure_communities(s)
+    return factory
+
+
+def import_rows(factory: sessionmaker[Session], keyring: Keyring, directory: Path,
+                rows: Sequence[dict[str, str]], **options: Any) -> ImportReport:  # fmt: skip
+    """Write `rows` as a new CSV file in `directory` and import it in its own transaction."""
+    path = directory / f"ledger-{len(list(directory.iterdir()))}.csv"
+    path.write_text(to_csv(rows), encoding="utf-8-sig")
+    with unit_of_work(factory) as s:
+        return import_ledger(s, keyring, open_source(path), today=TODAY, **options)

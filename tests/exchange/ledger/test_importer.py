@@ -56,7 +56,7 @@ def _decrypt_resident(s: Session, keyring: Keyring, resident: Resident) -> dict[
     wrapped = s.scalar(select(ResidentDataKey.wrapped_key).where(
         ResidentDataKey.resident_id == resident.id))  # fmt: skip
     assert wrapped is not None
-    key = keyring.unwrap(WrappedKey.from_bytes(wrapped))
+    key = keyring.unwrap(WrappedKey.from_bytes(wrapped), resident.id)
     out = {}
     for column in ("name", "national_id", "phone", "birth_date", "address_compound"):
         value = getattr(resident, column)
@@ -146,7 +146,7 @@ def _history(factory: sessionmaker[Session], keyring: Keyring, national_id: str
         wrapped = s.scalar(select(ResidentDataKey.wrapped_key).where(
             ResidentDataKey.resident_id == resident.id))  # fmt: skip
         assert wrapped is not None
-        key = keyring.unwrap(WrappedKey.from_bytes(wrapped))
+        key = keyring.unwrap(WrappedKey.from_bytes(wrapped), resident.id)
 
         def opened(table: str, row_id: str, value: EncryptedValue | None) -> str | None:
             if value is None:
@@ -339,7 +339,7 @@ def test_every_stored_value_is_a_valid_encrypted_value_of_its_own_row(
                                     "孕次": "2", "高危因素": "高龄、贫血"}]  # fmt: skip
     assert _import(factory, keyring, _csv(tmp_path, rows)).inserted == 2
     with factory() as s:
-        keys = {k.resident_id: keyring.unwrap(WrappedKey.from_bytes(k.wrapped_key))
+        keys = {k.resident_id: keyring.unwrap(WrappedKey.from_bytes(k.wrapped_key), k.resident_id)
                 for k in s.scalars(select(ResidentDataKey))}  # fmt: skip
         checked = 0
         for model, owner in ((Resident, "id"), (MaternalEpisode, "resident_id"),

@@ -1,0 +1,222 @@
+"""Residents coming in: 新增居民 (one, by a form) and 导入台账 (a .xlsx or .csv file: upload, read
+the validation report row by row, then confirm or cancel), and the import template.
+
+The report names rows and columns and says what is wrong, never a value from the file. The
+checks are the ledger importer's own (services.residents.register, services.staged_imports),
+so the form, the file, the API and the CLI accept and refuse alike.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from datetime import date
+from typing import TypeVar
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.datastructures import FormData, UploadFile
+
+from exchange.console.context import OfficePage, Page, PageError
+from exchange.console.csrf import require_token
+from exchange.console.forms import REASONS, field_errors
+from exchange.console.i18n import N_
+from exchange.console.pages.residents import STAGE_LABELS, communities_in_scope
+from exchange.console.templating import render
+from exchange.exports import csv_text
+from exchange.exports.workbook import StreamingSheet
+from exchange.ledger.headers import CANONICAL_HEADERS, Column
+from exchange.ledger.vocabulary import STAGES as STAGE_WORDS
+from exchange.services import residents, staged_imports
+from exchange.services.errors import FieldErrors, FlowError, InvalidInput, NotFound
+
+router = APIRouter()
+T = TypeVar("T")
+
+_XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+# the importable columns, in the order the template lists them
+TEMPLATE_COLUMNS = (Column.NAME, Column.NATIONAL_ID, Column.PHONE, Column.COMMUNITY,
+                    Column.COMPOUND, Column.BUILDING, Column.UNIT, Column.ROOM, Column.STAGE,
+                    Column.DUE_DATE, Column.DELIVERY_DATE, Column.PARITY, Column.RISK_FLAGS,
+                    Column.CHILD_BIRTH_DATE, Column.CHILD_SEX)  # fmt: skip
+_STAGE_WORD = {code: word for word, code in STAGE_WORDS.items() if len(word) == 2}
+_TEXT_FIELDS = ("name", "national_id", "phone", "community", "compound", "building", "unit",
+                "room", "stage", "due_date", "delivery_date", "parity", "risk_flags",
+                "child_birth_date", "child_sex")  # fmt: skip
+
+
+# -- 新增居民 ---------------------------------------------------------------------------------
+
+
+def _register_form(page: Page, status: int = 200, *, values: dict[str, str] | None = None,
+                   errors: dict[str, list[str]] | None = None) -> Response:  # fmt: skip
+    return render(page, "residents/new.html", status, values=values or {},
+                  errors=errors or {}, communities=communities_in_scope(page),
+                  stage_labels=STAGE_LABELS, personal=True)  # fmt: skip
+
+
+@router.get("/residents/new")
+def register_page(page: OfficePage) -> Response:
+    page.require("residents.write")
+    return _register_form(page)
+
+
+def _date(errors: FieldErrors, name: str, text: str) -> date | None:
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        errors.add(name, "date_format", "must be YYYY-MM-DD")
+        return None
+
+
+def _resident_input(values: dict[str, str], community_names: dict[str, str],
+                    errors: FieldErrors) -> residents.ResidentInput:  # fmt: skip
+    """The service's input; a date or number that does not parse is left out and noted in
+    `errors`, so the service still checks everything else (every problem shown at once)."""
+    dates = {n: _date(errors, n, values[n]) for n in ("due_date", "delivery_date",
+                                                      "child_birth_date")}  # fmt: skip
+    parity = None
+    if values["parity"]:
+        if values["parity"].isdigit() and len(values["parity"]) < 4:
+            parity = int(values["parity"])
+        else:
+            errors.add("parity", "parity_format", "a whole number")
+    flags = tuple(f for f in values["risk_flags"].replace("，", "、").replace(",", "、")
+                  .split("、") if f.strip())  # fmt: skip
+    return residents.ResidentInput(
+        name=values["name"], national_id=values["national_id"], phone=values["phone"],
+        community=community_names.get(values["community"], ""),
+        stage=_STAGE_WORD.get(values["stage"], values["stage"]),
+        compound=values["compound"] or None, building=values["building"] or None,
+        unit=values["unit"] or None, room=values["room"] or None,
+        due_date=dates["due_date"], delivery_date=dates["delivery_date"], parity=parity,
+        risk_flags=flags, child_birth_date=dates["child_birth_date"],
+        child_sex=values["child_sex"] or None,
+    )  # fmt: skip
+
+
+def _merge(parsed: FieldErrors, exc: FlowError) -> FlowError:
+    """The form's own problems, then the service's for the other fields."""
+    try:
+        parsed.raise_any()
+    except InvalidInput as own:
+        fields = {p.field for p in own.errors}
+        return InvalidInput(own.detail,
+                            own.errors + tuple(p for p in exc.errors if p.field not in fields))
+    return exc
+
+
+@router.post("/residents/new")
+async def register_submit(page: OfficePage, request: Request) -> Response:
+    page.require("residents.write")
+    form = await require_token(page, request)
+    values = {n: str(form.get(n, "")).strip()[:64] for n in _TEXT_FIELDS}
+    names = {c.id: c.name for c in communities_in_scope(page)}
+    parsed = FieldErrors()
+    data = _resident_input(values, names, parsed)
+    try:
+        with page.db.begin_nested():
+            resident_id = residents.register(page.db, page.keyring, page.acting, data)
+            parsed.raise_any()  # the form's own problems undo the registration
+    except FlowError as exc:
+        return _register_form(page, 422, values=values,
+                              errors=field_errors(_merge(parsed, exc), page._))  # fmt: skip
+    return RedirectResponse(f"/console/residents/{resident_id}?done=registered", 303)
+
+
+# -- 导入台账 ---------------------------------------------------------------------------------
+
+
+@router.get("/imports")
+def import_page(page: OfficePage) -> Response:
+    page.require("residents.import")
+    return render(page, "imports/upload.html", errors={})
+
+
+async def _upload(form: FormData) -> tuple[bytes, str]:
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        raise InvalidInput.field("file", "required", "choose a file")
+    file_format = staged_imports.file_format_of(upload.filename)
+    data = await upload.read(staged_imports.MAX_BYTES + 1)
+    return data, file_format
+
+
+@router.post("/imports")
+async def import_upload(page: OfficePage, request: Request) -> Response:
+    page.require("residents.import")
+    form = await require_token(page, request)
+    try:
+        data, file_format = await _upload(form)
+        checked = staged_imports.stage(page.db, page.keyring, page.acting, data, file_format)
+    except staged_imports.FileUnusable:
+        return render(page, "imports/upload.html", 422, errors={"file": [page._(
+            "The file could not be read as a ledger: check that it is the template's .xlsx or a "
+            "UTF-8 or GBK .csv with the header row")]})  # fmt: skip
+    except FlowError as exc:
+        return render(page, "imports/upload.html", 422, errors=field_errors(exc, page._))
+    return render(page, "imports/report.html", 200 if checked.report.ok else 422,
+                  staged_id=checked.staged_id, report=checked.report,
+                  reason_labels=REASONS, done=False)  # fmt: skip
+
+
+def _staged_or_404(call: Callable[[], T]) -> T:
+    try:
+        return call()
+    except NotFound:
+        raise PageError(404, N_("This upload has expired or was already used")) from None
+
+
+@router.post("/imports/{staged_id}/confirm")
+async def import_confirm(page: OfficePage, request: Request, staged_id: str) -> Response:
+    page.require("residents.import")
+    await require_token(page, request)
+    try:
+        report = _staged_or_404(lambda: staged_imports.confirm(page.db, page.keyring,
+                                                               page.acting, staged_id))
+    except staged_imports.FileUnusable:
+        raise PageError(422, N_("The file could not be read as a ledger")) from None
+    return render(page, "imports/report.html", 200 if report.applied else 422,
+                  staged_id="", report=report, reason_labels=REASONS,
+                  done=report.applied)  # fmt: skip
+
+
+@router.post("/imports/{staged_id}/cancel")
+async def import_cancel(page: OfficePage, request: Request, staged_id: str) -> Response:
+    page.require("residents.import")
+    await require_token(page, request)
+    _staged_or_404(lambda: staged_imports.cancel(page.db, page.acting, staged_id))
+    return RedirectResponse("/console/imports?cancelled=1", 303)
+
+
+def _template_rows() -> tuple[list[str], list[str]]:
+    header = [CANONICAL_HEADERS[c] for c in TEMPLATE_COLUMNS]
+    hints = ["必填", "必填，18位", "必填，11位手机号", "必填", "", "如 3号楼", "如 2单元", "",
+             "备孕/孕期/产后", "孕期必填 YYYY-MM-DD", "产后填写 YYYY-MM-DD", "1-20", "用、分隔",
+             "YYYY-MM-DD", "男/女"]  # fmt: skip
+    return header, hints
+
+
+@router.get("/imports/template.xlsx")
+def template_xlsx(page: OfficePage) -> Response:
+    """The import template: the importable columns only, and a line of hints (which the
+    import skips: it is not a valid row, so delete it before importing)."""
+    page.require("residents.import")
+    header, hints = _template_rows()
+    sheet = StreamingSheet("台账", [["居民台账导入模板：请从第3行起填写，删除本说明行。"],
+                                   ["说明", *hints[1:]]], header)  # fmt: skip
+    out = io.BytesIO()
+    sheet.close(out)
+    return Response(out.getvalue(), media_type=_XLSX, headers={
+        "Content-Disposition": 'attachment; filename="import-template.xlsx"'})  # fmt: skip
+
+
+@router.get("/imports/template.csv")
+def template_csv(page: OfficePage) -> Response:
+    page.require("residents.import")
+    header, _ = _template_rows()
+    body = "\ufeff" + csv_text(header, [])
+    return Response(body.encode("utf-8"), media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": 'attachment; filename="import-template.csv"'})  # fmt: skip
