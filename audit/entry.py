@@ -208,6 +208,43 @@ class Withheld:
         _name(self.reason, "withheld.reason")
 
 
+def _checked_fields(
+    disclosed: Iterable[object], withheld: Iterable[object]
+) -> tuple[tuple[str, ...], tuple[Withheld, ...]]:
+    names = _names(disclosed, "subject.disclosed")
+    held: list[Withheld] = []
+    fields = set(names)
+    for w in withheld:
+        if not isinstance(w, Withheld):
+            raise EntryError("subject.withheld must hold Withheld values")
+        if w.field in fields:
+            raise EntryError("a field is both disclosed and withheld, or withheld twice")
+        fields.add(w.field)
+        held.append(w)
+    return names, tuple(held)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldNames:
+    """The fields a subject names as disclosed and withheld, checked and encoded once.
+
+    The subjects of one disclosure share a handful of these (one per decision pattern of the
+    policy), so a subject built from one (`Subject.naming`) neither re-checks nor re-encodes a
+    name; its bytes are exactly those of the same subject built field by field.
+    """
+
+    disclosed: tuple[str, ...] = ()
+    withheld: tuple[Withheld, ...] = ()
+    # the canonical JSON of the disclosed and withheld arrays
+    _json: tuple[str, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        disclosed, withheld = _checked_fields(self.disclosed, self.withheld)
+        object.__setattr__(self, "disclosed", disclosed)
+        object.__setattr__(self, "withheld", withheld)
+        object.__setattr__(self, "_json", (_strings(disclosed), _withheld_json(withheld)))
+
+
 @dataclass(frozen=True, slots=True)
 class Subject:
     """One resident touched by the action, by audit pseudonym (never an identity)."""
@@ -217,25 +254,43 @@ class Subject:
     disclosed: tuple[str, ...] = ()
     withheld: tuple[Withheld, ...] = ()
     consents: tuple[str, ...] = ()
+    # the encoded field arrays when built from a FieldNames (None: encode them from the tuples)
+    _fields: tuple[str, str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _ident(self.pseudonym, "subject.pseudonym")
         _opt_ident(self.case, "subject.case")
-        disclosed = _names(self.disclosed, "subject.disclosed")
-        withheld = tuple(self.withheld)
-        fields = set(disclosed)
-        for w in withheld:
-            if not isinstance(w, Withheld):
-                raise EntryError("subject.withheld must hold Withheld values")
-            if w.field in fields:
-                raise EntryError("a field is both disclosed and withheld, or withheld twice")
-            fields.add(w.field)
+        disclosed, withheld = _checked_fields(self.disclosed, self.withheld)
         consents = tuple(self.consents)
         for c in consents:
             _ident(c, "subject.consents")
         object.__setattr__(self, "disclosed", disclosed)
         object.__setattr__(self, "withheld", withheld)
         object.__setattr__(self, "consents", consents)
+
+    @classmethod
+    def naming(
+        cls,
+        pseudonym: str,
+        case: str | None,
+        names: FieldNames,
+        consents: Iterable[str] = (),
+    ) -> Subject:
+        """The subject with `names` (already checked): only its identifiers are checked."""
+        if not isinstance(names, FieldNames):
+            raise EntryError("names must be FieldNames")
+        subject = object.__new__(cls)
+        put = object.__setattr__
+        put(subject, "pseudonym", _ident(pseudonym, "subject.pseudonym"))
+        put(subject, "case", _opt_ident(case, "subject.case"))
+        put(subject, "disclosed", names.disclosed)
+        put(subject, "withheld", names.withheld)
+        held = tuple(consents)
+        for c in held:
+            _ident(c, "subject.consents")
+        put(subject, "consents", held)
+        put(subject, "_fields", names._json)
+        return subject
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,11 +452,20 @@ def _strings(values: tuple[str, ...]) -> str:
     return '["' + '","'.join(values) + '"]' if values else "[]"
 
 
+def _withheld_json(withheld: tuple[Withheld, ...]) -> str:
+    return "[" + ",".join([f'{{"field":"{w.field}","reason":"{w.reason}"}}'
+                           for w in withheld]) + "]"
+
+
 def _subject(s: Subject) -> str:
-    withheld = ",".join([f'{{"field":"{w.field}","reason":"{w.reason}"}}' for w in s.withheld])
+    fields = s._fields
+    if fields is None:
+        disclosed, withheld = _strings(s.disclosed), _withheld_json(s.withheld)
+    else:
+        disclosed, withheld = fields
     return (f'{{"case":{_s(s.case)},"consents":{_strings(s.consents)},'
-            f'"disclosed":{_strings(s.disclosed)},"pseudonym":"{s.pseudonym}",'
-            f'"withheld":[{withheld}]}}')
+            f'"disclosed":{disclosed},"pseudonym":"{s.pseudonym}",'
+            f'"withheld":{withheld}}}')
 
 
 def _halves(e: AuditEntry) -> tuple[bytes, bytes]:

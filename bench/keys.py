@@ -1,7 +1,7 @@
 """Per-record cost of the key work a pull does, against bare primitives measured in the same run.
 
 A pull record: unwrap the resident's data key (cached after the first use), decrypt 4 at-rest
-fields (from the stored column bytes, as services/records.py does; other rows parse each value
+fields (from the stored column bytes, as disclosure/inputs.py does; other rows parse each value
 into an EncryptedValue as the column type does), compute the case reference, and
 seal 2 contact fields to the contractor, either one HPKE message per field (per-case) or under
 one HPKE envelope per response page (per-response). Baselines: one reused `AESGCM` decrypt per
@@ -224,7 +224,7 @@ class Fixture:
             ring.clear_cache()
         parse = EncryptedValue.from_bytes
         for rid, wrapped, stored in self.rows[:n]:
-            # built as the services build it (a loop over the row's columns, services/records.py);
+            # built as the services build it (a loop over the row's columns, disclosure/inputs.py);
             # a dict comprehension adds a function frame per row on CPython 3.11
             values = {}
             for column, raw in zip(COLUMNS, stored, strict=True):
@@ -232,7 +232,7 @@ class Fixture:
             ring.decrypt_row(ring.unwrap(wrapped, rid), "residents", rid, values)
 
     def decrypt_stored_rows(self, n: int) -> None:
-        """What a pull does per record (services/records.py): parse the stored wrapped key,
+        """What a pull does per record (disclosure/inputs.py): parse the stored wrapped key,
         find its unwrapped key in the cache, parse each stored value, decrypt the row."""
         ring = self.ring
         parse = EncryptedValue.from_bytes
@@ -247,7 +247,7 @@ class Fixture:
                             values)
 
     def decrypt_stored(self, n: int) -> None:
-        """What a pull does per record (services/records.py): find the stored wrapped key's
+        """What a pull does per record (disclosure/inputs.py): find the stored wrapped key's
         unwrapped key in the cache, decrypt the row's stored column bytes (no EncryptedValue)
         into {column: str}. The column plan is made once per page there, once here."""
         ring = self.ring

@@ -436,9 +436,10 @@ def decrypt_stored_row(
     """
     # The per-record hot path of a pull. A value shorter than a header, nonce and tag cannot
     # pass (the nonce or the ciphertext is then too short and the AEAD refuses it), so no
-    # length test is needed here; NULLs, buffers and failures leave the loop for the checked
-    # path, which resumes where this one stopped. The offsets are literals (HEADER_LENGTH,
-    # _BODY_START; checked below at import): two global reads per field fewer.
+    # length test is needed here; NULLs are skipped (left out, as the checked path leaves
+    # them); buffers and failures leave the loop for the checked path, which resumes at the
+    # column this one stopped at. The offsets are literals (HEADER_LENGTH, _BODY_START;
+    # checked below at import): two global reads per field fewer.
     planned_for_key: StoredPlan = key.plans.get(columns) or _plan(key, columns)
     header, decrypt_aead, planned = planned_for_key
     row = row_id.encode("utf-8")
@@ -446,21 +447,24 @@ def decrypt_stored_row(
     out: dict[str, str] = {}
     if len(stored) != len(planned):  # cheaper than zip(strict=True)
         raise ValueError("one stored value per planned column")
+    at = 0
     try:
         for (column, prefix), data in zip(planned, stored):  # noqa: B905 (lengths checked)
-            if data[:16] != header:  # type: ignore[index]
-                break
-            out[column] = decrypt_aead(
-                data[16:28],  # type: ignore[index, arg-type]
-                data[28:],  # type: ignore[index, arg-type]
-                prefix + row_part,
-            ).decode()  # UTF-8, strict
+            if data is not None:
+                if data[:16] != header:
+                    break
+                out[column] = decrypt_aead(
+                    data[16:28],  # type: ignore[arg-type]
+                    data[28:],  # type: ignore[arg-type]
+                    prefix + row_part,
+                ).decode()  # UTF-8, strict
+            at += 1
         else:
             return out
     except (InvalidTag, UnicodeDecodeError, ValueError, TypeError):
         pass
     return _decrypt_stored_checked(
-        key, columns, header, decrypt_aead, planned, row_part, stored, out
+        key, columns, header, decrypt_aead, planned, row_part, stored, out, at
     )
 
 
@@ -477,10 +481,11 @@ def _decrypt_stored_checked(
     row_part: bytes,
     stored: Sequence[bytes | bytearray | memoryview | None],
     out: dict[str, str],
+    start: int,
 ) -> dict[str, str]:
-    """decrypt_stored_row from the first column the fast loop did not finish, each value
-    checked as EncryptedValue.from_bytes checks it."""
-    for (column, prefix), raw in list(zip(planned, stored, strict=True))[len(out) :]:
+    """decrypt_stored_row from the first column the fast loop did not finish (`start`), each
+    value checked as EncryptedValue.from_bytes checks it."""
+    for (column, prefix), raw in list(zip(planned, stored, strict=True))[start:]:
         if raw is None:
             continue
         data = bytes(raw) if isinstance(raw, bytes | bytearray | memoryview) else None

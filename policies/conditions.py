@@ -33,6 +33,11 @@ class Condition:
     def predicate(self) -> Predicate:
         return _BUILDERS[self.name](self.arg)
 
+    @property
+    def reads(self) -> tuple[str, ...]:
+        """The record fields the condition looks at (the others look at the assignment)."""
+        return _READS.get(self.name, ())
+
 
 def _booked_within(arg: int | tuple[str, ...]) -> Predicate:
     days = dt.timedelta(days=int(arg) if isinstance(arg, int) else 0)
@@ -67,6 +72,8 @@ _BUILDERS: dict[str, Callable[[int | tuple[str, ...]], Predicate]] = {
     "services_any": _services_any,
     "stage_in": _stage_in,
 }
+
+_READS: Mapping[str, tuple[str, ...]] = {"stage_in": ("episode.stage",)}
 
 # What each condition's argument must be: an int range, or a list drawn from a vocabulary.
 INT_CONDITIONS: Mapping[str, tuple[int, int]] = {

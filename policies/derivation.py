@@ -74,3 +74,14 @@ DERIVATIONS: Mapping[str, Derivation] = MappingProxyType(
         "derived.infant_age_months_band": infant_age_months,
     }
 )
+
+# The record fields each derivation reads: a loader must supply them for the derived field to
+# have a value (`policies.plan.record_fields_read`).
+DERIVATION_READS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "derived.resident_age_band": ("resident.birth_date",),
+        "derived.gestation_weeks": ("episode.due_date", "episode.stage"),
+        "derived.delivery_month": ("episode.delivery_date",),
+        "derived.infant_age_months_band": ("child.birth_date",),
+    }
+)

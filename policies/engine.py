@@ -1,137 +1,27 @@
 """The engine: (record, consents, agreement, assignment, purpose, now) -> Evaluation.
 
-Deny by default. A field is shared only if the agreement is active and in date, maps the
-purpose to a loaded policy for that purpose, the assignment is active and under that
-agreement, the policy's required scopes are granted, the policy lists the field, the scope
-covering its source is granted, all its conditions hold and the transform yields a value.
-
-Each policy is compiled once into `_CompiledField`s holding the getter, the predicates, the
-transform function and every decision the field can get, prebuilt; evaluating is a loop.
+A `PolicySet` holds the loaded policies, each compiled once into a `policies.plan.Plan`. To
+evaluate a case it finds the plan the agreement names for the purpose (deny by default: a
+purpose the agreement does not map, or maps to another purpose's policy, discloses nothing)
+and runs it. `reads(purpose)` tells a loader which record fields the purpose's plans read, so
+that nothing else is decrypted.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
 
-from policies.catalogue import ADDRESS_PARTS, RECORD_FIELDS, SOURCE_FIELDS, ConsentScope
-from policies.conditions import Predicate
-from policies.derivation import DERIVATIONS
-from policies.document import FieldRule, Policy
+from policies.document import Policy
 from policies.errors import DuplicatePolicyError, EngineInputError, UnknownPolicyError
-from policies.inputs import (
-    AgreementStatus,
-    AgreementTerms,
-    AssignmentStatus,
-    AssignmentTerms,
-    ConsentState,
-    ResidentRecord,
-)
-from policies.results import Disclosed, DisclosedValue, Evaluation, FieldDecision, Reason
-from policies.transforms import TRANSFORMS
+from policies.inputs import AgreementTerms, AssignmentTerms, ConsentState, ResidentRecord
+from policies.plan import Plan, deny_unmapped
+from policies.results import Evaluation
 
 # The programme runs in Qingdao: calendar dates (bookings, agreement periods, ages) are in
 # China Standard Time, which has had no daylight saving since 1991.
 CHINA_STANDARD_TIME = dt.timezone(dt.timedelta(hours=8), "CST")
-
-Getter = Callable[[ResidentRecord, AssignmentTerms, dt.date], object]
-# NamedTuple's generated __new__ is a Python function; building the tuple directly skips it
-# in the hot loop (the field order is Disclosed's).
-_disclosed = tuple.__new__
-
-
-def _getter(source: str) -> Getter:
-    if source == "case.reference":
-        return lambda record, assignment, today: record.case_reference
-    if source == "assignment.services":
-        return lambda record, assignment, today: assignment.services
-    if source == "address":
-        return lambda record, assignment, today: tuple(map(record.values.get, ADDRESS_PARTS))
-    if source in DERIVATIONS:
-        derive = DERIVATIONS[source]
-        return lambda record, assignment, today: derive(record.values, today)
-    return lambda record, assignment, today: record.values.get(source)
-
-
-def _sources_read(rule: FieldRule) -> tuple[str, ...]:
-    return ADDRESS_PARTS if rule.source == "address" else (rule.source,)
-
-
-@dataclass(frozen=True, slots=True)
-class _CompiledField:
-    name: str
-    get: Getter
-    scope: ConsentScope | None
-    predicates: tuple[tuple[Predicate, FieldDecision], ...]
-    transform: Callable[[object], DisclosedValue | None]
-    transform_name: str
-    sealed: bool
-    dropped: bool
-    shared: FieldDecision
-    no_consent: FieldDecision
-    no_value: FieldDecision
-    dropped_decision: FieldDecision
-
-    @classmethod
-    def build(cls, rule: FieldRule) -> _CompiledField:
-        name = rule.name
-        how = f"{rule.source} via {rule.transform}"
-        scope = rule.scope
-        return cls(
-            name=name,
-            get=_getter(rule.source),
-            scope=scope,
-            predicates=tuple(
-                (
-                    c.predicate(),
-                    FieldDecision(name, False, Reason.CONDITION_UNMET, c.describe()),
-                )
-                for c in rule.conditions
-            ),
-            transform=TRANSFORMS[rule.transform].fn,
-            transform_name=rule.transform,
-            sealed=rule.sealed,
-            dropped=not rule.discloses,
-            shared=FieldDecision(
-                name,
-                True,
-                Reason.SHARED_SEALED if rule.sealed else Reason.SHARED,
-                how + (", sealed" if rule.sealed else ""),
-            ),
-            no_consent=FieldDecision(
-                name,
-                False,
-                Reason.NO_CONSENT,
-                f"needs consent scope {scope.value}" if scope else "needs consent",
-            ),
-            no_value=FieldDecision(
-                name, False, Reason.NO_VALUE, f"{rule.source} empty or unusable"
-            ),
-            dropped_decision=FieldDecision(name, False, Reason.DROPPED_BY_POLICY, how),
-        )
-
-
-class CompiledPolicy:
-    """A policy compiled for evaluation: closures and prebuilt decisions."""
-
-    def __init__(self, policy: Policy) -> None:
-        self.policy = policy
-        self.fields = tuple(_CompiledField.build(rule) for rule in policy.fields)
-        self.required = tuple(sorted(policy.required_scopes))
-        read = {s for rule in policy.fields if rule.discloses for s in _sources_read(rule)}
-        # Record fields this policy never reads: each present one is reported as withheld.
-        self.unused = tuple(
-            (
-                name,
-                FieldDecision(name, False, Reason.NEVER_SHARE, "never-share source field")
-                if SOURCE_FIELDS[name].never_share
-                else FieldDecision(name, False, Reason.NOT_IN_POLICY, "no rule of this policy"),
-            )
-            for name in SOURCE_FIELDS
-            if name in RECORD_FIELDS and name not in read
-        )
 
 
 def office_date(now: dt.datetime) -> dt.date:
@@ -143,11 +33,9 @@ def office_date(now: dt.datetime) -> dt.date:
     return now.astimezone(CHINA_STANDARD_TIME).date()
 
 
-_today = office_date
-
-
 class PolicySet:
-    """Loaded, compiled policies; evaluates a case against the one its agreement names.
+    """Loaded policies, each version compiled into a plan; evaluates a case against the one
+    its agreement names.
 
     A set may hold several versions of one policy (an office publishes new versions, and each
     agreement stays on its version until it is moved). An agreement names a policy by
@@ -156,8 +44,8 @@ class PolicySet:
     """
 
     def __init__(self, policies: Iterable[Policy]) -> None:
-        versions: dict[str, CompiledPolicy] = {}
-        latest: dict[str, CompiledPolicy] = {}
+        versions: dict[str, Plan] = {}
+        latest: dict[str, Plan] = {}
         for policy in policies:
             ref = policy.identity.reference
             if ref in versions:
@@ -165,23 +53,31 @@ class PolicySet:
                     f"policy {policy.id!r} version {policy.version} in both "
                     f"{versions[ref].policy.file} and {policy.file}"
                 )
-            versions[ref] = compiled = CompiledPolicy(policy)
+            versions[ref] = plan = Plan(policy)
             if policy.id not in latest or latest[policy.id].policy.version < policy.version:
-                latest[policy.id] = compiled
-        self._versions: tuple[CompiledPolicy, ...] = tuple(versions.values())
-        self._compiled: Mapping[str, CompiledPolicy] = MappingProxyType({**versions, **latest})
+                latest[policy.id] = plan
+        self._versions: tuple[Plan, ...] = tuple(versions.values())
+        self._plans: Mapping[str, Plan] = MappingProxyType({**versions, **latest})
+        reads: dict[str, frozenset[str]] = {}
+        for plan in self._versions:
+            reads[plan.purpose] = reads.get(plan.purpose, frozenset()) | plan.reads
+        self._reads: Mapping[str, frozenset[str]] = MappingProxyType(reads)
 
     def __contains__(self, reference: object) -> bool:
-        return reference in self._compiled
+        return reference in self._plans
 
     def __iter__(self) -> Iterator[Policy]:
         """Every version in the set, once."""
-        return iter(c.policy for c in self._versions)
+        return iter(p.policy for p in self._versions)
 
     def get(self, reference: str) -> Policy:
         """The policy `id@version` names, or the latest version of a bare `id`."""
+        return self.plan(reference).policy
+
+    def plan(self, reference: str) -> Plan:
+        """The plan of the policy `id@version` names, or of the latest version of `id`."""
         try:
-            return self._compiled[reference].policy
+            return self._plans[reference]
         except KeyError:
             raise UnknownPolicyError(f"no policy {reference!r} is loaded") from None
 
@@ -190,6 +86,11 @@ class PolicySet:
         agreement's purposes map to references (`id@version` or `id`)."""
         policy_id = agreement.purposes.get(purpose)
         return None if policy_id is None else self.get(policy_id)
+
+    def reads(self, purpose: str) -> frozenset[str]:
+        """The record fields any loaded version of a policy for `purpose` reads (none for an
+        unknown purpose): what a loader decrypts for it."""
+        return self._reads.get(purpose, frozenset())
 
     def evaluate(
         self,
@@ -200,114 +101,27 @@ class PolicySet:
         purpose: str,
         now: dt.datetime,
     ) -> Evaluation:
-        today = _today(now)
+        return self.evaluate_on(record, consents, agreement, assignment, purpose, office_date(now))
+
+    def evaluate_on(
+        self,
+        record: ResidentRecord,
+        consents: ConsentState,
+        agreement: AgreementTerms,
+        assignment: AssignmentTerms,
+        purpose: str,
+        today: dt.date,
+    ) -> Evaluation:
+        """`evaluate` with the programme's date already known (`office_date(now)`, once for a
+        whole page of cases)."""
         policy_id = agreement.purposes.get(purpose)
         if policy_id is None:
-            return _deny_unmapped(record, purpose, "agreement does not cover this purpose")
-        if policy_id not in self._compiled:
+            return deny_unmapped(record, purpose, "agreement does not cover this purpose")
+        plan = self._plans.get(policy_id)
+        if plan is None:
             raise UnknownPolicyError(f"agreement names policy {policy_id!r}, which is not loaded")
-        compiled = self._compiled[policy_id]
-        policy = compiled.policy
-        if policy.purpose != purpose:
-            return _deny_unmapped(
+        if plan.purpose != purpose:
+            return deny_unmapped(
                 record, purpose, "agreement maps purpose to another purpose's policy"
             )
-
-        gate = _gate(agreement, assignment, today)
-        if gate is not None:
-            return _deny_all(compiled, record, purpose, *gate)
-        granted = consents.granted
-        for needed in compiled.required:
-            if needed not in granted:
-                return _deny_all(
-                    compiled,
-                    record,
-                    purpose,
-                    Reason.NO_CONSENT,
-                    f"required scope {needed.value} not granted",
-                )
-
-        values = record.values
-        view: dict[str, Disclosed] = {}
-        decisions: list[FieldDecision] = []
-        relied = {granted[s] for s in compiled.required}
-        for field in compiled.fields:
-            if field.dropped:
-                decisions.append(field.dropped_decision)
-                continue
-            scope = field.scope
-            if scope is not None and scope not in granted:
-                decisions.append(field.no_consent)
-                continue
-            unmet = None
-            for holds, failed in field.predicates:
-                if not holds(values, assignment, today):
-                    unmet = failed
-                    break
-            if unmet is not None:
-                decisions.append(unmet)
-                continue
-            value = field.transform(field.get(record, assignment, today))
-            if value is None:
-                decisions.append(field.no_value)
-                continue
-            view[field.name] = _disclosed(Disclosed, (value, field.sealed, field.transform_name))
-            decisions.append(field.shared)
-            if scope is not None:
-                relied.add(granted[scope])
-        decisions += [d for name, d in compiled.unused if values.get(name) is not None]
-        return Evaluation(
-            purpose=purpose,
-            policy=policy.identity,
-            view=MappingProxyType(view),
-            decisions=tuple(decisions),
-            consent_event_ids=tuple(sorted(relied)) if view else (),
-        )
-
-
-def _gate(
-    agreement: AgreementTerms, assignment: AssignmentTerms, today: dt.date
-) -> tuple[Reason, str] | None:
-    if agreement.status is not AgreementStatus.ACTIVE:
-        return Reason.AGREEMENT_INACTIVE, f"agreement is {agreement.status.value}"
-    if not agreement.valid_from <= today <= agreement.valid_to:
-        return Reason.AGREEMENT_OUT_OF_DATE, "today is outside the agreement period"
-    if assignment.agreement_id != agreement.id:
-        return Reason.ASSIGNMENT_OTHER_AGREEMENT, "assignment is under another agreement"
-    if assignment.status is not AssignmentStatus.ACTIVE:
-        return Reason.ASSIGNMENT_REVOKED, "assignment is revoked"
-    return None
-
-
-def _record_decisions(record: ResidentRecord, reason: Reason, detail: str) -> list[FieldDecision]:
-    return [
-        FieldDecision(name, False, Reason.NEVER_SHARE, "never-share source field")
-        if SOURCE_FIELDS[name].never_share
-        else FieldDecision(name, False, reason, detail)
-        for name in SOURCE_FIELDS
-        if record.values.get(name) is not None
-    ]
-
-
-def _deny_unmapped(record: ResidentRecord, purpose: str, detail: str) -> Evaluation:
-    return Evaluation(
-        purpose=purpose,
-        policy=None,
-        view=MappingProxyType({}),
-        decisions=tuple(_record_decisions(record, Reason.PURPOSE_NOT_AGREED, detail)),
-        consent_event_ids=(),
-    )
-
-
-def _deny_all(
-    compiled: CompiledPolicy, record: ResidentRecord, purpose: str, reason: Reason, detail: str
-) -> Evaluation:
-    decisions = [FieldDecision(f.name, False, reason, detail) for f in compiled.fields]
-    decisions.extend(d for name, d in compiled.unused if record.values.get(name) is not None)
-    return Evaluation(
-        purpose=purpose,
-        policy=compiled.policy.identity,
-        view=MappingProxyType({}),
-        decisions=tuple(decisions),
-        consent_event_ids=(),
-    )
+        return plan.evaluate(record, consents, agreement, assignment, today)

@@ -7,7 +7,7 @@ show field names only, so a record can be logged by accident without leaking any
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
@@ -21,6 +21,8 @@ _STAGES = frozenset(s.value for s in Stage)
 
 
 def _enum(cls: type[E], value: object, what: str) -> E:
+    if type(value) is cls:  # already a member: the loader typed it once
+        return value
     try:
         if not isinstance(value, str):
             raise ValueError(what)
@@ -33,22 +35,41 @@ def _is_date(value: object) -> bool:
     return isinstance(value, dt.date) and not isinstance(value, dt.datetime)
 
 
-def _value_ok(kind: Kind, name: str, value: object) -> bool:
+def _is_str(value: object) -> bool:
+    return isinstance(value, str)
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_flags(value: object) -> bool:
+    return isinstance(value, tuple) and all(isinstance(v, str) for v in value)
+
+
+def _check_for(kind: Kind, name: str) -> Callable[[object], bool]:
+    """How a value of a record field of `kind` is checked (built once per field name)."""
     if kind in (Kind.NAME, Kind.PHONE, Kind.ADDRESS_PART):
-        return isinstance(value, str)
+        return _is_str
     if kind is Kind.DATE:
-        return _is_date(value)
+        return _is_date
     if kind is Kind.STAGE:
-        return value in _STAGES
+        return _STAGES.__contains__
     if kind is Kind.COUNT:
-        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        return _is_count
     if kind is Kind.FLAGS:
-        return isinstance(value, tuple) and all(isinstance(v, str) for v in value)
+        return _is_flags
     if kind is Kind.SEX:
-        return value in ("F", "M")
+        return ("F", "M").__contains__
     if kind is Kind.FORBIDDEN:
-        return _is_date(value) if name.endswith("birth_date") else isinstance(value, str)
-    return False
+        return _is_date if name.endswith("birth_date") else _is_str
+    return lambda value: False
+
+
+# record field -> its value check: one dict lookup and one call per field of a record
+_CHECKS: Mapping[str, Callable[[object], bool]] = MappingProxyType(
+    {name: _check_for(SOURCE_FIELDS[name].kind, name) for name in RECORD_FIELDS}
+)
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -64,10 +85,12 @@ class ResidentRecord:
 
     def __post_init__(self) -> None:
         checked: dict[str, object] = {}
+        checks = _CHECKS
         for name, value in self.values.items():
-            if name not in RECORD_FIELDS:
+            check = checks.get(name)
+            if check is None:
                 raise EngineInputError(f"record field {name!r}: not an importable source field")
-            if value is not None and not _value_ok(SOURCE_FIELDS[name].kind, name, value):
+            if value is not None and not check(value):
                 raise EngineInputError(f"record field {name!r}: wrong type of value")
             checked[name] = value
         if not isinstance(self.case_reference, str) or not self.case_reference:

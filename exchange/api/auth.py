@@ -37,7 +37,7 @@ _log = get_logger("exchange.auth")
 def lookup(session: Session, token: str, now: datetime) -> tuple[Identity | None, str]:
     """The principal holding `token`, or None and the reason (for logs, never for clients)."""
     resolved, reason = tokens.resolve(session, token, now)
-    return (Identity.from_row(resolved.principal) if resolved else None), reason
+    return (resolved.identity if resolved else None), reason
 
 
 class FailureLimiter:
@@ -117,7 +117,7 @@ def authenticate(request: Request) -> Identity:
     now: datetime = state.clock()
     with state.session_factory() as session:
         resolved, reason = tokens.resolve(session, token.strip(), now)
-        identity = Identity.from_row(resolved.principal) if resolved else None
+        identity = resolved.identity if resolved else None
     if resolved is None or identity is None:
         raise _deny(request, reason)
     # -- issue 17: client-certificate binding (exchange.api.client_cert) and last use --------

@@ -18,6 +18,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from exchange.services.disclosure import WITHHELD_ON_ERROR
+
 UNMATCHED_ROUTE = "<unmatched>"
 
 
@@ -45,6 +47,8 @@ class HttpMetrics:
             ("reason",),
             registry=self.registry,
         )
+        # the services' own counters (process-wide), exposed on this app's /metrics too
+        self.registry.register(WITHHELD_ON_ERROR)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()

@@ -26,9 +26,9 @@ from itertools import islice
 from operator import attrgetter
 from typing import Any, cast
 
+from exchange.db import storage
 from exchange.db.base import utcnow
 from exchange.db.ids import new_ids
-from exchange.ledger import storage
 from exchange.ledger.headers import HeaderMap
 from exchange.ledger.reader import RawRow
 from exchange.ledger.validate import LedgerRow, RowError, Rules, validate_row

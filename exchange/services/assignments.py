@@ -23,6 +23,7 @@ from exchange.db.feed import next_feed_seq
 from exchange.db.models.codes import SERVICES, validate_services
 from exchange.identity import Acting
 from exchange.services.audit_access import record, subject
+from exchange.services.consent_state import current_consent
 from exchange.services.errors import Conflict, FieldErrors, NotFound, check_page
 from exchange.services.residents import data_key, visible_resident
 from keys.fields import FieldContext
@@ -119,8 +120,6 @@ def _check_services(
 
 
 def create(session: Session, keyring: Keyring, acting: Acting, data: AssignmentInput) -> str:
-    from exchange.services.consent import current_consent  # consent imports this module
-
     resident = visible_resident(session, acting, data.resident_id)
     if resident.erased_at is not None:
         raise Conflict("the resident was erased")

@@ -13,18 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Protocol
 
 from sqlalchemy.orm import Session
 
-from audit.entry import AuditEntry, Outcome, PolicyRef, Subject, Withheld
+from audit.entry import AuditEntry, Outcome, PolicyRef, Subject
 from audit.errors import AuditError
 from audit.store import append_many
 from exchange.identity import Acting
 from exchange.services.errors import AuditUnavailable
-from keys.keyring import Keyring
-from policies.results import Evaluation, PolicyIdentity
+from policies.results import PolicyIdentity
 
 
 class AuditSink(Protocol):
@@ -57,31 +55,6 @@ def policy_ref(identity: PolicyIdentity | None) -> PolicyRef | None:
     if identity is None:
         return None
     return PolicyRef(identity.id, str(identity.version), identity.sha256)
-
-
-@lru_cache(maxsize=4096)
-def _withheld(field_name: str, reason: str) -> Withheld:
-    # frozen and validated once: a page repeats the same few (field, reason) pairs
-    return Withheld(field_name, reason)
-
-
-def case_subject(
-    keyring: Keyring, resident_id: str, case_reference: str | None, evaluation: Evaluation | None
-) -> Subject:
-    """One case: pseudonym, case reference, disclosed field names, withheld (field, reason)."""
-    if evaluation is None:
-        return Subject(keyring.audit_pseudonym(resident_id), case_reference)
-    disclosed = tuple(d.field for d in evaluation.decisions if d.shared)
-    withheld = tuple(
-        _withheld(d.field, d.reason.value) for d in evaluation.decisions if not d.shared
-    )
-    return Subject(
-        pseudonym=keyring.audit_pseudonym(resident_id),
-        case=case_reference,
-        disclosed=disclosed,
-        withheld=withheld,
-        consents=evaluation.consent_event_ids,
-    )
 
 
 def entry(

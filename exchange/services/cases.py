@@ -14,23 +14,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from audit.entry import Action
 from exchange.db import models as m
 from exchange.identity import Acting
-from exchange.services import auditing, records
+from exchange.services import auditing, disclosure
 from exchange.services.auditing import AuditSink
 from exchange.services.errors import CaseNotFound
-from exchange.services.feed import (
-    Presenter,
-    active_public_key,
-    audit_entries,
-    check_purpose,
-    evaluate_all,
-    policies_for,
-    policy_versions,
-)
 from keys.keyring import Keyring
 from keys.pseudonyms import case_reference
 from policies.engine import PolicySet
@@ -82,33 +73,22 @@ def read_case(
     policies: PolicySet,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """(case view, envelopes) of one case; raises CaseNotFound after auditing the denial."""
-    purpose = check_purpose(purpose)
+    purpose = disclosure.check_purpose(purpose)
     assignment_id = find_assignment_id(session, keyring, contractor_id, reference)
-    if assignment_id is None:
+    row = None
+    if assignment_id is not None:
+        row = disclosure.case_by_id(session, policies, purpose, assignment_id)
+    if row is None:
         auditing.append(
             session,
             sink,
             [auditing.entry(acting, Action.DISCLOSE, purpose=purpose, denied=NOT_FOUND_REASON)],
         )
         raise CaseNotFound()
-    assignment = session.scalars(
-        select(m.Assignment)
-        .where(m.Assignment.id == assignment_id)
-        .options(selectinload(m.Assignment.bookings))
-    ).one()
-    fields = records.fields_needed(policies_for(policies, purpose))
-    cases = records.load_cases(
-        session, keyring, [assignment], fields, policy_versions=policy_versions(policies)
+    shown = disclosure.disclose(
+        session, keyring, sink, acting, contractor_id, purpose, [row], policies
     )
-    evaluated = evaluate_all(cases, [assignment.change_seq], purpose, acting, policies)
-    item = evaluated[0]
-    presenter = Presenter(
-        active_public_key(session, contractor_id)
-        if any(d.sealed for d in item.evaluation.view.values())
-        else None
-    )
-    view = presenter.present(item.case, item.evaluation, item.seq) if item.visible else None
-    auditing.append(session, sink, audit_entries(keyring, acting, purpose, evaluated))
-    if view is None:
+    view = shown.views.get(row.id)
+    if view is None:  # nothing disclosed now, or its stored data unreadable: audited above
         raise CaseNotFound()
-    return view, presenter.envelopes
+    return view, shown.envelopes

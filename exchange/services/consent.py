@@ -1,5 +1,5 @@
-"""Consent: append-only events (grant | withdraw), current consent as their fold, and the feed
-effects of a change.
+"""Consent: append-only events (grant | withdraw) and the feed effects of a change; current
+consent is their fold (`exchange.services.consent_state`).
 
 Rules (PIPL): pregnancy_health and birth_health are sensitive and need separate consent
 (Art. 29): a grant naming them must say `separate=True`; child_data needs the guardian's
@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
@@ -25,8 +25,8 @@ from exchange.db.models.codes import CONSENT_METHODS, CONSENT_SCOPES
 from exchange.identity import Acting
 from exchange.services.assignments import active_for_resident, bump, revoke_assignment
 from exchange.services.audit_access import record, subject
+from exchange.services.consent_state import current_consent, events
 from exchange.services.errors import Conflict, FieldErrors, InvalidInput, NotFound
-from exchange.services.records import fold_consents
 from exchange.services.residents import visible_resident
 from keys.keyring import Keyring
 
@@ -84,22 +84,6 @@ def _validate(data: ConsentInput, action: str) -> list[str]:
                        "child_data needs the guardian's consent (PIPL Art. 31)")  # fmt: skip
     errors.raise_any()
     return sorted(scopes, key=CONSENT_SCOPES.index)
-
-
-def _events(session: Session, resident_id: str, agreement_id: str | None) -> list[m.ConsentEvent]:
-    conds = [m.ConsentEvent.resident_id == resident_id]
-    if agreement_id is not None:
-        conds.append(or_(m.ConsentEvent.agreement_id == agreement_id,
-                         m.ConsentEvent.programme.is_not(None)))  # fmt: skip
-    return list(session.scalars(
-        select(m.ConsentEvent).where(*conds).order_by(m.ConsentEvent.sequence)
-    ))  # fmt: skip
-
-
-def current_consent(session: Session, resident_id: str, agreement_id: str) -> dict[str, str]:
-    """The resident's current consent for one agreement (agreement and programme events)."""
-    state = fold_consents(_events(session, resident_id, agreement_id), agreement_id)
-    return {scope.value: event_id for scope, event_id in state.granted.items()}
 
 
 def _append(
@@ -197,7 +181,7 @@ def history(session: Session, acting: Acting, resident_id: str) -> ConsentHistor
         resident = found
     else:
         resident = visible_resident(session, acting, resident_id)
-    events = _events(session, resident.id, None)
-    agreements = sorted({e.agreement_id for e in events if e.agreement_id})
+    history_events = events(session, resident.id, None)
+    agreements = sorted({e.agreement_id for e in history_events if e.agreement_id})
     current = {a: sorted(current_consent(session, resident.id, a)) for a in agreements}
-    return {"events": [event_view(e) for e in events], "current": current}
+    return {"events": [event_view(e) for e in history_events], "current": current}

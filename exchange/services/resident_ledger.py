@@ -32,9 +32,9 @@ from typing_extensions import TypedDict
 
 from audit.entry import DetailValue
 from exchange.db import models as m
+from exchange.db import storage
 from exchange.db.models.codes import STAGES
 from exchange.identity import COMMUNITY_CADRE, OFFICE_ADMIN, Acting
-from exchange.ledger import storage
 from exchange.ledger.importer import known_communities
 from exchange.services import masking
 from exchange.services.audit_access import record, subject

@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session, selectinload
 from typing_extensions import TypedDict
 
 from exchange.db import models as m
+from exchange.db import storage
 from exchange.db.blind_index import blind_index_versions
 from exchange.identity import OFFICE_ROLES, Acting
-from exchange.ledger import storage
 from exchange.ledger.errors import LedgerError
 from exchange.ledger.headers import CANONICAL_HEADERS, Column
 from exchange.ledger.importer import import_ledger, known_communities

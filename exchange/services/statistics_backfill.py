@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from audit.entry import AuditEntry
 from exchange.db import models as m
+from exchange.db import storage
 from exchange.identity import Acting
-from exchange.ledger import storage
 from exchange.services.auditing import SqlAuditSink
 from exchange.services.auditing import append as audit_append
 from keys.datakeys import WrappedKey

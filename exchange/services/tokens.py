@@ -21,11 +21,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from exchange.db import models as m
+from exchange.identity import Identity
 from exchange.logs import get_logger
 
 TOKEN_PREFIX = "exq_"
@@ -100,32 +101,56 @@ def revoke_principal(row: m.Principal, *, now: datetime) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Resolved:
-    """A token that authenticates: its row id, its certificate binding, and its principal."""
+    """A token that authenticates: its row id, its certificate binding, and who holds it."""
 
     token_id: str
     cnf_x5t_s256: str | None
-    principal: m.Principal
+    identity: Identity
     last_used_at: datetime | None
+
+
+_tokens = m.ApiToken.__table__
+_principals = m.Principal.__table__
+_communities = m.principal_communities
+# every request runs this: one Core statement, no ORM object (the token and its principal,
+# once per community the principal holds)
+_RESOLVE = (
+    select(
+        _tokens.c.id,
+        _tokens.c.cnf_x5t_s256,
+        _tokens.c.revoked_at,
+        _tokens.c.expires_at,
+        _tokens.c.last_used_at,
+        _principals.c.id,
+        _principals.c.name,
+        _principals.c.role,
+        _principals.c.display_name,
+        _principals.c.contractor_id,
+        _principals.c.revoked_at,
+        _communities.c.community_id,
+    )
+    .join(_principals, _principals.c.id == _tokens.c.principal_id)
+    .outerjoin(_communities, _communities.c.principal_id == _principals.c.id)
+    .where(_tokens.c.token_hash == bindparam("token_hash"))
+)
 
 
 def resolve(session: Session, token: str, now: datetime) -> tuple[Resolved | None, str]:
     """The principal holding `token`, or None and the reason (for logs, never for clients)."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > MAX_TOKEN_LENGTH:
         return None, "malformed"
-    found = session.execute(
-        select(m.ApiToken, m.Principal)
-        .join(m.Principal, m.Principal.id == m.ApiToken.principal_id)
-        .where(m.ApiToken.token_hash == hash_token(token))
-        .options(selectinload(m.Principal.communities))
-    ).one_or_none()
-    if found is None:
+    rows = session.connection().execute(_RESOLVE, {"token_hash": hash_token(token)}).all()
+    if not rows:
         return None, "unknown"
-    row, principal = found
-    if principal.revoked_at is not None or row.revoked_at is not None:
+    (token_id, cnf, revoked_at, expires_at, last_used_at, principal_id, name, role, display_name,
+     contractor_id, principal_revoked_at, _) = rows[0]  # fmt: skip
+    if principal_revoked_at is not None or revoked_at is not None:
         return None, "revoked"
-    if row.expires_at <= now:
+    if expires_at <= now:
         return None, "expired"
-    return Resolved(row.id, row.cnf_x5t_s256, principal, row.last_used_at), "ok"
+    communities = frozenset(r[-1] for r in rows if r[-1] is not None)
+    identity = Identity(principal_id, name, role, display_name, contractor_id, communities)
+    return Resolved(token_id, cnf, identity, last_used_at), "ok"
 
 
 class LastUseRecorder:

@@ -14,6 +14,7 @@ from audit.entry import (
     Action,
     Actor,
     AuditEntry,
+    FieldNames,
     KeyEvent,
     Outcome,
     Subject,
@@ -256,3 +257,58 @@ def test_fast_encoder_equals_rfc8785_with_details(index: int, details: dict[str,
     e = replace(disclosure(1), details=details)
     assert encode(index, e) == encode_reference(index, e)
     assert decode(encode(index, e)).entry == e
+
+
+# -- subjects built from shared, pre-checked field names (the disclosure path's lean build) --
+
+_reasons = st.sampled_from(["no_consent", "never_share", "condition_unmet", "not_in_policy"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**53 - 1), _ident, st.one_of(st.none(), _ident),
+       st.lists(_field, unique=True, max_size=6), st.lists(st.tuples(_field, _reasons),
+       unique_by=lambda p: p[0], max_size=6), st.lists(_ident, max_size=3))  # fmt: skip
+def test_a_subject_naming_shared_field_names_encodes_as_one_built_field_by_field(
+    index: int, pseudonym: str, case: str | None, disclosed: list[str],
+    withheld: list[tuple[str, str]], consents: list[str],
+) -> None:  # fmt: skip
+    held = tuple(Withheld(f, r) for f, r in withheld if f not in disclosed)
+    names = FieldNames(tuple(disclosed), held)
+    lean = Subject.naming(pseudonym, case, names, consents)
+    plain = Subject(pseudonym, case, tuple(disclosed), held, tuple(consents))
+    assert lean == plain
+    entries = [
+        AuditEntry(T0, Actor("contractor-1", "contractor"), "case.disclose", subjects=(s, s))
+        for s in (lean, plain)
+    ]
+    assert encode(index, entries[0]) == encode(index, entries[1])
+    assert encode(index, entries[0]) == encode_reference(index, entries[0])
+    assert decode(encode(index, entries[0])).entry == entries[1]
+
+
+@pytest.mark.parametrize("disclosed, withheld", [
+    (("resident.name", "resident.name"), ()),
+    (("resident.name",), (Withheld("resident.name", "no_consent"),)),
+    ((), (Withheld("address", "no_consent"), Withheld("address", "never_share"))),
+    (("Resident.Name",), ()),
+    ((), ("address",)),
+])  # fmt: skip
+def test_field_names_are_checked_as_a_subject_checks_them(disclosed, withheld) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(EntryError):
+        FieldNames(disclosed, withheld)
+    with pytest.raises(EntryError):
+        Subject("ap_1", None, disclosed, withheld)
+
+
+def test_a_subject_naming_field_names_still_checks_its_identifiers() -> None:
+    names = FieldNames(("resident.name",))
+    for pseudonym, case, consents in [
+        ("13912345678", None, ()),
+        ("ap_1", "370214199001011232", ()),
+        ("ap_1", None, ("bad id with spaces",)),
+        ("", None, ()),
+    ]:
+        with pytest.raises(EntryError):
+            Subject.naming(pseudonym, case, names, consents)
+    with pytest.raises(EntryError):
+        Subject.naming("ap_1", None, ("resident.name",), ())  # type: ignore[arg-type]

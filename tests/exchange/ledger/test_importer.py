@@ -6,10 +6,10 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from exchange.db import storage
 from exchange.db.engine import unit_of_work
 from exchange.db.models import Child, MaternalEpisode, Resident, ResidentDataKey
 from exchange.db.types import EncryptedField
-from exchange.ledger import storage
 from exchange.ledger.demo import load_demo
 from exchange.ledger.errors import LedgerFileError
 from exchange.ledger.importer import ensure_communities, import_ledger, known_communities
