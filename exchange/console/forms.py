@@ -62,6 +62,7 @@ REASONS: Final = {
     "contains_username": N_("must not contain the user name"),
     "taken": N_("is already in use"),
     "required": N_("is required"),
+    "one_of": N_("give an ID number or a phone, not both"),
     "unknown": N_("is not a known value"),
     "not_allowed": N_("does not apply to this role"),
     "mismatch": N_("does not match"),
