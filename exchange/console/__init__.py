@@ -33,11 +33,22 @@ STATIC = Path(__file__).parent / "static"
 
 
 def _router() -> APIRouter:
-    from exchange.console.pages import account, home, intake, logins, resident, residents, users
+    from exchange.console.pages import (
+        account,
+        agreements,
+        home,
+        intake,
+        logins,
+        policies,
+        resident,
+        residents,
+        users,
+    )
 
     router = APIRouter(prefix=CONSOLE_PREFIX, include_in_schema=False)
     # /residents/new, /lookup and /export.xlsx before /residents/{resident_id}
-    for module in (home, account, users, logins, residents, intake, resident):
+    for module in (home, account, users, logins, residents, intake, resident, agreements,
+                   policies):
         router.include_router(module.router)
     return router
 
