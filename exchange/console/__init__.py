@@ -36,19 +36,21 @@ def _router() -> APIRouter:
     from exchange.console.pages import (
         account,
         agreements,
+        contractors,
         home,
         intake,
         logins,
         policies,
         resident,
         residents,
+        tokens,
         users,
     )
 
     router = APIRouter(prefix=CONSOLE_PREFIX, include_in_schema=False)
     # /residents/new, /lookup and /export.xlsx before /residents/{resident_id}
     for module in (home, account, users, logins, residents, intake, resident, agreements,
-                   policies):
+                   policies, tokens, contractors):
         router.include_router(module.router)
     return router
 

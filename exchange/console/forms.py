@@ -3,7 +3,7 @@ reason code (never the value); here they become a label and a message."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Final
 
 from exchange.console.i18n import N_
@@ -136,6 +136,8 @@ REASONS: Final = {
     "policy_file_type": N_("must be a .toml file"),
     "policy_too_large": N_("is too large (at most 64 KiB)"),
     "key_invalid": N_("is not a contractor public key in its text form"),
+    "inactive": N_("is not active"),
+    "revoked": N_("is revoked"),
     "thumbprint_format": N_("must be the certificate's SHA-256 thumbprint (43 characters, "
                             "base64url)"),
 }
@@ -176,17 +178,20 @@ DETAIL_PREFIXES: Final = (
 )
 
 
-def message(problem: FieldProblem, _: Callable[[str], str]) -> str:
-    label = _(FIELD_LABELS.get(problem.field, problem.field))
+def message(problem: FieldProblem, _: Callable[[str], str],
+            labels: Mapping[str, str] | None = None) -> str:  # fmt: skip
+    """`labels`: a page's own names for its fields, over FIELD_LABELS."""
+    label = _({**FIELD_LABELS, **(labels or {})}.get(problem.field, problem.field))
     reason = REASONS.get(problem.reason)
     return f"{label}{_(': ')}{_(reason) if reason else _('is not valid')}"
 
 
-def field_errors(error: FlowError, _: Callable[[str], str]) -> dict[str, list[str]]:
+def field_errors(error: FlowError, _: Callable[[str], str],
+                 labels: Mapping[str, str] | None = None) -> dict[str, list[str]]:  # fmt: skip
     """Messages by field name; a flow error without fields goes under "" (the whole form)."""
     out: dict[str, list[str]] = {}
     for problem in error.errors:
-        out.setdefault(problem.field, []).append(message(problem, _))
+        out.setdefault(problem.field, []).append(message(problem, _, labels))
     if not error.errors:
         detail = DETAILS.get(error.detail)
         for prefix, words in DETAIL_PREFIXES:
