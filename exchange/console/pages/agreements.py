@@ -69,14 +69,13 @@ def agreement_list(page: AdminPage, request: Request, status: str = "",
 
 def _new_form(page: Page, status: int = 200, *, values: dict[str, object] | None = None,
               errors: dict[str, list[str]] | None = None) -> Response:  # fmt: skip
-    versions = _versions(page)
     defaults: dict[str, object] = {
         "contractor_id": "", "reference": "", "valid_from": "", "valid_to": "",
         "retention_days": "365", "sub_processors": "",
-        "purposes": {p: (versions[p][0] if versions.get(p) else "") for p in PURPOSES},
+        "purposes": dict.fromkeys(PURPOSES, ""),  # deny by default: each one a choice
     }  # fmt: skip
     return render(page, "agreements/new.html", status, values=values or defaults,
-                  errors=errors or {}, names=_contractor_names(page), versions=versions,
+                  errors=errors or {}, names=_contractor_names(page), versions=_versions(page),
                   purposes=PURPOSES, words=_words(page))  # fmt: skip
 
 
