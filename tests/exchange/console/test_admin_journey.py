@@ -2,8 +2,8 @@
 contractor and register its public key after reading its fingerprint, create an agreement with
 a mistake and then right, read the policy preview and the diff before activating, issue a
 token and see it once, see its last use after the contractor's system pulls, revoke it,
-publish a new policy version from a TOML file and move the agreement to it, and terminate it
-behind the confirmation; an axe scan of every page on the way. Screenshots go to
+publish a new policy version from a TOML file and move the agreement to it, terminate it
+behind the confirmation, and set up a second factor from its QR code; an axe scan of every page on the way. Screenshots go to
 var/screenshots/."""
 
 from __future__ import annotations
@@ -180,6 +180,16 @@ def test_an_office_admins_journey(chromium, served) -> None:  # noqa: F811
     _submit(page, "确认终止")
     assert page.get_by_text("已终止").first.is_visible()
     axe_clean(page, "agreement-terminated")
+
+    # the second factor's set-up shows a QR code (an inline SVG image the CSP allows)
+    page.goto("/console/account/totp")
+    _submit(page, "开启双因素认证")
+    qr = page.get_by_role("img", name="下方设置地址的二维码：请用身份验证器扫描")
+    assert qr.get_attribute("src").startswith("data:image/svg+xml")  # type: ignore[union-attr]
+    assert qr.evaluate("img => img.complete && img.naturalWidth > 0")
+    assert page.get_by_text("otpauth://totp/").is_visible()
+    axe_clean(page, "totp-qr")
+    shot(page, "totp-qr")
 
     # the users page with API last use
     _go(page, "用户管理")
