@@ -28,9 +28,11 @@ def _list(page: Page, request: Request, status: int = 200, *,
     contractor = request.query_params.get("contractor", "")[:36]
     p = paging(request, "contractor")
     rows = system_tokens.list_tokens(page.db, page.now, contractor_id=contractor or None)
+    listed = contractors.list_contractors(page.db)
     return render(page, "tokens/list.html", status, rows=rows[p.offset:p.offset + p.size],
                   paging=with_total(p, len(rows)), contractor=contractor, done=done,
-                  contractors=contractors.list_contractors(page.db), errors=errors or {},
+                  contractors=listed, errors=errors or {},
+                  contractor_names={c["id"]: c["name"] for c in listed},
                   values=values or {"contractor_id": contractor, "principal": "",
                                     "ttl_days": str(DEFAULT_TTL_DAYS), "cert_thumbprint": ""},
                   state_labels=STATE_LABELS,
