@@ -3,8 +3,8 @@ contractor and register its public key after reading its fingerprint, create an 
 a mistake and then right, read the policy preview and the diff before activating, issue a
 token and see it once, see its last use after the contractor's system pulls, revoke it,
 publish a new policy version from a TOML file and move the agreement to it, terminate it
-behind the confirmation, and set up a second factor from its QR code; an axe scan of every page on the way. Screenshots go to
-var/screenshots/."""
+behind the confirmation, and set up a second factor from its QR code; an axe scan of every
+page on the way. Screenshots go to var/screenshots/."""
 
 from __future__ import annotations
 
