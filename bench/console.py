@@ -8,9 +8,9 @@ with an API token and a console account.
 List: uvicorn serves the app in a thread on loopback; one httpx client with keep-alive asks
 alternately for `GET /console/residents?size=20` (signed in: session cookie, scope, 20 rows
 decrypted and masked, audited, rendered by Jinja2 with the menu and watermark) and `GET
-/v1/residents?limit=20` (bearer token, 20 rows decrypted, audited, serialised as JSON); the
-ratio is the median over pairs of page time / API time (the API is the baseline: the console
-should cost a page's rendering over it, no more).
+/v1/residents?limit=20` (bearer token, the same 20 rows decrypted and masked by the same
+service, audited, serialised as JSON); the ratio is the median over pairs of page time / API
+time (the API is the baseline: the console should cost a page's rendering over it, no more).
 
 Export: in this process, what the route does without HTTP: `resident_export.export` walks the
 query in keyset batches (decrypt, mask, one audit entry per 1,000 rows) into a write-only

@@ -16,9 +16,21 @@ from policies.transforms import TRANSFORMS
 
 @dataclass(frozen=True, slots=True)
 class Change:
+    """One difference. `what` is the English line the CLI prints; `kind`, `before` and `after`
+    are the same facts for a reader that words them itself (the console, in Chinese):
+
+        disclosed  after = the rule          dropped / removed
+        source, transform, condition_changed, purpose   before -> after
+        unsealed, sealed                     condition_removed  before = the condition
+        condition_added  after = the condition     scope_dropped / scope_required  the scope
+    """
+
     field: str  # output field name, or "(policy)" for document-level changes
     what: str
     widens: bool
+    kind: str = ""
+    before: str = ""
+    after: str = ""
 
     def __str__(self) -> str:
         mark = "+" if self.widens else "-"
@@ -43,12 +55,15 @@ def _condition_changes(name: str, old: FieldRule, new: FieldRule) -> list[Change
         if was == now:
             continue
         if now is None:
-            changes.append(Change(name, f"condition {key} removed (shared more often)", True))
+            changes.append(Change(name, f"condition {key} removed (shared more often)", True,
+                                  "condition_removed", was.describe() if was else key))
         elif was is None:
-            changes.append(Change(name, f"condition {now.describe()} added", False))
+            changes.append(Change(name, f"condition {now.describe()} added", False,
+                                  "condition_added", after=now.describe()))
         else:
             changes.append(
-                Change(name, f"condition {was.describe()} -> {now.describe()}", _looser(was, now))
+                Change(name, f"condition {was.describe()} -> {now.describe()}", _looser(was, now),
+                       "condition_changed", was.describe(), now.describe())
             )
     return changes
 
@@ -64,24 +79,27 @@ def _looser(was: Condition, now: Condition) -> bool:
 def _field_changes(old: FieldRule, new: FieldRule) -> list[Change]:
     name = new.name
     if not old.discloses and new.discloses:
-        return [Change(name, f"newly disclosed: {_describe(new)}", True)]
+        return [Change(name, f"newly disclosed: {_describe(new)}", True, "disclosed",
+                       after=_describe(new))]
     if old.discloses and not new.discloses:
-        return [Change(name, "no longer disclosed (drop)", False)]
+        return [Change(name, "no longer disclosed (drop)", False, "dropped")]
     if not new.discloses:
         return []
     changes: list[Change] = []
     if old.source != new.source:
-        changes.append(Change(name, f"source {old.source} -> {new.source}", True))
+        changes.append(Change(name, f"source {old.source} -> {new.source}", True, "source",
+                              old.source, new.source))
     if old.transform != new.transform:
         finer = (
             old.source != new.source
             or TRANSFORMS[new.transform].precision > TRANSFORMS[old.transform].precision
         )
-        changes.append(Change(name, f"transform {old.transform} -> {new.transform}", finer))
+        changes.append(Change(name, f"transform {old.transform} -> {new.transform}", finer,
+                              "transform", old.transform, new.transform))
     if old.sealed and not new.sealed:
-        changes.append(Change(name, "no longer sealed (disclosed in clear)", True))
+        changes.append(Change(name, "no longer sealed (disclosed in clear)", True, "unsealed"))
     elif new.sealed and not old.sealed:
-        changes.append(Change(name, "now sealed", False))
+        changes.append(Change(name, "now sealed", False, "sealed"))
     changes.extend(_condition_changes(name, old, new))
     return changes
 
@@ -90,26 +108,30 @@ def diff_policies(old: Policy, new: Policy) -> tuple[Change, ...]:
     """Every difference that matters to disclosure, widening ones marked."""
     changes: list[Change] = []
     if old.purpose != new.purpose:
-        changes.append(Change("(policy)", f"purpose {old.purpose} -> {new.purpose}", True))
+        changes.append(Change("(policy)", f"purpose {old.purpose} -> {new.purpose}", True,
+                              "purpose", str(old.purpose), str(new.purpose)))
     for scope in sorted(old.required_scopes - new.required_scopes):
-        changes.append(Change("(policy)", f"consent scope {scope.value} no longer required", True))
+        changes.append(Change("(policy)", f"consent scope {scope.value} no longer required", True,
+                              "scope_dropped", scope.value))
     for scope in sorted(new.required_scopes - old.required_scopes):
-        changes.append(Change("(policy)", f"consent scope {scope.value} now required", False))
+        changes.append(Change("(policy)", f"consent scope {scope.value} now required", False,
+                              "scope_required", after=scope.value))
     before = {f.name: f for f in old.fields}
     after = {f.name: f for f in new.fields}
     for name, rule in after.items():
         if name not in before:
             if rule.discloses:
-                changes.append(Change(name, f"newly disclosed: {_describe(rule)}", True))
+                changes.append(Change(name, f"newly disclosed: {_describe(rule)}", True,
+                                      "disclosed", after=_describe(rule)))
         else:
             changes.extend(_field_changes(before[name], rule))
     for name, rule in before.items():
         if name not in after and rule.discloses:
-            changes.append(Change(name, "no longer disclosed (removed)", False))
+            changes.append(Change(name, "no longer disclosed (removed)", False, "removed"))
     return tuple(changes)
 
 
 def introduce(new: Policy) -> tuple[Change, ...]:
     """What a policy with no earlier version discloses: every disclosing field is new."""
-    return tuple(Change(f.name, f"newly disclosed: {_describe(f)}", True)
-                 for f in new.fields if f.discloses)  # fmt: skip
+    return tuple(Change(f.name, f"newly disclosed: {_describe(f)}", True, "disclosed",
+                        after=_describe(f)) for f in new.fields if f.discloses)  # fmt: skip

@@ -1,4 +1,4 @@
-"""Who may do what: one deny-by-default table of operation -> roles.
+"""The API's gate on the one permission table (exchange.permissions, shared by every door).
 
 Every API route declares exactly one operation, through its context (`context_for(...)` in
 exchange.api.context, which installs a `Requirement`); a test walks the app and fails if a
@@ -8,56 +8,12 @@ own cases) are the flows' job on top of this gate.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Final
-
 from exchange.api.auth import CurrentIdentity
 from exchange.api.problems import Problem
-from exchange.identity import AUDITOR, COMMUNITY_CADRE, CONTRACTOR, OFFICE_ADMIN, Identity
+from exchange.identity import Identity
+from exchange.permissions import PERMISSIONS, allowed
 
-PERMISSIONS: Final[Mapping[str, frozenset[str]]] = {
-    # contractor system
-    "cases.read": frozenset({CONTRACTOR}),
-    "cases.acknowledge": frozenset({CONTRACTOR}),
-    "service_records.write": frozenset({CONTRACTOR}),
-    "contractor_keys.write": frozenset({OFFICE_ADMIN}),
-    # community work
-    "residents.read": frozenset({OFFICE_ADMIN, COMMUNITY_CADRE}),
-    "residents.write": frozenset({COMMUNITY_CADRE}),
-    "residents.import": frozenset({COMMUNITY_CADRE}),
-    "residents.erase": frozenset({OFFICE_ADMIN, COMMUNITY_CADRE}),
-    "residents.report": frozenset({OFFICE_ADMIN, COMMUNITY_CADRE}),
-    "residents.pseudonym": frozenset({OFFICE_ADMIN}),
-    "consents.read": frozenset({OFFICE_ADMIN, COMMUNITY_CADRE, AUDITOR}),
-    "consents.write": frozenset({COMMUNITY_CADRE}),
-    "assignments.read": frozenset({OFFICE_ADMIN, COMMUNITY_CADRE}),
-    "assignments.write": frozenset({COMMUNITY_CADRE}),
-    "progress.read": frozenset({OFFICE_ADMIN, COMMUNITY_CADRE}),
-    # administration
-    "communities.read": frozenset({OFFICE_ADMIN, COMMUNITY_CADRE, AUDITOR}),
-    "communities.write": frozenset({OFFICE_ADMIN}),
-    "contractors.read": frozenset({OFFICE_ADMIN, COMMUNITY_CADRE, AUDITOR}),
-    "contractors.write": frozenset({OFFICE_ADMIN}),
-    "agreements.read": frozenset({OFFICE_ADMIN, COMMUNITY_CADRE, AUDITOR}),
-    "agreements.write": frozenset({OFFICE_ADMIN}),
-    "policies.read": frozenset({OFFICE_ADMIN, AUDITOR}),
-    "policies.write": frozenset({OFFICE_ADMIN}),
-    "principals.read": frozenset({OFFICE_ADMIN}),
-    "principals.write": frozenset({OFFICE_ADMIN}),
-    "keys.rotate": frozenset({OFFICE_ADMIN}),
-    "statistics.read": frozenset({OFFICE_ADMIN, COMMUNITY_CADRE, AUDITOR}),  # cadres: theirs
-    # audit
-    "audit.read": frozenset({AUDITOR}),
-    "audit.checkpoint": frozenset({AUDITOR, OFFICE_ADMIN}),
-    "audit.cosign": frozenset({AUDITOR}),
-    "disclosures.read": frozenset({AUDITOR, OFFICE_ADMIN}),
-    # whoami
-    "session.read": frozenset({OFFICE_ADMIN, COMMUNITY_CADRE, CONTRACTOR, AUDITOR}),
-}
-
-
-def allowed(role: str, operation: str) -> bool:
-    return role in PERMISSIONS.get(operation, frozenset())
+__all__ = ["PERMISSIONS", "Requirement", "allowed"]
 
 
 class Requirement:

@@ -117,7 +117,8 @@ _ERROR_STATUSES = {
     409: "Conflicts with the current state",
     413: "Body too large",
     422: "Invalid input; `errors` names every wrong field at once",
-    429: "Too many failed authentications",
+    429: "Too many requests (failed authentications, or a per-user limit such as reveals); "
+         "see Retry-After",
     500: "A key or policy could not be applied; nothing was disclosed",
     503: "Database, keys or audit log unavailable; nothing was disclosed (see Retry-After)",
 }

@@ -33,11 +33,24 @@ STATIC = Path(__file__).parent / "static"
 
 
 def _router() -> APIRouter:
-    from exchange.console.pages import account, home, intake, logins, resident, residents, users
+    from exchange.console.pages import (
+        account,
+        agreements,
+        contractors,
+        home,
+        intake,
+        logins,
+        policies,
+        resident,
+        residents,
+        tokens,
+        users,
+    )
 
     router = APIRouter(prefix=CONSOLE_PREFIX, include_in_schema=False)
     # /residents/new, /lookup and /export.xlsx before /residents/{resident_id}
-    for module in (home, account, users, logins, residents, intake, resident):
+    for module in (home, account, users, logins, residents, intake, resident, agreements,
+                   policies, tokens, contractors):
         router.include_router(module.router)
     router.include_router(_statistics_router())
     return router

@@ -110,8 +110,8 @@ class Page:
 
     def can(self, operation: str) -> bool:
         """Whether the signed-in role may perform `operation`, by the same table the API's
-        routes declare (exchange.api.permissions): no door lets a role do more than another."""
-        from exchange.api.permissions import allowed
+        routes declare (exchange.permissions): no door lets a role do more than another."""
+        from exchange.permissions import allowed
 
         return self.role is not None and allowed(self.role, operation)
 

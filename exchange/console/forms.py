@@ -3,7 +3,7 @@ reason code (never the value); here they become a label and a message."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Final
 
 from exchange.console.i18n import N_
@@ -53,6 +53,22 @@ FIELD_LABELS: Final = {
     "child_birth_date": N_("Infant's birth date"),
     "child_sex": N_("Infant's sex"),
     "file": N_("File"),
+    "reference": N_("Agreement number"),
+    "valid_from": N_("Valid from"),
+    "valid_to": N_("Valid to"),
+    "retention_days": N_("Retention (days)"),
+    "purposes": N_("Purposes and policy versions"),
+    "purposes.home_visit": N_("Home visit"),
+    "purposes.online_guidance": N_("Online guidance"),
+    "purposes.class_invitation": N_("Class invitation"),
+    "purpose": N_("Purpose"),
+    "to": N_("Policy version"),
+    "document": N_("Policy document"),
+    "confirm_widening": N_("Confirmation"),
+    "public_key": N_("Public key"),
+    "cert_thumbprint": N_("Certificate thumbprint"),
+    "ttl_days": N_("Valid for (days)"),
+    "principal": N_("System account"),
 }
 
 REASONS: Final = {
@@ -62,6 +78,7 @@ REASONS: Final = {
     "contains_username": N_("must not contain the user name"),
     "taken": N_("is already in use"),
     "required": N_("is required"),
+    "one_of": N_("give an ID number or a phone, not both"),
     "unknown": N_("is not a known value"),
     "not_allowed": N_("does not apply to this role"),
     "mismatch": N_("does not match"),
@@ -107,6 +124,22 @@ REASONS: Final = {
     "parity_format": N_("must be a whole number from 1 to 20"),
     "risk_flag_unknown": N_("names a risk factor not in the list"),
     "sex_unknown": N_("must be 男 or 女"),
+    # agreements, policies, contractors and tokens
+    "before_valid_from": N_("must not be before the start date"),
+    "out_of_range": N_("is out of range"),
+    "purpose_unknown": N_("is not a known purpose"),
+    "policy_unknown": N_("is not a published policy version"),
+    "policy_purpose_mismatch": N_("is a policy for another purpose"),
+    "purpose_changed": N_("cannot change the purpose of a published policy; publish it under "
+                          "another id"),
+    "purpose_not_agreed": N_("is not a purpose of this agreement"),
+    "policy_file_type": N_("must be a .toml file"),
+    "policy_too_large": N_("is too large (at most 64 KiB)"),
+    "key_invalid": N_("is not a contractor public key in its text form"),
+    "inactive": N_("is not active"),
+    "revoked": N_("is revoked"),
+    "thumbprint_format": N_("must be the certificate's SHA-256 thumbprint (43 characters, "
+                            "base64url)"),
 }
 
 
@@ -132,23 +165,37 @@ DETAILS: Final = {
     "the contractor is not active": N_("The contractor is not active"),
     "the assignment is already revoked": N_("The assignment is already revoked"),
     "the assignment is revoked": N_("The assignment is already revoked"),
+    "the agreement is already terminated": N_("The agreement is already terminated"),
+    "the agreement is terminated": N_("The agreement is terminated"),
+    "a contractor with this name exists": N_("A contractor with this name exists"),
+    "this public key is already registered": N_("This public key is already registered"),
 }
+# whole-request refusals whose words carry a code or a state after a fixed beginning
+DETAIL_PREFIXES: Final = (
+    ("the agreement is already on ", N_("The agreement is already on this version")),
+    ("an agreement that is ", N_("The agreement's status does not allow this")),
+    ("the agreement is ", N_("The agreement is not active")),
+)
 
 
-def message(problem: FieldProblem, _: Callable[[str], str]) -> str:
-    label = _(FIELD_LABELS.get(problem.field, problem.field))
+def message(problem: FieldProblem, _: Callable[[str], str],
+            labels: Mapping[str, str] | None = None) -> str:  # fmt: skip
+    """`labels`: a page's own names for its fields, over FIELD_LABELS."""
+    label = _({**FIELD_LABELS, **(labels or {})}.get(problem.field, problem.field))
     reason = REASONS.get(problem.reason)
     return f"{label}{_(': ')}{_(reason) if reason else _('is not valid')}"
 
 
-def field_errors(error: FlowError, _: Callable[[str], str]) -> dict[str, list[str]]:
+def field_errors(error: FlowError, _: Callable[[str], str],
+                 labels: Mapping[str, str] | None = None) -> dict[str, list[str]]:  # fmt: skip
     """Messages by field name; a flow error without fields goes under "" (the whole form)."""
     out: dict[str, list[str]] = {}
     for problem in error.errors:
-        out.setdefault(problem.field, []).append(message(problem, _))
+        out.setdefault(problem.field, []).append(message(problem, _, labels))
     if not error.errors:
         detail = DETAILS.get(error.detail)
-        if detail is None and error.detail.startswith("the agreement is "):
-            detail = N_("The agreement is not active")
+        for prefix, words in DETAIL_PREFIXES:
+            if detail is None and error.detail.startswith(prefix):
+                detail = words
         out[""] = [_(detail or N_("The request could not be completed"))]
     return out

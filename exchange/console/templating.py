@@ -23,6 +23,10 @@ BEIJING: Final = timezone(timedelta(hours=8), "UTC+8")
 MENU: Final = (
     ("/console/home", N_("Home"), frozenset({"office_admin", "community_cadre", "auditor"})),
     ("/console/residents", N_("Resident ledger"), frozenset({"office_admin", "community_cadre"})),
+    ("/console/contractors", N_("Contractors"), frozenset({"office_admin"})),
+    ("/console/agreements", N_("Agreements"), frozenset({"office_admin"})),
+    ("/console/policies", N_("Policy versions"), frozenset({"office_admin"})),
+    ("/console/tokens", N_("API tokens"), frozenset({"office_admin"})),
     ("/console/users", N_("Users"), frozenset({"office_admin"})),
     ("/console/online-users", N_("Online users"), frozenset({"office_admin"})),
     ("/console/login-log", N_("Login log"), frozenset({"office_admin"})),

@@ -100,15 +100,40 @@ _AUDIT_KEY_ACTIONS = {
 }
 
 
+def parse_key(text: str) -> ContractorPublicKey:
+    """A contractor public key from its text form (`exchange contractor keygen` writes it;
+    the fingerprint in it is checked); refused by field, never echoing the text."""
+    try:
+        return ContractorPublicKey.from_text(text)
+    except (KeysError, ValueError):
+        raise InvalidInput.field("public_key", "key_invalid",
+                                 "must be a contractor public key in its text form") from None
+
+
+class KeyCheck(TypedDict):
+    """What registering a key would register: the office reads the fingerprint back to the
+    contractor before confirming."""
+
+    fingerprint: str
+    kem: str
+    replaces: str | None  # the active key it would retire
+
+
+def check_key(session: Session, contractor_id: str, text: str) -> KeyCheck:
+    contractor = get_contractor(session, contractor_id)
+    public = parse_key(text)
+    if session.scalar(select(m.ContractorKey.id).where(
+            m.ContractorKey.key_id == public.fingerprint.hex())):  # fmt: skip
+        raise Conflict("this public key is already registered")
+    active = next((k.key_id for k in contractor.keys if k.status == "active"), None)
+    return {"fingerprint": public.fingerprint.hex(), "kem": public.kem.value, "replaces": active}
+
+
 def register_key(
     session: Session, acting: Acting, contractor_id: str, text: str
 ) -> m.ContractorKey:
     contractor = get_contractor(session, contractor_id)
-    try:
-        public = ContractorPublicKey.from_text(text)
-    except (KeysError, ValueError):
-        raise InvalidInput.field("public_key", "key_invalid",
-                                 "must be a contractor public key in its text form") from None
+    public = parse_key(text)
     if session.scalar(select(m.ContractorKey.id).where(
             m.ContractorKey.key_id == public.fingerprint.hex())):  # fmt: skip
         raise Conflict("this public key is already registered")

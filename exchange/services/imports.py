@@ -31,12 +31,13 @@ from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
 from audit.entry import AuditEntry, DetailValue, Outcome
-from exchange.identity import COMMUNITY_CADRE, OFFICE_ADMIN, Acting
+from exchange.identity import OFFICE_ADMIN, Acting
 from exchange.ledger.errors import LedgerError, UndecodableFile
 from exchange.ledger.headers import RefusalReason
 from exchange.ledger.importer import Progress, import_ledger, known_communities
 from exchange.ledger.reader import ENCODINGS, LedgerSource, open_source, text_source
 from exchange.ledger.report import ImportReport
+from exchange.permissions import allowed
 from exchange.services.auditing import SqlAuditSink
 from exchange.services.auditing import append as audit_append
 from exchange.services.errors import AuditedDenial, FieldProblem, FlowError, InvalidInput
@@ -44,7 +45,7 @@ from keys.keyring import Keyring
 from policies import office_date
 
 ACTION = "resident.import"
-IMPORTING_ROLES = frozenset({OFFICE_ADMIN, COMMUNITY_CADRE})
+IMPORT_OPERATION = "residents.import"  # who may: the one table (exchange.permissions)
 _CHUNK = 1 << 16
 
 
@@ -190,7 +191,7 @@ def import_file(
 ) -> ImportOutcome:
     """Import `ledger` as `acting` and audit it (see the module docstring).
     Never commits; the caller's unit of work does, with the audit entry."""
-    if acting.identity.role not in IMPORTING_ROLES:
+    if not allowed(acting.identity.role, IMPORT_OPERATION):
         raise ImportForbidden(f"role {acting.identity.role} may not import residents")
     report: ImportReport | None = None
     unusable: str | None = None

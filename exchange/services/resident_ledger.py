@@ -1,9 +1,10 @@
 """居民台账: the office's query over residents, masked, within the acting's scope.
 
-One query for every door: the console's list page, its `.xlsx` export and (when the API
-adopts it) `GET /v1/residents`. Scope is the first condition of every statement: a community
-cadre's query never reaches a resident of another community, whatever the filters say, so a
-lookup answers "exists elsewhere" exactly as "does not exist".
+One query for every door: the console's list page, its `.xlsx` export, `GET /v1/residents`
+and `GET /v1/residents/{id}`, and the exact lookup of both (`POST .../lookup`). Scope is the
+first condition of every statement: a community cadre's query never reaches a resident of
+another community, whatever the filters say, so a lookup answers "exists elsewhere" exactly as
+"does not exist".
 
 Filters: community, stage (of the latest episode), due month, assignment status (an active
 assignment or none), and the two identifying lookups: an exact ID number (through the keyed
@@ -38,7 +39,7 @@ from exchange.identity import COMMUNITY_CADRE, OFFICE_ADMIN, Acting
 from exchange.ledger.importer import known_communities
 from exchange.services import masking
 from exchange.services.audit_access import record, subject
-from exchange.services.errors import FieldErrors, NotPermitted, check_page
+from exchange.services.errors import FieldErrors, InvalidInput, NotPermitted, check_page
 from exchange.services.residents import data_key, visible_resident
 from keys.errors import KeysError
 from keys.fields import EncryptedValue
@@ -91,10 +92,11 @@ def parse_query(
     """The query from a form's text; every field problem raised at once, never the value."""
     errors = FieldErrors()
     community_id = None
-    if community:
-        if community not in set(known_communities(session).values()):
+    if community:  # its id (the console's choice) or its name (the API's readers know it by)
+        known = known_communities(session)
+        community_id = known.get(community, community)
+        if community_id not in set(known.values()):
             errors.add("community", "unknown", "no such community")
-        community_id = community
     if stage and stage not in STAGES:
         errors.add("stage", "unknown", f"must be one of {', '.join(STAGES)}")
     month = None
@@ -120,6 +122,16 @@ def parse_query(
         number = digits
     errors.raise_any()
     return LedgerQuery(community_id, stage or None, month, assignment or None, nid, number)
+
+
+def parse_lookup(session: Session, *, national_id: str = "", phone: str = "") -> LedgerQuery:
+    """An exact lookup: one ID number or one phone (never both, never neither); the values
+    come from a request's body, never its address."""
+    if not national_id.strip() and not phone.strip():
+        raise InvalidInput.field("national_id", "required", "give an ID number or a phone")
+    if national_id.strip() and phone.strip():
+        raise InvalidInput.field("phone", "one_of", "give an ID number or a phone, not both")
+    return parse_query(session, national_id=national_id, phone=phone)
 
 
 class _Masked(TypedDict):

@@ -1,5 +1,6 @@
-"""Residents for the office: register one (the ledger import's validation and storage), list and
-read them within the acting's scope, decrypted for office roles only.
+"""Residents for the office: register one (the ledger import's validation and storage), and
+read one decrypted (`get`: the office's own tools, such as the demo loader; every door shows
+the masked 居民台账 instead, `resident_ledger`).
 
 Scope: a community cadre sees only the residents of her communities; anything else answers
 exactly like a resident that does not exist.
@@ -7,13 +8,13 @@ exactly like a resident that does not exist.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
 from exchange.db import models as m
@@ -25,14 +26,12 @@ from exchange.ledger.headers import CANONICAL_HEADERS, Column
 from exchange.ledger.importer import import_ledger, known_communities
 from exchange.ledger.reader import MemorySource
 from exchange.services.audit_access import record, subject
-from exchange.services.errors import Conflict, FieldProblem, InvalidInput, NotFound, check_page
+from exchange.services.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from keys.datakeys import DataKey, WrappedKey
 from keys.errors import KeysError
 from keys.fields import EncryptedValue
 from keys.keyring import Keyring
 from policies import office_date
-
-MAX_PAGE = 200
 
 # API field name -> ledger column (the import's validation names errors by column)
 _API_FIELDS: dict[str, Column] = {
@@ -261,35 +260,3 @@ def get(session: Session, keyring: Keyring, acting: Acting, resident_id: str) ->
     view = _view(keyring, acting, row, _community_names(session))
     record(session, acting, "resident.read", subjects=[subject(keyring, row.id)])
     return view
-
-
-def list_residents(
-    session: Session,
-    keyring: Keyring,
-    acting: Acting,
-    *,
-    community: str | None = None,
-    limit: int = 50,
-    offset: int = 0,
-) -> tuple[int, Sequence[ResidentView]]:
-    """(total visible, page) of the residents in the acting's scope, oldest first."""
-    check_page(limit, offset, MAX_PAGE)
-    names = _community_names(session)
-    conds: list[ColumnElement[bool]] = []
-    if acting.identity.role != "office_admin":
-        conds.append(m.Resident.community_id.in_(acting.identity.community_ids))
-    if community is not None:
-        wanted = [i for i, n in names.items() if n == community]
-        conds.append(m.Resident.community_id.in_(wanted))
-    total = session.scalar(select(func.count()).select_from(m.Resident).where(*conds)) or 0
-    rows = session.scalars(
-        select(m.Resident).where(*conds).order_by(m.Resident.created_at, m.Resident.id)
-        .limit(limit).offset(offset)
-        .options(selectinload(m.Resident.data_key), selectinload(m.Resident.episodes),
-                 selectinload(m.Resident.children))
-    ).all()  # fmt: skip
-    views = [_view(keyring, acting, r, names) for r in rows]
-    if rows:
-        record(session, acting, "resident.list",
-               subjects=[subject(keyring, r.id) for r in rows])  # fmt: skip
-    return int(total), views

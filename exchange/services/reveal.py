@@ -21,10 +21,11 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from typing_extensions import TypedDict
 
 from audit.entry import Action, Outcome, Subject
 from exchange.db import models as m
@@ -36,6 +37,9 @@ from exchange.services.errors import AuditedDenial, Conflict, FieldErrors, NotPe
 from exchange.services.residents import data_key, visible_resident
 from keys.fields import FieldContext
 from keys.keyring import Keyring
+
+if TYPE_CHECKING:
+    from exchange.settings import Settings
 
 # field -> the catalogue names it discloses (what the resident's report will list)
 DISCLOSES: Final = {
@@ -69,6 +73,21 @@ class RevealRateLimited(AuditedDenial):
     retry_after = 600
 
 
+def policy_for(settings: Settings) -> RevealPolicy:
+    """The limit and the showing time from the settings: one per-user count for every door
+    (the console and `POST /v1/residents/{id}/reveal` share it, counted in the database)."""
+    return RevealPolicy(settings.console_reveals_per_hour, settings.console_reveal_seconds)
+
+
+class RevealedView(TypedDict):
+    """A revealed value as the API answers it."""
+
+    field: str
+    value: str
+    shown_until: str
+    audit_index: int
+
+
 @dataclass(frozen=True, slots=True, repr=False)
 class Revealed:
     field: str
@@ -78,6 +97,10 @@ class Revealed:
 
     def __repr__(self) -> str:
         return f"Revealed(field={self.field!r}, audit_index={self.audit_index})"
+
+    def view(self) -> RevealedView:
+        return {"field": self.field, "value": self.value,
+                "shown_until": self.shown_until.isoformat(), "audit_index": self.audit_index}
 
 
 def _check(field: str, reason: str, note: str) -> str:

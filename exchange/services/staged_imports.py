@@ -35,11 +35,12 @@ from sqlalchemy.orm import Session
 from audit.entry import DetailValue, Outcome
 from exchange.db import models as m
 from exchange.db.ids import new_id
-from exchange.identity import COMMUNITY_CADRE, OFFICE_ADMIN, Acting
+from exchange.identity import OFFICE_ADMIN, Acting
 from exchange.ledger.errors import LedgerError, UndecodableFile
 from exchange.ledger.importer import import_ledger, known_communities
 from exchange.ledger.reader import ENCODINGS, LedgerSource, MemorySource, XlsxSource
 from exchange.ledger.report import ImportReport
+from exchange.permissions import allowed
 from exchange.services.audit_access import record
 from exchange.services.errors import FlowError, InvalidInput, NotFound, NotPermitted
 from keys.datakeys import WrappedKey
@@ -49,7 +50,7 @@ from policies import office_date
 
 MAX_AGE: Final = timedelta(hours=1)
 MAX_BYTES: Final = 8 * 1024 * 1024
-IMPORTING_ROLES: Final = frozenset({OFFICE_ADMIN, COMMUNITY_CADRE})
+IMPORT_OPERATION = "residents.import"  # who may: the one table (exchange.permissions)
 _TABLE = "console_staged_imports"
 
 
@@ -143,7 +144,7 @@ def _details(sha256: str, file_format: str, report: ImportReport) -> dict[str, D
 
 
 def _check_role(acting: Acting) -> None:
-    if acting.identity.role not in IMPORTING_ROLES:
+    if not allowed(acting.identity.role, IMPORT_OPERATION):
         raise NotPermitted(f"role {acting.identity.role} may not import residents")
 
 

@@ -19,9 +19,10 @@ ResidentId = Annotated[str, Path(min_length=1, max_length=36)]
 
 @router.get("/{resident_id}/disclosures", responses=problems(404))
 def disclosures(
-    ctx: Annotated[Context, context_for("residents.report")], resident_id: ResidentId
+    ctx: Annotated[Context, context_for("disclosures.read")], resident_id: ResidentId
 ) -> resident_requests.DisclosureReport:
-    """Every disclosure of the resident's data: to whom, when, which fields, why."""
+    """Every disclosure of the resident's data: to whom, when, which fields, why (个人信息查阅记录).
+    A cadre gets her communities' residents only; another's answers as no resident."""
     return resident_requests.disclosures(ctx.session, ctx.keyring, ctx.acting, resident_id)
 
 

@@ -1,24 +1,27 @@
-"""Residents for the office: register one, list and read within the caller's scope.
+"""Residents for the office: register one; the 居民台账 list, one resident and the exact lookup,
+masked exactly as the console shows them; 查看明文 of one value with a reason.
 
-Personal fields are decrypted for office roles only (the permission table admits no other
-role here); a cadre asking for a resident outside her communities gets the same 404 as for a
-resident that does not exist.
+The same services as the console's pages (`resident_ledger.search` / `detail`, `reveal.reveal`),
+so no door shows more than another (invariant 12): names, phones, ID numbers and addresses are
+masked (贾**, 178****6078, 370214********1234, down to the building), and a value in full takes
+a reveal, audited with its reason and limited per user across both doors. A cadre asking for a
+resident outside her communities gets the same answer as for one that does not exist.
 """
 
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, NotRequired
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
-from typing_extensions import TypedDict
 
 from exchange.api.context import Context, context_for
 from exchange.api.pages import Page
 from exchange.api.problems import problems
-from exchange.services import residents
+from exchange.services import resident_ledger, residents, reveal
 from exchange.services.bounds import MAX_SQL_INT
+from exchange.services.resident_ledger import MaskedDetail, MaskedResident
 
 router = APIRouter(prefix="/residents", tags=["residents"])
 
@@ -66,46 +69,77 @@ def register_resident(
     return Created(id=residents.register(ctx.session, ctx.keyring, ctx.acting, data))
 
 
-class ResidentOut(TypedDict):
-    """A resident; the personal parts only for office roles (never for an erased one)."""
-
-    id: str
-    district: str
-    street: str
-    community: str
-    stage: str | None
-    erased: bool
-    personal: NotRequired[residents.PersonalView]
-    episode: NotRequired[residents.EpisodeView]
-    children: NotRequired[list[residents.ChildView]]
-
-
-class ResidentPage(Page[ResidentOut]):
+class ResidentPage(Page[MaskedResident]):
     pass
 
 
-def _view(v: residents.ResidentView) -> ResidentOut:
-    out: ResidentOut = {"id": v.id, "district": v.district, "street": v.street,
-                        "community": v.community, "stage": v.stage, "erased": v.erased}
-    if v.personal is not None:
-        out["personal"], out["episode"], out["children"] = v.personal, v.episode, v.children
-    return out
+Month = Annotated[str | None, Query(max_length=7, pattern=r"^\d{4}-\d{2}$",
+                                    description="due month, YYYY-MM")]
 
 
 @router.get("", responses=problems(500))
 def list_residents(
     ctx: Reader,
-    community: Annotated[str | None, Query(max_length=64)] = None,
-    limit: Annotated[int, Query(ge=1, le=residents.MAX_PAGE)] = 50,
+    community: Annotated[str | None, Query(max_length=64, description="its name or id")] = None,
+    stage: Annotated[Literal["preparing", "pregnant", "postpartum"] | None, Query()] = None,
+    due_month: Month = None,
+    assignment: Annotated[Literal["assigned", "unassigned"] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=resident_ledger.MAX_PAGE)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_SQL_INT)] = 0,
 ) -> ResidentPage:
-    """Residents in the caller's scope (a cadre: her communities), oldest first."""
-    total, page = residents.list_residents(
-        ctx.session, ctx.keyring, ctx.acting, community=community, limit=limit, offset=offset
-    )
-    return {"total": total, "limit": limit, "offset": offset, "items": [_view(v) for v in page]}
+    """居民台账: residents in the caller's scope (a cadre: her communities) in ledger order,
+    masked as the console shows them, with the console's filters; audited as a list."""
+    q = resident_ledger.parse_query(ctx.session, community=community or "", stage=stage or "",
+                                    due_month=due_month or "", assignment=assignment or "")
+    total, page = resident_ledger.search(ctx.session, ctx.keyring, ctx.acting, q,
+                                         offset=offset, limit=limit)  # fmt: skip
+    return {"total": total, "limit": limit, "offset": offset, "items": page}
+
+
+class LookupBody(BaseModel):
+    """One exact value: an ID number or a mobile number (in the body, never in an address)."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    national_id: Annotated[str, Field(max_length=32)] = ""
+    phone: Annotated[str, Field(max_length=32)] = ""
+
+
+@router.post("/lookup", responses=problems(500))
+def lookup_residents(ctx: Reader, body: LookupBody) -> ResidentPage:
+    """Exact lookup by ID number (the keyed blind index) or phone, within the caller's scope:
+    a resident elsewhere answers as nobody. Audited as `resident.lookup` with a keyed
+    reference of the value, never the value."""
+    q = resident_ledger.parse_lookup(ctx.session, national_id=body.national_id,
+                                     phone=body.phone)  # fmt: skip
+    total, page = resident_ledger.search(ctx.session, ctx.keyring, ctx.acting, q,
+                                         limit=resident_ledger.MAX_PAGE)  # fmt: skip
+    return {"total": total, "limit": resident_ledger.MAX_PAGE, "offset": 0, "items": page}
 
 
 @router.get("/{resident_id}", responses=problems(404, 500))
-def get_resident(ctx: Reader, resident_id: ResidentId) -> ResidentOut:
-    return _view(residents.get(ctx.session, ctx.keyring, ctx.acting, resident_id))
+def get_resident(ctx: Reader, resident_id: ResidentId) -> MaskedDetail:
+    """One resident, masked, with her latest episode and children; audited as a read."""
+    return resident_ledger.detail(ctx.session, ctx.keyring, ctx.acting, resident_id)
+
+
+class RevealBody(BaseModel):
+    """查看明文: which value, why (the reason code) and a note (2-200 characters)."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    field: Literal["name", "national_id", "phone", "address"]
+    reason: Literal["home_service_contact", "identity_check", "resident_request", "other"]
+    note: Annotated[str, Field(max_length=1000)]
+
+
+@router.post("/{resident_id}/reveal", responses=problems(404, 409, 429, 500))
+def reveal_value(
+    ctx: Annotated[Context, context_for("residents.reveal")], resident_id: ResidentId,
+    body: RevealBody,
+) -> reveal.RevealedView:
+    """One value in full, audited as `case.reveal` with the field and the reason (the note is
+    kept encrypted, never in the log); at most N an hour per user across the console and the
+    API, then 429 with Retry-After (the refusal is audited too)."""
+    return reveal.reveal(ctx.session, ctx.keyring, ctx.acting, resident_id, body.field,
+                         body.reason, body.note, reveal.policy_for(ctx.settings)).view()

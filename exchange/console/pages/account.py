@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 from urllib.parse import quote
 
+import segno
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
@@ -143,8 +144,16 @@ def totp_page(page: SignedIn) -> Response:
     assert page.user is not None
     account = page.user.account
     uri = accounts.pending_totp_uri(page.keyring, account)
-    return render(page, "totp.html", enabled=account.totp_enabled_at is not None, uri=uri,
-                  secret=_secret_of(uri), errors={})  # fmt: skip
+    return _totp(page, enabled=account.totp_enabled_at is not None, uri=uri)
+
+
+def _totp(page: Page, status: int = 200, *, enabled: bool, uri: str | None,
+          errors: dict[str, list[str]] | None = None) -> Response:  # fmt: skip
+    """The set-up page: the key as text, the otpauth address as text and as a QR code (an SVG
+    in a data: URI, which the CSP's img-src allows; no script draws it)."""
+    qr = segno.make(uri, error="m").svg_data_uri(scale=5, border=4) if uri else ""
+    return render(page, "totp.html", status, enabled=enabled, uri=uri, secret=_secret_of(uri),
+                  qr=qr, errors=errors or {})  # fmt: skip
 
 
 def _secret_of(uri: str | None) -> str:
@@ -159,16 +168,13 @@ async def totp_submit(page: SignedIn, request: Request) -> Response:
     assert page.user is not None
     account = page.user.account
     if form.get("action") == "begin":
-        uri: str | None = accounts.begin_totp(page.db, page.keyring, account)
-        return render(page, "totp.html", enabled=False, uri=uri, secret=_secret_of(uri),
-                      errors={})  # fmt: skip
+        return _totp(page, enabled=False, uri=accounts.begin_totp(page.db, page.keyring, account))
     try:
         with page.db.begin_nested():
             accounts.confirm_totp(page.keyring, account, str(form.get("code", "")), page.now)
     except FlowError as exc:
-        uri = accounts.pending_totp_uri(page.keyring, account)
-        return render(page, "totp.html", 422, enabled=False, uri=uri, secret=_secret_of(uri),
-                      errors=field_errors(exc, page._))  # fmt: skip
+        return _totp(page, 422, enabled=False, uri=accounts.pending_totp_uri(page.keyring, account),
+                     errors=field_errors(exc, page._))  # fmt: skip
     return RedirectResponse("/console/home", 303)
 
 

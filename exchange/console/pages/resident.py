@@ -144,8 +144,8 @@ def resident_detail(page: OfficePage, resident_id: str) -> Response:
 async def resident_reveal(page: OfficePage, request: Request, resident_id: str) -> Response:
     form = await require_token(page, request)
     field = str(form.get("field", ""))
-    policy = reveal.RevealPolicy(page.settings.console_reveals_per_hour,
-                                 page.settings.console_reveal_seconds)  # fmt: skip
+    page.require("residents.reveal")
+    policy = reveal.policy_for(page.settings)
     try:
         shown = _resident_or_404(lambda: reveal.reveal(
             page.db, page.keyring, page.acting, resident_id, field,
@@ -302,6 +302,7 @@ async def assignment_revoke(page: OfficePage, request: Request, assignment_id: s
 def disclosure_report(page: OfficePage, resident_id: str) -> Response:
     """个人信息查阅记录: every disclosure of her data (to whom, when, which fields, why) and
     every deletion notice; printable."""
+    page.require("disclosures.read")
     report = _resident_or_404(lambda: resident_requests.disclosures(
         page.db, page.keyring, page.acting, resident_id))  # fmt: skip
     record = resident_ledger.detail(page.db, page.keyring, page.acting, resident_id)

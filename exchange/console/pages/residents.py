@@ -30,7 +30,7 @@ from exchange.console.templating import BEIJING, beijing, render
 from exchange.db import models as m
 from exchange.exports.workbook import StreamingSheet
 from exchange.services import resident_export, resident_ledger
-from exchange.services.errors import FlowError, InvalidInput
+from exchange.services.errors import FlowError
 from exchange.services.resident_ledger import LedgerQuery, MaskedResident
 
 router = APIRouter(prefix="/residents")
@@ -102,11 +102,7 @@ async def resident_lookup(page: OfficePage, request: Request) -> Response:
     values = _values(form, LOOKUPS)
     empty = dict.fromkeys(FILTERS, "")
     try:
-        if not any(values.values()):
-            raise InvalidInput.field("national_id", "required", "give an ID number or a phone")
-        if values["national_id"] and values["phone"]:
-            values["phone"] = ""  # one value at a time: the ID number wins
-        q = _query(page, values)
+        q = resident_ledger.parse_lookup(page.db, **values)
     except FlowError as exc:
         return _list_page(page, request, filters=empty, q=None,
                           errors=field_errors(exc, page._), status=422)  # fmt: skip

@@ -16,7 +16,7 @@ from exchange.console.i18n import N_
 from exchange.console.paging import paging, with_total
 from exchange.console.templating import render
 from exchange.db import models as m
-from exchange.services import accounts
+from exchange.services import accounts, system_tokens
 from exchange.services.errors import FlowError, NotFound
 
 router = APIRouter(prefix="/users")
@@ -32,8 +32,9 @@ def user_list(page: AdminPage, request: Request, name: str = "", role: str = "")
     p = paging(request, "name", "role")
     total, rows = accounts.list_users(page.db, page.acting, name=name, role=role,
                                       offset=p.offset, limit=p.size)  # fmt: skip
+    used = system_tokens.last_used(page.db, [a.principal_id for a in rows])
     return render(page, "users/list.html", rows=rows, paging=with_total(p, total),
-                  name=name, role=role, roles=ROLE_CHOICES)  # fmt: skip
+                  name=name, role=role, roles=ROLE_CHOICES, used=used)  # fmt: skip
 
 
 def _new_form(page: Page, status: int = 200, *, errors: dict[str, list[str]] | None = None,

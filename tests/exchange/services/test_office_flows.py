@@ -98,15 +98,17 @@ def test_register_read_and_cadre_scoping(api: TestClient, office: Office, world:
     assert r.status_code == 201, r.text
     rid = r.json()["id"]
 
+    # masked as the console shows it (invariant 12); a value in full takes a reveal
     seen = api.get(f"/v1/residents/{rid}", headers=office.cadre).json()
-    assert seen["personal"]["name"] == "王静怡"
-    assert seen["personal"]["address"]["building"] == "3号楼"
-    assert seen["personal"]["national_id_masked"].startswith("370214")
-    assert "*" in seen["personal"]["national_id_masked"]
-    assert seen["episode"]["due_date"] == "2026-07-01"
-    assert api.get(f"/v1/residents/{rid}", headers=office.admin).json()["personal"]["phone"] == (
-        "13805321234"
-    )
+    assert seen["name"] == "王**" and seen["phone"] == "138****1234"
+    assert seen["address"] == "和悦家园3号楼"  # down to the building, never the room
+    assert seen["national_id"].startswith("370214") and "*" in seen["national_id"]
+    assert seen["due_date"] == "2026-07-01" and seen["parity"] == 1
+    assert api.get(f"/v1/residents/{rid}", headers=office.admin).json()["phone"] == "138****1234"
+    shown = api.post(f"/v1/residents/{rid}/reveal", headers=office.admin, json={
+        "field": "phone", "reason": "home_service_contact", "note": "上门前电话确认"})
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["value"] == "13805321234"
 
     # another community's cadre: exactly like a resident that does not exist
     foreign = api.get(f"/v1/residents/{rid}", headers=office.other_cadre)
