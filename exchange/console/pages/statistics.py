@@ -63,8 +63,8 @@ REASONS: Final = {
 FIELDS: Final = {
     "table": N_("Statistics table"),
     "by": N_("Dimensions"),
-    "from": N_("Period"),
-    "to": N_("Period"),
+    "from": N_("Reporting period"),
+    "to": N_("Reporting period"),
     "measure": N_("Count"),
     "reason": N_("Reason for exact figures"),
 }

@@ -157,6 +157,29 @@ def test_the_chinese_catalogue_translates_every_message() -> None:
     assert missing == [], "extract (docs/console.md) and translate: " + "; ".join(missing[:10])
 
 
+@pytest.mark.parametrize("language", ["zh_CN", "en"])
+def test_no_message_is_in_a_catalogue_twice(language: str) -> None:
+    """Babel keeps the last of two entries with one msgid, silently: one word that means two
+    things (an agreement's 有效期, a statistics 统计期间) needs two msgids."""
+    path = LOCALE_DIR / language / "LC_MESSAGES" / "messages.po"
+    entries: list[str] = []
+    key: list[str] | None = None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith(("msgctxt ", "msgid ")):
+            if line.startswith("msgctxt ") or key is None or not key[0].startswith("msgctxt "):
+                key = [line]
+                entries.append("")
+            else:
+                key.append(line)
+        elif line.startswith('"') and key is not None:
+            key.append(line)
+        elif line.startswith(("msgstr", "msgid_plural")) and key is not None:
+            entries[-1] = "\n".join(key)
+            key = None
+    repeated = sorted({e for e in entries if entries.count(e) > 1})
+    assert repeated == []
+
+
 OPEN_ROUTES = {"/", "/console/", "/console/login", "/console/logout", "/console/language/{code}",
                "/console/static"}
 
