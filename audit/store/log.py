@@ -402,10 +402,12 @@ class AuditLog:
         more = len(rows) > limit
         return EntryPage(items, rows[limit - 1].idx if more else None)
 
-    def export(self) -> Iterator[str]:
-        """The export file, line by line (see audit.export), up to the current head."""
+    def export(self, origin: str | None = None) -> Iterator[str]:
+        """The export file, line by line (see audit.export), up to the current head. `origin`
+        names the log when the caller knows it (a log with no checkpoint yet has no other
+        record of its name)."""
         size = self.size()
-        yield export_format.header_line(self._origin_for_export(), size)
+        yield export_format.header_line(origin or self._origin_for_export(), size)
         for row in self._session.execute(
             select(checkpoints.c.tree_size).where(checkpoints.c.tree_size <= size)
             .order_by(checkpoints.c.tree_size)

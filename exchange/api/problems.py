@@ -116,6 +116,7 @@ _ERROR_STATUSES = {
     404: "Not found (also what a foreign or unassigned reference answers)",
     409: "Conflicts with the current state",
     413: "Body too large",
+    415: "Unsupported media type; the problem's detail names the one to send",
     422: "Invalid input; `errors` names every wrong field at once",
     429: "Too many requests (failed authentications, or a per-user limit such as reveals); "
          "see Retry-After",

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Annotated
 
+import sqlalchemy as sa
 import typer
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -104,16 +105,23 @@ def export_(
 ) -> None:
     """Write every entry and checkpoint as JSON lines, for `exchange audit verify`."""
     from audit.store import AuditLog
+    from exchange.services.log_origin import stored_origin
 
     factory = _session_factory(database_url)
     tmp = out.with_name(out.name + ".partial")
     count = 0
     with factory() as session, tmp.open("w", encoding="utf-8") as fh:
-        for line in AuditLog(session).export():
+        origin = stored_origin(session) if _has_fixed_settings(session) else None
+        for line in AuditLog(session).export(origin):
             fh.write(line)
             count += 1
     tmp.replace(out)
     typer.echo(f"wrote {out} ({count} lines)")
+
+
+def _has_fixed_settings(session: Session) -> bool:
+    """A database from before the origin was fixed at `admin init` has no such table."""
+    return sa.inspect(session.connection()).has_table("fixed_settings")
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -117,3 +118,15 @@ def test_checkpoint_without_a_keyring_fails_cleanly(
     assert result.exit_code == 1
     assert result.output.startswith("error:") and "Traceback" not in result.output
     assert runner.invoke(app, ["vkey"]).exit_code == 1
+
+
+def test_export_before_any_checkpoint_names_the_fixed_origin(
+        database_url: str, sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    _fix_origin(sessions, "street.example/audit")
+    with sessions.begin() as s:
+        append_many(s, [disclosure(i) for i in range(3)])
+    out = tmp_path / "audit.jsonl"
+    result = runner.invoke(app, ["export", "--out", str(out), "--database-url", database_url])
+    assert result.exit_code == 0, result.output
+    header = json.loads(out.read_text(encoding="utf-8").splitlines()[0])
+    assert header["origin"] == "street.example/audit" and header["tree_size"] == 3

@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from exchange.api.context import Context, context_for
-from exchange.api.problems import Problem
+from exchange.api.problems import Problem, problems
 from exchange.services import imports
 
 router = APIRouter(prefix="/residents/imports", tags=["residents"])
@@ -35,6 +35,7 @@ async def csv_body(request: Request) -> bytes:
 @router.post(
     "",
     status_code=201,
+    responses=problems(415),
     openapi_extra={"requestBody": {"required": True,
                                    "content": {"text/csv": {"schema": {"type": "string"}}}}},
 )  # fmt: skip

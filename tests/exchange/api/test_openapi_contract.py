@@ -74,6 +74,9 @@ def test_each_operation_lists_the_problems_it_can_answer(spec: dict[str, Any]) -
         takes_input = bool(op.get("parameters") or op.get("requestBody"))
         assert ("422" in errors) is takes_input, (method, path)
         assert ("413" in errors) is ("requestBody" in op), (method, path)
+        # a body that is not JSON is refused by media type (415), and the contract says so
+        raw_body = "requestBody" in op and "application/json" not in op["requestBody"]["content"]
+        assert ("415" in errors) is raw_body, (method, path)
         for status in errors:
             body = op["responses"][status]["content"]["application/problem+json"]["schema"]
             assert body == {"$ref": "#/components/schemas/Problem"}, (method, path, status)
