@@ -24,7 +24,7 @@ from exchange.db import models as m
 from exchange.db.engine import make_engine, make_session_factory, unit_of_work
 from exchange.db.migrate import upgrade
 from exchange.db.models.codes import ROLES
-from exchange.services import tokens
+from exchange.services import system_tokens, tokens
 from exchange.services.errors import FlowError
 from exchange.services.log_origin import fix_origin
 from exchange.services.published_policies import ensure_defaults
@@ -209,8 +209,11 @@ def principal_create(
             communities=community or [],
             contractor=contractor,
         )
-        token = tokens.issue_token(row, now=_utcnow(), ttl=timedelta(days=ttl_days),
+        now = _utcnow()
+        token = tokens.issue_token(row, now=now, ttl=timedelta(days=ttl_days),
                                    cnf_x5t_s256=binding)
+        system_tokens.record_operator_change(session, "principal.create", row, now)
+        system_tokens.record_operator_change(session, "token.issue", row, now, ttl_days=ttl_days)
     typer.echo(f"TOKEN {role} {token}")
 
 
@@ -233,8 +236,10 @@ def principal_rotate(
         row = find_principal(session, name)
         if row.revoked_at is not None:
             raise CliError(f"principal {name!r} is revoked")
-        token = tokens.rotate(row, now=_utcnow(), ttl=timedelta(days=ttl_days),
+        now = _utcnow()
+        token = tokens.rotate(row, now=now, ttl=timedelta(days=ttl_days),
                               overlap=timedelta(minutes=overlap_minutes), cnf_x5t_s256=binding)
+        system_tokens.record_operator_change(session, "token.issue", row, now, ttl_days=ttl_days)
         role = row.role
     typer.echo(f"TOKEN {role} {token}")
 
@@ -244,7 +249,9 @@ def principal_rotate(
 def principal_revoke(name: str) -> None:
     """Revoke a principal: every token it holds stops working at once."""
     with unit_of_work(_factory(get_settings())) as session:
-        tokens.revoke_principal(find_principal(session, name), now=_utcnow())
+        row, now = find_principal(session, name), _utcnow()
+        tokens.revoke_principal(row, now=now)
+        system_tokens.record_operator_change(session, "principal.revoke", row, now)
     typer.echo(f"revoked {name}")
 
 

@@ -10,8 +10,11 @@ page; `exchange admin principal create|rotate|revoke` is the CLI's way to the sa
     last_used(...) the latest use of any token of each principal (the users page)
 
 Each change is audited (`token.issue`, `token.revoke`) naming the token and the system account
-by id (details), never the token. Production requires a certificate binding for contractor
-tokens, as `exchange admin principal create` does unless `--unbound`.
+by id (details), never the token. The CLI's changes, made by an operator at the server rather
+than by a principal, are audited the same way under the system actor `exchange-cli`
+(`record_operator_change`), with `principal.create` and `principal.revoke` beside them.
+Production requires a certificate binding for contractor tokens, as `exchange admin principal
+create` does unless `--unbound`.
 """
 
 from __future__ import annotations
@@ -25,11 +28,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
+from audit.entry import AuditEntry, DetailValue
 from exchange.clientcert import is_thumbprint
 from exchange.db import models as m
 from exchange.identity import CONTRACTOR, OFFICE_ADMIN, Acting
 from exchange.services.audit_access import record
+from exchange.services.auditing import SqlAuditSink
+from exchange.services.auditing import append as audit_append
 from exchange.services.errors import FieldErrors, NotFound, NotPermitted
+from exchange.services.key_events import CLI_ACTOR
 from exchange.services.tokens import issue_token
 
 MAX_TTL_DAYS = 3650
@@ -188,3 +195,22 @@ def last_used(session: Session, principal_ids: Iterable[str]) -> dict[str, datet
         .group_by(m.ApiToken.principal_id)
     )  # fmt: skip
     return {pid: used for pid, used in rows if used is not None}
+
+
+def record_operator_change(session: Session, action: str, principal: m.Principal,
+                           now: datetime, *, ttl_days: int | None = None) -> None:  # fmt: skip
+    """Audit what `exchange admin principal create|rotate|revoke` changed, as the system actor
+    (an operator at the server has no principal): the account and its newest token by id, the
+    role, whether the token is bound to a certificate. Never the token. Never commits."""
+    session.flush()
+    details: dict[str, DetailValue] = {"principal.id": principal.id,
+                                       "principal.role": principal.role}
+    if principal.contractor_id is not None:
+        details["contractor.id"] = principal.contractor_id
+    if action == "token.issue":
+        newest = max(principal.tokens, key=lambda t: (t.created_at, t.id))
+        details |= {"token.id": newest.id, "token.cert_bound": newest.cnf_x5t_s256 is not None}
+        if ttl_days is not None:
+            details["token.ttl_days"] = ttl_days
+    entry = AuditEntry(time=now, actor=CLI_ACTOR, action=action, details=details)
+    audit_append(session, SqlAuditSink(), [entry])

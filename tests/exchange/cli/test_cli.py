@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
@@ -9,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
@@ -42,6 +44,16 @@ def _count(settings: Settings, model: type) -> int:
         engine.dispose()
 
 
+def _entries(settings: Settings) -> list[dict[str, object]]:
+    engine = make_engine(settings.database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            rows = session.execute(sa.text("SELECT entry FROM audit_entries ORDER BY idx"))
+            return [json.loads(bytes(r.entry)) for r in rows]
+    finally:
+        engine.dispose()
+
+
 def test_admin_init_and_principal_lifecycle(home: Path) -> None:
     runner = CliRunner()
     first = runner.invoke(app, ["admin", "init"])
@@ -65,6 +77,17 @@ def test_admin_init_and_principal_lifecycle(home: Path) -> None:
     revoked = runner.invoke(app, ["admin", "principal", "revoke", "aud-1"])
     assert revoked.exit_code == 0
     assert "revoked" in runner.invoke(app, ["admin", "principal", "list"]).output
+
+    # every change is in the audit log, under the operator's system actor, never the token
+    logged = _entries(get_settings())
+    changes = [(e["action"], e["actor"]["id"], e["details"].get("token.id") is not None)
+               for e in logged if e["action"].startswith(("principal.", "token."))]
+    assert changes == [("principal.create", "exchange-cli", False),
+                       ("token.issue", "exchange-cli", True),
+                       ("token.issue", "exchange-cli", True),
+                       ("principal.revoke", "exchange-cli", False)]
+    raw = b"".join(json.dumps(e).encode() for e in logged)
+    assert token.encode() not in raw and new_token.encode() not in raw
 
 
 @pytest.mark.parametrize(
