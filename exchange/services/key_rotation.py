@@ -4,10 +4,12 @@ The pure steps are keys.rotation's; this module drives them over the database ad
 (exchange.services.key_store) and hands every key event to the audit log
 (exchange.services.key_events) in the same transaction as the change it records.
 
-* `rotate_root`: add a root version (or resume an unfinished rotation), then re-wrap every data
-  key in batches; each batch and its cursor commit together, so a crash loses at most the batch
-  in flight and a second run continues after the last committed one.
-* `retire_root`: drop an old root version once no data key is wrapped under it.
+* `rotate_root`: add a root version (or resume an unfinished rotation), re-wrap the console
+  accounts' few data keys (their TOTP secrets) in that first transaction, then every resident's
+  data key in batches; each batch and its cursor commit together, so a crash loses at most the
+  batch in flight and a second run continues after the last committed one.
+* `retire_root`: drop an old root version once no data key (resident's or account's) is
+  wrapped under it.
 * `rotate_resident_data_key`: re-encrypt one resident's fields under a fresh data key, in the
   caller's transaction.
 * `export_pseudonym_remap`: rotate the case-pseudonym key (once) and produce an agreement's
@@ -39,6 +41,7 @@ from exchange.db.engine import unit_of_work
 from exchange.services.errors import Conflict, NotFound
 from exchange.services.key_events import CLI_ACTOR, AuditKeyEventSink
 from exchange.services.key_store import (
+    SqlAccountKeyStore,
     SqlContractorKeyStore,
     SqlCursorStore,
     SqlWrappedKeyStore,
@@ -66,6 +69,7 @@ from keys.rotation import (
 )
 
 PSEUDONYM_JOB = "pseudonym-remap"
+MAX_ACCOUNTS = 100_000  # console users: people at one office, read in one query
 DEFAULT_BATCH = 500
 
 RESIDENT_COLUMNS = ("name", "national_id", "phone", "birth_date", "address_compound",
@@ -100,7 +104,22 @@ def root_rotation_pending(session: Session, keyring: Keyring) -> bool:
         or_(m.ResidentDataKey.kek_id != root.key_id, m.ResidentDataKey.kek_version != root.version,
             unbound_wraps())
     )
-    return bool(session.scalar(select(exists(stale))))
+    if session.scalar(select(exists(stale))):
+        return True
+    accounts = SqlAccountKeyStore(session).batch_after(None, MAX_ACCOUNTS)
+    return any(keyring.needs_rewrap(wrapped) for _owner, wrapped in accounts)
+
+
+def _rewrap_accounts(session: Session, keyring: Keyring) -> int:
+    """Re-wrap every console account's data key under the current root (few rows, one go)."""
+    store = SqlAccountKeyStore(session)
+    done = 0
+    for owner, wrapped in store.batch_after(None, MAX_ACCOUNTS):
+        if keyring.needs_rewrap(wrapped) and store.replace(
+                owner, wrapped, keyring.rewrap(wrapped, owner)):  # fmt: skip
+            keyring.forget(wrapped)
+            done += 1
+    return done
 
 
 def rotate_root(
@@ -123,6 +142,7 @@ def rotate_root(
         previous = provider.current_version(Purpose.ROOT)
         if not resumed:
             start_root_rotation(provider, AuditKeyEventSink(session, actor), clock)
+        _rewrap_accounts(session, keyring)
         version = provider.current_version(Purpose.ROOT)
         SqlCursorStore(session, clock).begin(
             ROOT_JOB, from_version=None if resumed else previous, to_version=version
@@ -164,6 +184,10 @@ def retire_root(
     provider = local_provider(keyring)
     if session.get(m.KeyJob, ROOT_JOB) is not None:
         raise Conflict("a root rotation is unfinished; run `exchange keys rotate-root` first")
+    accounts = SqlAccountKeyStore(session).batch_after(None, MAX_ACCOUNTS)
+    if any(wrapped.header.kek_version == version for _owner, wrapped in accounts):
+        raise Conflict(f"console accounts' keys are still wrapped under root version {version}; "
+                       "run `exchange keys rotate-root` first")
     retire_root_version(
         provider, version, keyring, SqlWrappedKeyStore(session),
         AuditKeyEventSink(session, actor), clock,

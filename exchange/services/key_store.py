@@ -3,10 +3,12 @@
 * `SqlWrappedKeyStore`: resident data keys (`resident_data_keys`) in resident-id order;
   `replace` is a compare-and-swap on the wrapped bytes, so a row erased or rotated meanwhile is
   skipped rather than overwritten.
+* `SqlAccountKeyStore`: console accounts' data keys (`console_accounts.data_key`, which guard
+  their TOTP secrets), owner = the principal id; a handful of rows, re-wrapped with the root.
 * `SqlCursorStore`: the saved position of a resumable job (`key_jobs`); saving `None` ends it.
 * `SqlContractorKeyStore`: contractors' HPKE public keys (`contractor_keys`).
 
-All three work inside the caller's Session and never commit: whoever drives the job decides
+All of them work inside the caller's Session and never commit: whoever drives the job decides
 where a transaction ends (see exchange.services.key_rotation).
 """
 
@@ -76,6 +78,39 @@ class SqlWrappedKeyStore:
             .order_by(m.ResidentDataKey.kek_id, m.ResidentDataKey.kek_version)
         )
         return {(kek_id, int(version)): int(n) for kek_id, version, n in rows}
+
+
+class SqlAccountKeyStore:
+    """keys.rotation.WrappedKeyStore over `console_accounts.data_key` (owner: principal id).
+
+    Kept apart from residents' keys, whose job has a resumable cursor: there is one row per
+    console user, so the root rotation re-wraps them all in its first transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def batch_after(self, cursor: str | None, limit: int) -> Sequence[tuple[str, WrappedKey]]:
+        query = select(m.ConsoleAccount.principal_id, m.ConsoleAccount.data_key).where(
+            m.ConsoleAccount.data_key.is_not(None))
+        if cursor is not None:
+            query = query.where(m.ConsoleAccount.principal_id > cursor)
+        rows = self._session.execute(query.order_by(m.ConsoleAccount.principal_id).limit(limit))
+        return [(owner, WrappedKey.from_bytes(bytes(data))) for owner, data in rows
+                if data is not None]
+
+    def replace(self, owner_id: str, old: WrappedKey, new: WrappedKey) -> bool:
+        result = self._session.execute(
+            update(m.ConsoleAccount)
+            .where(m.ConsoleAccount.principal_id == owner_id,
+                   m.ConsoleAccount.data_key == old.to_bytes())
+            .values(data_key=new.to_bytes())
+            .execution_options(synchronize_session=False)
+        )  # fmt: skip
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    def count(self) -> int:
+        return int(self._session.scalar(select(func.count()).select_from(m.ConsoleAccount)
+                                        .where(m.ConsoleAccount.data_key.is_not(None))) or 0)
 
 
 def unbound_wraps() -> ColumnElement[bool]:

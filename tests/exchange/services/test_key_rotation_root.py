@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from exchange.db import models as m
 from exchange.db.engine import unit_of_work
-from exchange.services import key_rotation
+from exchange.services import accounts, key_rotation
 from exchange.services.errors import Conflict
 from exchange.services.key_store import SqlCursorStore, SqlWrappedKeyStore
 from keys import FieldContext, Keyring, Purpose, RotationError, WrappedKey
@@ -196,3 +196,44 @@ def test_retire_refuses_while_in_use_then_succeeds(world: World) -> None:
     assert entries[-1]["action"] == "key.retire_root"
     assert entries[-1]["key"] == {"id": "root", "version": 1, "type": "root"}
     assert_no_secret(entries, ring, world)
+
+
+def _enrol_totp(world: World, name: str) -> tuple[str, str]:
+    """A console user with a second factor; returns (principal id, the otpauth URI)."""
+    with unit_of_work(world.factory) as s:
+        principal = m.Principal(name=name, role="office_admin", display_name=name)
+        s.add(principal)
+        s.flush()
+        account = accounts.ensure_account(s, principal, "Correct-Horse-9", clock())
+        return principal.id, accounts.begin_totp(s, world.keyring, account)
+
+
+def test_console_second_factors_survive_a_root_rotation_and_retirement(world: World) -> None:
+    world.add_residents(3)
+    ring = world.keyring
+    owners = {_enrol_totp(world, name) for name in ("admin-a", "admin-b")}
+    # the accounts' keys name root 1: retiring it before they move would lose every TOTP secret
+    with unit_of_work(world.factory) as s:
+        assert key_rotation.root_rotation_pending(s, ring) is False
+    key_rotation.rotate_root(world.factory, ring, clock)
+    with unit_of_work(world.factory) as s:
+        assert key_rotation.root_rotation_pending(s, ring) is False
+        key_rotation.retire_root(s, ring, 1, clock)
+    ring.clear_cache()
+    with world.factory() as s:
+        for principal_id, uri in owners:
+            account = s.get(m.ConsoleAccount, principal_id)
+            assert account is not None and account.data_key is not None
+            assert WrappedKey.from_bytes(account.data_key).header.kek_version == 2
+            assert accounts.pending_totp_uri(ring, account) == uri  # still decrypts
+
+
+def test_retire_refuses_while_an_account_key_names_the_root(world: World) -> None:
+    ring = world.keyring
+    _enrol_totp(world, "admin-a")
+    ring.provider.add_version(Purpose.ROOT)  # type: ignore[attr-defined]  # a new root, no re-wrap yet
+    with unit_of_work(world.factory) as s:
+        assert key_rotation.root_rotation_pending(s, ring) is True
+    with pytest.raises(Conflict, match="console accounts"), unit_of_work(world.factory) as s:
+        key_rotation.retire_root(s, ring, 1, clock)
+    assert ring.provider.versions(Purpose.ROOT) == [1, 2]  # type: ignore[attr-defined]
