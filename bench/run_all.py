@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-AREAS = ["keys", "policies", "audit", "import", "pull", "peer", "statistics", "console"]
+AREAS = ["keys", "policies", "audit", "import", "pull", "peer", "stats", "console"]
 MARKER = "@@BENCH-ROWS@@"
 PACKAGES = ["cryptography", "sqlalchemy", "fastapi", "uvicorn", "psycopg", "rfc8785", "orjson"]
 

@@ -16,10 +16,9 @@ from exchange.cli import policy_publish
 from exchange.cli.choose_principal import AS_HELP
 from exchange.cli.errors import fail_cleanly
 from exchange.cli.flags import App
+from exchange.cli.policy_publish import load_or_report
 from policies import render_preview
 from policies.diff import diff_policies
-from policies.document import Policy, load_policy
-from policies.errors import PolicyLoadError
 
 app = App(
     help="Check, compare, publish and apply policy documents; preview a case's disclosure.",
@@ -28,16 +27,6 @@ app = App(
 
 EXIT_INVALID = 1
 EXIT_WIDENS = 3
-
-
-def load_or_report(path: Path) -> Policy | None:
-    """The policy in `path`, or None after printing each problem as `policy check` does."""
-    try:
-        return load_policy(path)
-    except PolicyLoadError as exc:
-        for problem in exc.problems:
-            typer.echo(f"error: {problem}", err=True)
-        return None
 
 
 @app.command()

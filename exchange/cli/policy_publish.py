@@ -22,6 +22,8 @@ from sqlalchemy.orm import Session
 from exchange.cli.choose_principal import AS_HELP
 from exchange.cli.errors import CliError, fail_cleanly
 from policies.diff import Change
+from policies.document import Policy, load_policy
+from policies.errors import PolicyLoadError
 
 EXIT_WIDENS = 3
 AsAdmin = Annotated[
@@ -30,6 +32,16 @@ AsAdmin = Annotated[
 Yes = Annotated[
     bool, typer.Option("--yes", help="Confirm a change that newly discloses something")
 ]
+
+
+def load_or_report(path: Path) -> Policy | None:
+    """The policy in `path`, or None after printing each problem as `policy check` does."""
+    try:
+        return load_policy(path)
+    except PolicyLoadError as exc:
+        for problem in exc.problems:
+            typer.echo(f"error: {problem}", err=True)
+        return None
 
 
 def _show_changes(changes: tuple[Change, ...]) -> None:
@@ -54,7 +66,6 @@ def publish(
     """Publish a new policy, or a new version of one, from FILE: checked as `policy check`
     does, compared with the version in force, stored with its hash, audited."""
     from exchange.cli.acting import acting_as  # the database only for the commands that need it
-    from exchange.cli.policy import load_or_report
     from exchange.services import published_policies as store
 
     if load_or_report(file) is None:

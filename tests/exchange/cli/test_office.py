@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -247,9 +247,23 @@ def test_refusals_are_one_line_and_change_nothing(home: Path, db: Session, tmp_p
     assert db.scalar(select(m.ConsentEvent.id).where(m.ConsentEvent.resident_id == rid)) is None
 
 
+def _booked_soon(db: Session, agreement_id: str) -> m.Assignment:
+    """An active case with a visit booked this week: its phone and address are shared (sealed)
+    under the home-visit policy, whatever the demo's order of residents."""
+    today = datetime.now(UTC).date()
+    row = db.scalars(
+        select(m.Assignment).join(m.Booking, m.Booking.assignment_id == m.Assignment.id)
+        .where(m.Assignment.agreement_id == agreement_id, m.Assignment.status == "active",
+               m.Booking.scheduled_on.between(today, today + timedelta(days=7)))
+        .order_by(m.Assignment.created_at, m.Assignment.id).limit(1)
+    ).first()  # fmt: skip
+    assert row is not None, "the demo books some visits within the week"
+    return row
+
+
 def test_policy_preview_shows_sealed_and_withheld_and_is_audited(home: Path, db: Session) -> None:
     agreement = _agreement(db)
-    rid = _active(db, agreement.id).resident_id
+    rid = _booked_soon(db, agreement.id).resident_id
     before = _entries(db, "policy.preview")
 
     code, out, err = run(db, "policy", "preview", "--resident", rid, "--agreement", agreement.id,

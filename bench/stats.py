@@ -1,5 +1,6 @@
-"""Statistics (run through bench/statistics.py): a full release against the bare GROUP BY,
-and the suppression core alone.
+"""`make bench` area "stats" (run alone: `.venv/bin/python bench/stats.py`): a statistics
+release against the bare GROUP BY, and the suppression core alone. (Not `statistics.py`: a
+script of that name beside the others would shadow the standard library's module.)
 
 Residents by community x stage x due month over 100,000 residents (8 communities; due months
 spread over two years, thinning out at the ends so that some cells are small), on SQLite and
@@ -21,25 +22,30 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
-import sqlalchemy as sa
+_ROOT = Path(__file__).resolve().parent.parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _ROOT / "bench"]
+sys.path.insert(0, str(_ROOT))
 
-from bench._pg import pg_schema
-from bench._rows import row
-from exchange.db import models as m
-from exchange.db.engine import make_engine, make_session_factory, unit_of_work
-from exchange.db.migrate import upgrade
-from exchange.identity import Acting, Identity
-from exchange.services import statistics as stats
-from exchange.services.statistics_export import document
-from exchange.services.statistics_queries import TABLES
-from policies.statistics import Cube, Dimension, protect
+import orjson  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
+
+from bench._pg import pg_schema  # noqa: E402
+from bench._rows import row  # noqa: E402
+from exchange.db import models as m  # noqa: E402
+from exchange.db.engine import make_engine, make_session_factory, unit_of_work  # noqa: E402
+from exchange.db.migrate import upgrade  # noqa: E402
+from exchange.identity import Acting, Identity  # noqa: E402
+from exchange.services import statistics as stats  # noqa: E402
+from exchange.services.statistics_export import document  # noqa: E402
+from exchange.services.statistics_queries import TABLES  # noqa: E402
+from policies.statistics import Cube, Dimension, protect  # noqa: E402
 
 FULL, QUICK = 100_000, 20_000
 RUNS = 5
@@ -157,3 +163,8 @@ def main() -> list[dict[str, Any]]:
             results += _database(url, "postgresql", residents)
     return results + _core()
 
+
+if __name__ == "__main__":
+    for r in main():
+        ratio = "" if r["ratio"] is None else f"  x{r['ratio']:.2f} of {r['baseline_name']}"
+        print(f"{r['name']}: median {r['median']:.1f} {r['unit']}{ratio}")
