@@ -59,7 +59,7 @@ def create_app(
     app.state.clock = clock
     app.state.audit_probe = audit_probe
     app.state.metrics = metrics
-    app.state.failure_limiter = FailureLimiter(settings.auth_failures_per_minute)
+    app.state.failure_limiter = FailureLimiter(settings.auth_failures_per_minute)  # in the DB
     app.state.last_use = LastUseRecorder()
 
     install_problem_handlers(app)

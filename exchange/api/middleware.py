@@ -12,8 +12,9 @@ from typing import Any
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from exchange.api.metrics import UNMATCHED_ROUTE, HttpMetrics
+from exchange.api.metrics import HttpMetrics
 from exchange.api.problems import problem_response
+from exchange.api.routes import route_template
 from exchange.logs import bind_request_id, clear_request_context, get_logger
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -37,22 +38,6 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key == name:
             return bytes(value).decode("latin-1")
     return None
-
-
-def _route_template(scope: Scope) -> str:
-    """The matched route's template with its router prefix, e.g. /v1/cases/{reference}.
-
-    FastAPI puts the route as declared (without include prefixes) in the scope; the prefix
-    is the literal leading segments of the request path that the template does not cover.
-    """
-    route = scope.get("route")
-    template = getattr(route, "path", None)
-    if not isinstance(template, str):
-        return UNMATCHED_ROUTE
-    segments = [s for s in str(scope.get("path", "")).split("/") if s]
-    covered = len([s for s in template.split("/") if s])
-    prefix = segments[: max(0, len(segments) - covered)]
-    return "/" + "/".join([*prefix, *(s for s in template.split("/") if s)])
 
 
 class RequestContextMiddleware:
@@ -93,12 +78,12 @@ class RequestContextMiddleware:
                 "unhandled_exception",
                 error_type=type(exc).__name__,
                 where=_where(exc),
-                route=_route_template(scope),
+                route=route_template(scope),
             )
             if not started:
                 await _send_problem(send_with_id, 500, "internal-error", request_id)
         finally:
-            route = _route_template(scope)
+            route = route_template(scope)
             elapsed = time.perf_counter() - begin
             method = scope.get("method", "?")
             self.metrics.observe(method, route, status, elapsed)

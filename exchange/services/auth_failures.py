@@ -1,0 +1,77 @@
+"""The API's limiter of failed authentications, per client address, in the database.
+
+Only failures are counted and only failures are limited: a request whose token authenticates
+is never refused here, whatever its address has been sending (so bad tokens sent under a
+victim's address cannot lock her out). Tokens are 256 random bits, so the limit is not what
+stops guessing; it bounds the load and the log and audit noise one address can cause.
+
+The count is a sliding minute estimated from two fixed one-minute windows (the previous one
+weighted by how much of it still lies within the last 60 seconds), kept in
+`auth_failure_windows` so that every worker process and every instance on the database share
+it. Rows name a SHA-256 of the address (domain separated), never the address, and live about
+two minutes. The address itself is the direct peer, or the client a configured proxy names
+(`EXCHANGE_FORWARDED_ALLOW_IPS`; exchange.api.client_cert applies its X-Forwarded-For).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from exchange.db.models import AuthFailureWindow
+
+WINDOW_SECONDS = 60
+_DOMAIN = b"exchange/auth-failure-client/v1\x00"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    limited: bool  # over the limit: answer 429 instead of 401
+    retry_after: int  # seconds until the estimate falls under the limit again (at most 60)
+
+
+def client_key(address: str) -> str:
+    return hashlib.sha256(_DOMAIN + address.encode("utf-8", "replace")).hexdigest()
+
+
+def _upsert(session: Session, key: str, window: int) -> None:
+    values = {"client": key, "window": window, "failures": 1}
+    table = AuthFailureWindow.__table__
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(table).values(values)
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.c.client, table.c.window],
+        set_={"failures": table.c.failures + 1},
+    )
+    session.execute(statement)
+
+
+def record_failure(session: Session, address: str, now: datetime, per_minute: int) -> Verdict:
+    """Count one failed authentication from `address` and say whether it is over the limit
+    (more than `per_minute` failures in the last minute, this one included). Never commits."""
+    key = client_key(address)
+    seconds = now.timestamp()
+    window = math.floor(seconds / WINDOW_SECONDS)
+    into = (seconds - window * WINDOW_SECONDS) / WINDOW_SECONDS  # 0 <= into < 1
+    _upsert(session, key, window)
+    found = session.execute(
+        select(AuthFailureWindow.window, AuthFailureWindow.failures)
+        .where(AuthFailureWindow.client == key, AuthFailureWindow.window >= window - 1)
+    ).all()  # fmt: skip
+    rows = {int(w): int(n) for w, n in found}
+    current, previous = rows.get(window, 1), rows.get(window - 1, 0)
+    if current == 1:  # this client's first failure of the minute: forget minutes gone by
+        session.execute(delete(AuthFailureWindow).where(AuthFailureWindow.window < window - 1))
+    estimate = current + previous * (1.0 - into)
+    if estimate <= per_minute:
+        return Verdict(False, 0)
+    # the previous window's weight falls to zero at the end of this one; the current's
+    # failures leave the estimate over the next minute
+    return Verdict(True, max(1, math.ceil((1.0 - into) * WINDOW_SECONDS)))
