@@ -21,7 +21,6 @@ from prometheus_client.registry import Collector
 from exchange.services.disclosure import WITHHELD_ON_ERROR
 
 
-
 class HttpMetrics:
     content_type = CONTENT_TYPE_LATEST
 
