@@ -42,13 +42,12 @@ def client_key(address: str) -> str:
 
 def _upsert(session: Session, key: str, window: int) -> None:
     values = {"client": key, "window": window, "failures": 1}
-    table = AuthFailureWindow.__table__
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(table).values(values)
+    statement = insert(AuthFailureWindow).values(values)
     statement = statement.on_conflict_do_update(
-        index_elements=[table.c.client, table.c.window],
-        set_={"failures": table.c.failures + 1},
+        index_elements=[AuthFailureWindow.client, AuthFailureWindow.window],
+        set_={"failures": AuthFailureWindow.failures + 1},
     )
     session.execute(statement)
 
