@@ -9,6 +9,7 @@ import pytest
 from fastapi import APIRouter
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
+from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
 from exchange.api.context import Context, context_for
@@ -115,14 +116,17 @@ def test_http_errors_are_problems(h: Harness) -> None:
 
 
 @pytest.mark.db
-def test_request_id_is_echoed_when_safe_and_generated_otherwise(h: Harness) -> None:
+def test_request_id_is_the_servers_own(h: Harness) -> None:
     mine = "req-0123456789abcdef"
-    assert h.client.get("/healthz", headers={"X-Request-ID": mine}).headers["x-request-id"] == mine
-    unsafe = h.client.get("/healthz", headers={"X-Request-ID": f"id {PHONE}\u0000"})
-    assert (
-        unsafe.headers["x-request-id"] != f"id {PHONE}"
-        and len(unsafe.headers["x-request-id"]) == 32
-    )
+    with capture_logs(processors=[merge_contextvars]) as logs:
+        answered = h.client.get("/healthz", headers={"X-Request-ID": mine}).headers["x-request-id"]
+    assert answered != mine and len(answered) == 36 and answered[14] == "7"  # a UUIDv7
+    line = [e for e in logs if e["event"] == "request"][-1]
+    assert line["request_id"] == answered and line["client_request_id"] == mine
+    with capture_logs(processors=[merge_contextvars]) as logs:
+        h.client.get("/healthz", headers={"X-Request-ID": f"id {PHONE}\u0000"})
+        h.client.get("/healthz", headers={"X-Request-ID": f"req-{ID_NUMBER}"})
+    assert all("client_request_id" not in e for e in logs)  # refused, not kept
     a = h.client.get("/healthz").headers["x-request-id"]
     b = h.client.get("/healthz").headers["x-request-id"]
     assert a != b
