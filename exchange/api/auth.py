@@ -18,10 +18,10 @@ from sqlalchemy.orm import Session
 
 from exchange.api.client_cert import binding_holds, presented_thumbprint
 from exchange.api.problems import Problem
-from exchange.api.routes import route_template
 from exchange.db.engine import unit_of_work
 from exchange.identity import Identity
 from exchange.logs import get_logger
+from exchange.routes import route_template
 from exchange.services import auth_failures, tokens
 from exchange.services.tokens import (  # noqa: F401  (re-exported: the API's token vocabulary)
     DEFAULT_TOKEN_TTL,

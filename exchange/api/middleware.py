@@ -14,9 +14,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from exchange.api.metrics import HttpMetrics
 from exchange.api.problems import problem_response
-from exchange.api.routes import route_template
 from exchange.db.ids import new_ids
 from exchange.logs import bind_request_id, clear_request_context, get_logger, scrub_text
+from exchange.routes import route_template
 
 REQUEST_ID_HEADER = "x-request-id"
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}\Z")

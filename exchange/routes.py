@@ -18,6 +18,9 @@ def route_template(scope: Scope) -> str:
     route = scope.get("route")
     template = getattr(route, "path", None)
     if not isinstance(template, str):
+        mount = scope.get("root_path")  # a mount (static files) that took the request
+        if isinstance(mount, str) and mount.startswith("/") and mount != "/":
+            return mount.rstrip("/") + "/{path}"
         return UNMATCHED_ROUTE
     segments = [s for s in str(scope.get("path", "")).split("/") if s]
     covered = len([s for s in template.split("/") if s])
