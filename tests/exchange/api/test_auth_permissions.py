@@ -22,7 +22,7 @@ from exchange.services.auth_failures import record_failure
 from exchange.services.tokens import revoke_principal
 from tests.exchange.api.apptools import Harness, build
 
-PUBLIC = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect"}
+PUBLIC = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/redoc", "/docs/static"}
 
 
 def _requirements(dependant: Any) -> list[str]:

@@ -18,6 +18,7 @@ from tests.exchange.api.apptools import Harness, build
 
 PHONE = "13912345678"
 ID_NUMBER = "370214199001011232"
+METRICS_TOKEN = "metrics-" + "0" * 32
 
 probe = APIRouter(prefix="/probe")
 
@@ -52,6 +53,7 @@ def h(database_url: str, tmp_path: Path, migrated_sqlite_template: Path) -> Harn
         template=migrated_sqlite_template,
         extra_routers=(probe,),
         max_body_bytes=2048,
+        metrics_token=METRICS_TOKEN,
     )
 
 
@@ -156,7 +158,7 @@ def test_metrics_use_route_templates_and_no_values(h: Harness) -> None:
     h.client.get(f"/v1/unknown/{PHONE}")
     h.client.get("/healthz")
     h.client.post(f"/v1/probe/echo?x={PHONE}", json={}, headers=_auth(h))
-    text = h.client.get("/metrics").text
+    text = h.client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).text
     assert 'route="/healthz"' in text and 'status="200"' in text
     assert 'route="/v1/probe/echo",status="422"' in text
     assert 'route="<unmatched>"' in text
