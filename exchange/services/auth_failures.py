@@ -52,25 +52,30 @@ def _upsert(session: Session, key: str, window: int) -> None:
     session.execute(statement)
 
 
-def record_failure(session: Session, address: str, now: datetime, per_minute: int) -> Verdict:
-    """Count one failed authentication from `address` and say whether it is over the limit
-    (more than `per_minute` failures in the last minute, this one included). Never commits."""
-    key = client_key(address)
-    seconds = now.timestamp()
-    window = math.floor(seconds / WINDOW_SECONDS)
-    into = (seconds - window * WINDOW_SECONDS) / WINDOW_SECONDS  # 0 <= into < 1
-    _upsert(session, key, window)
+def _counts(session: Session, key: str, window: int) -> tuple[int, int]:
     found = session.execute(
         select(AuthFailureWindow.window, AuthFailureWindow.failures)
         .where(AuthFailureWindow.client == key, AuthFailureWindow.window >= window - 1)
     ).all()  # fmt: skip
     rows = {int(w): int(n) for w, n in found}
-    current, previous = rows.get(window, 1), rows.get(window - 1, 0)
-    if current == 1:  # this client's first failure of the minute: forget minutes gone by
+    return rows.get(window, 0), rows.get(window - 1, 0)
+
+
+def record_failure(session: Session, address: str, now: datetime, per_minute: int) -> Verdict:
+    """Count one failed authentication from `address` and say whether it is over the limit
+    (more than `per_minute` failures in the last minute, this one included). A failure already
+    over the limit is answered without a write, so a flood of bad tokens costs the database
+    reads, not writes. Never commits."""
+    key = client_key(address)
+    seconds = now.timestamp()
+    window = math.floor(seconds / WINDOW_SECONDS)
+    into = (seconds - window * WINDOW_SECONDS) / WINDOW_SECONDS  # 0 <= into < 1
+    current, previous = _counts(session, key, window)
+    weight = previous * (1.0 - into)
+    if current + weight + 1 > per_minute:
+        # the previous window's weight falls to zero at the end of this one
+        return Verdict(True, max(1, math.ceil((1.0 - into) * WINDOW_SECONDS)))
+    _upsert(session, key, window)
+    if current == 0:  # this client's first failure of the minute: forget minutes gone by
         session.execute(delete(AuthFailureWindow).where(AuthFailureWindow.window < window - 1))
-    estimate = current + previous * (1.0 - into)
-    if estimate <= per_minute:
-        return Verdict(False, 0)
-    # the previous window's weight falls to zero at the end of this one; the current's
-    # failures leave the estimate over the next minute
-    return Verdict(True, max(1, math.ceil((1.0 - into) * WINDOW_SECONDS)))
+    return Verdict(False, 0)

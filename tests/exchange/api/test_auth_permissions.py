@@ -182,10 +182,13 @@ def test_failure_limit_is_a_sliding_minute(session_factory: sessionmaker[Session
         other = record_failure(session, "192.0.2.2", start, 2)
     assert [v.limited for v in verdicts] == [False, False, True] and not other.limited
     assert 1 <= verdicts[2].retry_after <= 60
-    with unit_of_work(session_factory) as session:  # half a minute into the next minute:
-        # the three weigh half, 1.5 + 1 is over 2; a whole minute later they weigh nothing
-        assert record_failure(session, "192.0.2.1", start + timedelta(seconds=90), 2).limited
-        later = start + timedelta(seconds=125)
+    with unit_of_work(session_factory) as session:
+        # the refused third was not counted; half a minute into the next minute the first
+        # minute's two weigh one: one more failure is allowed, the next is over the limit
+        half = start + timedelta(seconds=90)
+        assert not record_failure(session, "192.0.2.1", half, 2).limited
+        assert record_failure(session, "192.0.2.1", half, 2).limited
+        later = start + timedelta(seconds=185)  # two minutes on, nothing weighs
         assert not record_failure(session, "192.0.2.1", later, 2).limited
         assert session.scalar(select(func.min(m.AuthFailureWindow.window))) >= (
             int(later.timestamp()) // 60 - 1)  # minutes gone by are deleted
