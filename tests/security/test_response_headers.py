@@ -92,3 +92,21 @@ def test_metrics_are_off_unless_configured(
     assert h.client.get("/metrics").status_code == 404
     anyone = {"Authorization": "Bearer " + "m" * 40}
     assert h.client.get("/metrics", headers=anyone).status_code == 404
+
+
+def test_every_route_answers_no_store_and_nosniff(h: Harness) -> None:
+    """Every GET route of the real app (path parameters filled with a dummy), as an office
+    admin: the headers hold for routes added later too."""
+    from fastapi.routing import iter_route_contexts
+
+    checked = 0
+    for route in iter_route_contexts(h.app.routes):
+        if "GET" not in (route.methods or ()) or route.path.startswith("/docs/static"):
+            continue
+        path = re.sub(r"\{[^}]+\}", "x", route.path)
+        answer = h.client.get(path, headers=_office(h), follow_redirects=False)
+        assert answer.headers.get("x-content-type-options") == "nosniff", path
+        if not path.startswith("/console/static"):
+            assert answer.headers.get("cache-control") == "no-store", path
+        checked += 1
+    assert checked > 30
