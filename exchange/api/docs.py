@@ -7,6 +7,12 @@ and `swagger-ui-5.35.0.css` from the npm package swagger-ui-dist 5.35.0 (Apache-
 `redoc-2.5.4.standalone.js` from redoc 2.5.4 (`bundles/redoc.standalone.js`, MIT); only the
 source-map comment lines were removed. To update: `npm pack` the new versions, copy the same
 files under their new version names, change the names below.
+
+    sha256 of the npm tarballs:   swagger-ui-dist-5.35.0.tgz 1b8e8918…a391a6ea6
+                                  redoc-2.5.4.tgz            44922df4…9d911a56e
+    sha256 of the vendored files: swagger-ui-bundle-5.35.0.js e6a89869…3de180af2
+                                  swagger-ui-5.35.0.css      a6a4cf68…973847d10
+                                  redoc-2.5.4.standalone.js  fa4bf581…6ca41aa29
 """
 
 from __future__ import annotations
