@@ -35,7 +35,8 @@ def test_metrics_from_the_audit_log(database_url: str, tmp_path: Path) -> None:
         for i in range(3):
             append(session, AuditEntry(time=when, actor=Actor("p-c", "contractor"),
                                        action=Action.DISCLOSE, subjects=(Subject(f"ap_{i}"),)))
-        append(session, AuditEntry(time=when, actor=Actor("cli", "system"), action="resident.import",
+        append(session, AuditEntry(time=when, actor=Actor("cli", "system"),
+                                   action="resident.import",
                                    details={"rows.inserted": 120, "rows.rejected": 3,
                                             "dry_run": False}))
     with unit_of_work(h.factory) as session:
