@@ -7,6 +7,7 @@
     │   ├── CaseNotFound        no visible case with that reference (an AuditedDenial)
     │   └── TombstoneNotFound   no tombstone with that reference for this contractor
     ├── Conflict                valid request that the current state does not allow
+    │   └── AlreadyRegistered   a registration whose ID number is registered (an AuditedDenial)
     ├── InvalidInput            the request is malformed; `errors` lists (field, reason, message)
     │   └── IdempotencyMismatch an Idempotency-Key reused for a different request
     └── AuditUnavailable        the audit entry could not be appended: nothing is returned
@@ -77,6 +78,18 @@ class TombstoneNotFound(NotFound):
 class Conflict(FlowError):
     status = 409
     slug = "conflict"
+
+
+class AlreadyRegistered(Conflict, AuditedDenial):
+    """A registration valid in every field whose ID number is already registered: one answer
+    whichever community holds her (issue 14: no existence oracle beyond this one bit, which
+    a unique register cannot hide, and which is audited with the ID's keyed reference)."""
+
+    def __init__(self) -> None:
+        super().__init__("this ID number cannot be registered: it is already registered; "
+                         "ask the street office to check the ledger",
+                         (FieldProblem("national_id", "already_registered",
+                                       "is already registered"),))
 
 
 class InvalidInput(FlowError):
