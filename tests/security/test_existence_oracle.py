@@ -181,3 +181,45 @@ def test_the_console_register_form_answers_the_same(app) -> None:
 def _page(html: str, national_id: str) -> str:
     """The page bar the value she typed (echoed in her form) and its fresh CSRF token."""
     return html.replace(national_id, "ID").replace(csrf_of(html), "T")
+
+
+def test_lookups_and_reveals_answer_the_same_and_each_lookup_is_audited_keyed(app) -> None:
+    """The exact lookup (API and console form) and 查看明文: a resident of another community
+    answers as nobody, and every lookup leaves `resident.lookup` with the keyed reference."""
+    harness, _, ledger = app
+    api, cadre = harness.client, _h(harness, "console_cadre")
+    other = ledger.elsewhere()[0]
+    for field, value, unknown in (("national_id", other.national_id, UNKNOWN_ID),
+                                  ("phone", other.phone, "13900000001")):
+        elsewhere = api.post("/v1/residents/lookup", json={field: value}, headers=cadre)
+        nobody = api.post("/v1/residents/lookup", json={field: unknown}, headers=cadre)
+        assert elsewhere.status_code == 200 and _same(elsewhere, nobody)
+    client = harness.client.__class__(harness.app)
+    sign_in(client, "community_cadre")
+    pages = []
+    for value in (other.national_id, UNKNOWN_ID):
+        form = client.get("/console/residents")
+        r = client.post("/console/residents/lookup",
+                        data={"csrf_token": csrf_of(form.text), "national_id": value})
+        assert r.status_code == 200
+        pages.append(_page(r.text, value))
+    assert pages[0] == pages[1]
+    body = {"field": "phone", "reason": "identity_check", "note": "核实身份信息"}
+    foreign = api.post(f"/v1/residents/{ledger.ids[other.national_id]}/reveal", json=body,
+                       headers=cadre)  # fmt: skip
+    missing = api.post("/v1/residents/00000000-0000-7000-8000-000000000000/reveal", json=body,
+                       headers=cadre)  # fmt: skip
+    assert foreign.status_code == missing.status_code == 404 and _same(foreign, missing)
+
+    keyring = harness.app.state.keyring
+    with unit_of_work(harness.factory) as session:
+        lookups = entries(session, "resident.lookup")
+    assert [e["details"]["lookup.ref"] for e in lookups] == [  # type: ignore[index]
+        lookup_reference(keyring, "resident.national_id", other.national_id),
+        lookup_reference(keyring, "resident.national_id", UNKNOWN_ID),
+        lookup_reference(keyring, "resident.phone", other.phone),
+        lookup_reference(keyring, "resident.phone", "13900000001"),
+        lookup_reference(keyring, "resident.national_id", other.national_id),
+        lookup_reference(keyring, "resident.national_id", UNKNOWN_ID)]
+    blob = json.dumps(lookups, ensure_ascii=False)
+    assert other.national_id not in blob and other.phone not in blob
