@@ -139,3 +139,16 @@ def test_the_consoles_refusals_are_audited_too(database_url: str, tmp_path: Path
         ("console/contractors", "role_not_permitted"),
         ("console/residents/lookup", "csrf_refused")]
     assert {e["actor"]["id"] for e in denied} == {world.ids["community_cadre"]}
+
+
+def test_the_demo_seed_is_audited_as_an_import_by_the_system(h: Any) -> None:
+    """`exchange dev` seeds an empty database with the demo ledger: an import like any other,
+    audited under the CLI's system actor (CLI imports name their principal with --as)."""
+    from exchange.cli.dev import load_demo_if_empty
+
+    with unit_of_work(h.factory) as session:
+        load_demo_if_empty(session, h.app.state.keyring, lambda _: None)
+    (entry,) = _entries(h, "resident.import")
+    assert entry["actor"] == {"id": "exchange-cli", "role": "system"}
+    assert entry["details"]["file.format"] == "synthetic"
+    assert entry["details"]["rows.inserted"] == 200
