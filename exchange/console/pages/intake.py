@@ -23,12 +23,13 @@ from exchange.console.forms import REASONS, field_errors
 from exchange.console.i18n import N_
 from exchange.console.pages.residents import STAGE_LABELS, communities_in_scope
 from exchange.console.templating import render
+from exchange.db.engine import CommitThenRaise
 from exchange.exports import csv_text
 from exchange.exports.workbook import StreamingSheet
 from exchange.ledger.headers import CANONICAL_HEADERS, Column
 from exchange.ledger.vocabulary import STAGES as STAGE_WORDS
 from exchange.services import residents, staged_imports
-from exchange.services.errors import FieldErrors, FlowError, InvalidInput, NotFound
+from exchange.services.errors import Conflict, FieldErrors, FlowError, InvalidInput, NotFound
 
 router = APIRouter()
 T = TypeVar("T")
@@ -116,13 +117,18 @@ async def register_submit(page: OfficePage, request: Request) -> Response:
     names = {c.id: c.name for c in communities_in_scope(page)}
     parsed = FieldErrors()
     data = _resident_input(values, names, parsed)
+    savepoint = page.db.begin_nested()
     try:
-        with page.db.begin_nested():
-            resident_id = residents.register(page.db, page.keyring, page.acting, data)
-            parsed.raise_any()  # the form's own problems undo the registration
+        resident_id = residents.register(page.db, page.keyring, page.acting, data)
+        parsed.raise_any()  # the form's own problems undo the registration
     except FlowError as exc:
-        return _register_form(page, 422, values=values,
+        # an audited refusal keeps its audit entry (nothing else was written); any other
+        # error undoes the attempt
+        (savepoint.commit if isinstance(exc, CommitThenRaise) else savepoint.rollback)()
+        status = 409 if isinstance(exc, Conflict) and not parsed else 422
+        return _register_form(page, status, values=values,
                               errors=field_errors(_merge(parsed, exc), page._))  # fmt: skip
+    savepoint.commit()
     return RedirectResponse(f"/console/residents/{resident_id}?done=registered", 303)
 
 
