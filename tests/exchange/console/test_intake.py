@@ -178,3 +178,66 @@ def test_register_names_the_bad_fields_and_keeps_to_her_communities(app) -> None
     assert ok.status_code == 303 and ok.headers["location"].startswith("/console/residents/")
     page = client.get(ok.headers["location"])
     assert page.status_code == 200 and row[1] not in page.text and CADRE_COMMUNITY in page.text
+
+
+def _workbook(harness, rows: int = 5, *, bad_phone_row: int | None = None) -> tuple[bytes, list]:
+    """A ledger as the office keeps it in Excel: a title line above the header, phones and
+    parities as numbers, dates as date cells, the ID number as text."""
+    from datetime import date as Date
+
+    from openpyxl import Workbook
+
+    today = office_date(harness.clock())
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "台账"
+    sheet.append(["城阳街道孕产妇台账（民城路社区）"])
+    sheet.append(list(HEADER))
+    data = []
+    for i, row in enumerate(generate_rows(rows, 11, as_of=today)):
+        cells: list[object] = list(row)
+        cells[3] = CADRE_COMMUNITY
+        cells[2] = 1234 if i + 1 == bad_phone_row else int(row[2])
+        for at in (9, 10, 13):
+            cells[at] = Date.fromisoformat(row[at]) if row[at] else None
+        cells[11] = int(row[11]) if row[11] else None
+        sheet.append(cells)
+        data.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue(), data
+
+
+def test_an_xlsx_ledger_is_checked_and_imported_through_the_console(app) -> None:
+    harness, world = app
+    client = harness.client
+    csrf = sign_in(client, "community_cadre")
+    xlsx = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    body, rows = _workbook(harness, bad_phone_row=2)
+    bad = client.post("/console/imports", data={"csrf_token": csrf},
+                      files={"file": ("台账.xlsx", body, xlsx)})  # fmt: skip
+    # the second data row is row 4 of the sheet: a title line, then the header
+    assert bad.status_code == 422 and "第 4 行" in bad.text and "联系电话" in bad.text
+    assert "确认导入" not in bad.text
+    for row in rows:
+        assert row[0] not in bad.text and row[1] not in bad.text
+    assert _count(harness, m.Resident) == 0
+    body, rows = _workbook(harness)
+    good = client.post("/console/imports", data={"csrf_token": csrf},
+                       files={"file": ("台账.xlsx", body, xlsx)})  # fmt: skip
+    assert good.status_code == 200 and "确认导入" in good.text, good.text[-2000:]
+    assert _count(harness, m.Resident) == 0
+    staged_id = good.text.split("/console/imports/")[1].split("/confirm")[0]
+    done = client.post(f"/console/imports/{staged_id}/confirm", data={"csrf_token": csrf})
+    assert done.status_code == 200 and f"新增 {len(rows)} 人" in done.text
+    assert _count(harness, m.Resident) == len(rows)
+    # the numbers and dates Excel kept as numbers and dates came in as the ledger says
+    listing = client.get("/console/residents?size=50").text
+    for row in rows:
+        assert f"{row[2][:3]}****{row[2][-4:]}" in listing
+    with unit_of_work(harness.factory) as session:
+        imported = entries(session, "resident.import")
+        checks = entries(session, "resident.import_check")
+    assert imported[0]["details"]["rows.inserted"] == len(rows)  # type: ignore[index]
+    assert imported[0]["actor"]["id"] == world.ids["community_cadre"]  # type: ignore[index]
+    assert len(checks) == 2 and rows[0][1] not in repr(imported + checks)
