@@ -64,7 +64,8 @@ def test_five_failures_lock_until_an_admin_unlocks(session_factory, world) -> No
                         world.ids["community_cadre"])  # fmt: skip
     assert _login(session_factory, "community_cadre").ok
     with unit_of_work(session_factory) as session:
-        assert _actions(session) == [("console_user.unlock", world.ids["office_admin"])]
+        assert _actions(session) == [("console_user.unlock", world.ids["office_admin"],
+                                      world.ids["community_cadre"])]  # fmt: skip
 
 
 def test_login_log_records_attempts_never_the_password(session_factory, world) -> None:
@@ -137,12 +138,15 @@ def test_an_admin_ends_a_session_and_it_is_audited(session_factory, world) -> No
     with unit_of_work(session_factory) as session:
         active, reason = web_sessions.resolve(session, token, START, SESSIONS)
         assert active is None and reason == "ended_by_admin"
-        assert _actions(session) == [("console_session.end", world.ids["office_admin"])]
+        assert _actions(session) == [("console_session.end", world.ids["office_admin"],
+                                      world.ids["community_cadre"])]  # fmt: skip
 
 
-def _actions(session: Session) -> list[tuple[str, str]]:
+def _actions(session: Session) -> list[tuple[str, str, str]]:
+    """(action, the admin acting, the user the change touched) of every entry."""
     items = AuditLog(session).entries().items
-    return [(e["action"], e["actor"]["id"]) for e in (i["entry"] for i in items)]  # type: ignore
+    return [(e["action"], e["actor"]["id"], e.get("details", {}).get("console_user.id"))  # type: ignore
+            for e in (i["entry"] for i in items)]
 
 
 def test_only_an_office_admin_manages_users(session_factory, world) -> None:
@@ -181,6 +185,8 @@ def test_reset_password_forces_a_change_and_ends_sessions(session_factory, world
     with unit_of_work(session_factory) as session:
         assert web_sessions.resolve(session, token, START, SESSIONS)[0] is None
         assert account(session, world.ids["community_cadre"]).must_change_password
+        assert _actions(session) == [("console_user.password_reset", world.ids["office_admin"],
+                                      world.ids["community_cadre"])]  # fmt: skip
     assert _login(session_factory, "community_cadre", "Fresh-pass-456").ok
 
 
