@@ -17,6 +17,7 @@ from exchange.db import models as m
 from exchange.db.engine import unit_of_work
 from exchange.ledger.importer import ensure_communities
 from exchange.ledger.synthetic import HEADER, generate_rows
+from exchange.ledger.template import NOTES_SHEET, SHEET, example_rows, template_header
 from exchange.services.accounts import ensure_account
 from policies import office_date
 from tests.exchange import factories as f
@@ -61,17 +62,47 @@ def _count(harness, model) -> int:
         return session.scalar(select(func.count()).select_from(model)) or 0
 
 
-def test_the_template_has_the_importable_columns(app) -> None:
+def test_the_template_is_the_cli_generators_and_imports_cleanly(app) -> None:
+    """The console hands out `exchange import template`'s workbook (issue 19): the same
+    header, text-formatted ID column, drop-downs (the community list is the user's scope), a
+    notes sheet whose examples are dated today. Its example rows, copied into the 台账 sheet,
+    import through the console on the day it was downloaded."""
     harness, _ = app
-    sign_in(harness.client, "community_cadre")
-    r = harness.client.get("/console/imports/template.xlsx")
-    assert r.status_code == 200
-    rows = list(load_workbook(io.BytesIO(r.content), read_only=True).active.iter_rows(
-        values_only=True))  # fmt: skip
-    header = rows[3]
-    assert header[:4] == ("姓名", "身份证号", "联系电话", "社区") and "婚姻状况" not in header
-    text = harness.client.get("/console/imports/template.csv").content.decode("utf-8-sig")
-    assert text.splitlines()[0].startswith("姓名,身份证号,联系电话,社区")
+    client = harness.client
+    csrf = sign_in(client, "office_admin")
+    today = office_date(harness.clock())
+    r = client.get("/console/imports/template.xlsx")
+    assert r.status_code == 200 and r.headers["content-type"].startswith(
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")  # fmt: skip
+    book = load_workbook(io.BytesIO(r.content))
+    assert book.sheetnames == [SHEET, NOTES_SHEET]
+    sheet = book[SHEET]
+    header = tuple(c.value for c in sheet[1])
+    assert header == template_header() and "婚姻状况" not in "".join(header)
+    assert sheet.cell(row=2, column=2).number_format == "@"  # 18 digits stay text
+    notes = [row for row in book[NOTES_SHEET].iter_rows(values_only=True) if any(row)]
+    examples = [tuple(c or "" for c in row) for row in notes[-3:]]
+    assert examples == example_rows(today)  # dated relative to the day it was downloaded
+    for row in examples:  # the office copies them into the sheet that is imported
+        sheet.append(list(row))
+    filled = io.BytesIO()
+    book.save(filled)
+    checked = client.post("/console/imports", data={"csrf_token": csrf}, files={"file": (
+        "import-template.xlsx", filled.getvalue(), "application/octet-stream")})  # fmt: skip
+    assert checked.status_code == 200 and "确认导入" in checked.text, checked.text[-1500:]
+    staged_id = checked.text.split("/console/imports/")[1].split("/confirm")[0]
+    done = client.post(f"/console/imports/{staged_id}/confirm", data={"csrf_token": csrf})
+    assert done.status_code == 200 and "新增 3 人" in done.text
+    assert _count(harness, m.Resident) == 3
+    text = client.get("/console/imports/template.csv").content.decode("utf-8")
+    assert text.startswith("\ufeff") and text[1:].splitlines() == [",".join(template_header())]
+    # a cadre's drop-down lists her communities only
+    cadre = harness.client.__class__(harness.app)
+    sign_in(cadre, "community_cadre")
+    hers = load_workbook(io.BytesIO(cadre.get("/console/imports/template.xlsx").content))[SHEET]
+    lists = [v.formula1 for v in hers.data_validations.dataValidation]
+    assert any(CADRE_COMMUNITY in (f or "") for f in lists)
+    assert not any("瑞阳路社区" in (f or "") for f in lists)
 
 
 def test_a_bad_row_is_reported_by_row_and_column_and_nothing_is_imported(app) -> None:
