@@ -174,6 +174,23 @@ def test_create_user_refuses_bad_input_naming_fields(session_factory, world) -> 
             accounts.create_user(session, admin, accounts.NewUser(
                 "cadre-02", "张干事", "community_cadre", (), "Good-pass-123"))  # fmt: skip
         assert caught.value.errors[0].field == "communities"
+        assert _actions(session) == []  # nothing created, nothing audited
+
+
+def test_a_created_user_is_named_in_the_audit_entry_with_role_and_scope(session_factory,
+                                                                        world) -> None:  # fmt: skip
+    with unit_of_work(session_factory) as session:
+        admin = _acting(session, world.ids["office_admin"])
+        made = accounts.create_user(session, admin, accounts.NewUser(
+            "cadre-02", "张干事", "community_cadre", (world.community_id,), "Good-pass-123"))
+        new_id = made.principal_id
+    with unit_of_work(session_factory) as session:
+        entry = AuditLog(session).entries().items[-1]["entry"]
+    assert entry["action"] == "console_user.create"  # type: ignore[index]
+    assert entry["details"] == {  # type: ignore[index]
+        "console_user.id": new_id, "console_user.role": "community_cadre",
+        "console_user.community_count": 1, "console_user.communities": [world.community_id]}
+    assert "张干事" not in repr(entry) and "cadre-02" not in repr(entry)
 
 
 def test_reset_password_forces_a_change_and_ends_sessions(session_factory, world) -> None:
