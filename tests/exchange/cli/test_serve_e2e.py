@@ -75,6 +75,7 @@ def test_production_serve_restart_and_drain(database_url: str, tmp_path: Path) -
         assert server.stopped_in is not None and server.stopped_in < 15
         log = server.output()
         assert "Traceback" not in log
+        assert "drain_cut_off" not in log  # finished within the bound: nothing abandoned
         events = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
         assert events and any(e.get("event") == "stopped" for e in events)  # JSON in production
     finally:
