@@ -215,7 +215,7 @@ def changed_cases(
     with its resident's stored columns `columns`."""
     query = case_queries(columns).changed
     params = {"contractor": contractor_id, "after": after, "limit": limit}
-    return connection.execute(query, params).all()  # fetchall: not a fetchone per row
+    return list(connection.execute(query, params).all())  # fetchall, not fetchone per row
 
 
 def case_by_id(connection: Connection, columns: Columns, assignment_id: str) -> StoredRow | None:
