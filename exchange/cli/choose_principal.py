@@ -48,7 +48,7 @@ def _checked(row: m.Principal, given: str) -> m.Principal:
     if row.revoked_at is not None:
         raise CliError(f"--as {given!r}: principal {row.name!r} is revoked")
     if row.role not in OFFICE_ROLES:
-        raise CliError(f"--as {given!r}: principal {row.name!r} is a {row.role}; office "
+        raise CliError(f"--as {given!r}: principal {row.name!r} has role {row.role}; office "
                        f"actions need {' or '.join(OFFICE_ROLES)}")  # fmt: skip
     return row
 

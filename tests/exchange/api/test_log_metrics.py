@@ -35,7 +35,7 @@ def test_metrics_from_the_audit_log(database_url: str, tmp_path: Path) -> None:
         for i in range(3):
             append(session, AuditEntry(time=when, actor=Actor("p-c", "contractor"),
                                        action=Action.DISCLOSE, subjects=(Subject(f"ap_{i}"),)))
-        append(session, AuditEntry(time=when, actor=Actor("cli", "system"), action="ledger.import",
+        append(session, AuditEntry(time=when, actor=Actor("cli", "system"), action="resident.import",
                                    details={"rows.inserted": 120, "rows.rejected": 3,
                                             "dry_run": False}))
     with unit_of_work(h.factory) as session:
@@ -53,9 +53,9 @@ def test_metrics_from_the_audit_log(database_url: str, tmp_path: Path) -> None:
     assert got[("exchange_audit_checkpoint_age_seconds", ())] == 300
     assert got[("exchange_audit_appends_total", (("action", "case.disclose"),))] == 3
     assert got[("exchange_audit_appends_total", (("action", "key.rotate"),))] == 1
-    assert got[("exchange_audit_detail_total", (("action", "ledger.import"),
+    assert got[("exchange_audit_detail_total", (("action", "resident.import"),
                                                  ("name", "rows.inserted")))] == 120
-    assert ("exchange_audit_detail_total", (("action", "ledger.import"),
+    assert ("exchange_audit_detail_total", (("action", "resident.import"),
                                             ("name", "dry_run"))) not in got  # only integers
     assert got[("exchange_http_requests_total", (("method", "GET"), ("route", "/v1/session"),
                                                  ("status", "401")))] == 1

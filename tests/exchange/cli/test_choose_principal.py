@@ -49,7 +49,7 @@ def test_refusals_list_the_choices(session: Session) -> None:
         "name one: cadre-1 (community_cadre), cadre-2 (community_cadre)"
     )
     assert "is revoked" in _refusal(session, "cadre-old")
-    assert "is a auditor; office actions need office_admin or community_cadre" in _refusal(
+    assert "has role auditor; office actions need office_admin or community_cadre" in _refusal(
         session, "aud-1"
     )
     assert "auditor" not in _refusal(session, "nobody")  # only principals who may act
