@@ -54,6 +54,8 @@ class Keyring:
         self._case_keys: dict[tuple[str, int | None], PseudonymKey] = {}
         # current-version agreement keys by agreement id alone: no tuple built per case
         self._current_case_keys: dict[str, PseudonymKey] = {}
+        # the current audit pseudonym key: one per case of every audited response
+        self._current_audit_key: PseudonymKey | None = None
         # (root key id, version, suite value) -> that root key's part of a wrapped-key header
         self._kek_parts: dict[tuple[str, int, str], bytes] = {}
 
@@ -167,6 +169,7 @@ class Keyring:
         self._pseudonym_keys.clear()
         self._case_keys.clear()
         self._current_case_keys.clear()
+        self._current_audit_key = None
 
     # -- fields ---------------------------------------------------------------------------
     def encrypt_field(
@@ -232,6 +235,11 @@ class Keyring:
         return pseudonyms.blind_index(key, normalise_national_id(national_id))
 
     def audit_pseudonym(self, resident_id: str, version: int | None = None) -> str:
+        if version is None:  # the hot path: no enum value read, no tuple built per case
+            key = self._current_audit_key
+            if key is None:
+                key = self._current_audit_key = self._key(Purpose.AUDIT_PSEUDONYM, "", None)
+            return key.reference(resident_id)
         return self._key(Purpose.AUDIT_PSEUDONYM, "", version).reference(resident_id)
 
     # -- audit signing --------------------------------------------------------------------
