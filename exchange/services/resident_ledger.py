@@ -41,17 +41,16 @@ from exchange.services import masking
 from exchange.services.audit_access import record, subject
 from exchange.services.errors import FieldErrors, InvalidInput, NotPermitted, check_page
 from exchange.services.residents import data_key, visible_resident
-from keys.errors import KeysError
+from keys.errors import InvalidIdentifierError, KeysError
 from keys.fields import EncryptedValue
 from keys.idnumbers import normalise_national_id
 from keys.keyring import Keyring
+from keys.phones import normalise_mobile
 
 MAX_PAGE = 200
 BATCH = 500  # rows decrypted per round trip when a filter or an export walks the scope
 ASSIGNMENT_FILTERS = ("assigned", "unassigned")
 _MONTH = re.compile(r"(\d{4})-(\d{2})\Z")
-_PHONE = re.compile(r"1[3-9]\d{9}\Z")
-_PHONE_NOISE = re.compile(r"[\s\-()]")
 _RESIDENT_COLUMNS = ("name", "national_id", "phone", "address_compound", "address_building")
 
 
@@ -116,10 +115,10 @@ def parse_query(
             errors.add("national_id", "format", "must be an 18-digit (or 15-digit) ID number")
     number = None
     if phone.strip():
-        digits = _PHONE_NOISE.sub("", phone.strip()).removeprefix("+86")
-        if not _PHONE.match(digits):
+        try:  # as the import stored it, and as its blind index is computed
+            number = normalise_mobile(phone)
+        except InvalidIdentifierError:
             errors.add("phone", "format", "must be an 11-digit mobile number")
-        number = digits
     errors.raise_any()
     return LedgerQuery(community_id, stage or None, month, assignment or None, nid, number)
 
