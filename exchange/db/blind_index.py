@@ -34,7 +34,8 @@ class BlindIndexVersions:
         return keyring.blind_index(value, version=self.write, field=field)
 
     def candidates(self, keyring: Keyring, value: str,
-                   field: BlindIndexField = BlindIndexField.NATIONAL_ID) -> tuple[str, ...]:  # fmt: skip
+                   field: BlindIndexField = BlindIndexField.NATIONAL_ID,
+                   ) -> tuple[str, ...]:  # fmt: skip
         """Every index a stored row of this ID number (or phone) may hold."""
         return tuple(keyring.blind_index(value, version=v, field=field) for v in self.lookup)
 

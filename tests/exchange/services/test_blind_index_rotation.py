@@ -17,7 +17,7 @@ from exchange.db.blind_index import blind_index_versions
 from exchange.db.engine import unit_of_work
 from exchange.services import key_rotation
 from exchange.services.errors import Conflict
-from keys import Keyring, MemoryKeyProvider, Purpose
+from keys import BlindIndexField, Keyring, MemoryKeyProvider, Purpose
 from tests.exchange.ledger.helpers import TODAY, import_rows, person, with_communities
 from tests.world import audit_entries
 
@@ -100,14 +100,21 @@ def test_an_interrupted_rotation_resumes_and_writers_keep_matching(
         assert status.blind_index == (1, 2, 3)
         assert blind_index_versions(s, hold=False).lookup == (2, 1)
 
-    # meanwhile: residents under either version are found, new ones go under the new version
-    report = _import(factory, keyring, tmp_path, [person(i) for i in range(6)])
-    assert (report.inserted, report.updated) == (1, 5) and _residents(factory) == 6
-    assert _versions(factory) == {1: 3, 2: 3}
+    # meanwhile: residents under either version are found, new ones go under the new version,
+    # and an updated resident moves to it with both her indexes (ID number and phone)
+    report = _import(factory, keyring, tmp_path, [person(i) for i in (0, 4, 5)])
+    assert (report.inserted, report.updated) == (1, 2) and _residents(factory) == 6
+    assert _versions(factory) == {1: 2, 2: 4}
+    with factory() as s:
+        moved = s.execute(select(m.Resident.national_id_index, m.Resident.phone_index)
+                          .where(m.Resident.national_id_index_version == 2)).all()  # fmt: skip
+    assert {tuple(r) for r in moved} >= {
+        (keyring.blind_index(person(4)["身份证号"], version=2),
+         keyring.blind_index(person(4)["联系电话"], version=2, field=BlindIndexField.PHONE))}
 
     result = key_rotation.rotate_blind_index(factory, keyring, clock, batch_size=2)
     assert result.resumed and (result.from_version, result.to_version) == (1, 2)
-    assert result.reindexed == 3 and _versions(factory) == {2: 6}
+    assert result.reindexed == 2 and _versions(factory) == {2: 6}
     provider = keyring.provider
     assert isinstance(provider, MemoryKeyProvider)
     assert provider.versions(Purpose.BLIND_INDEX) == [2]  # one version added, not one per run
