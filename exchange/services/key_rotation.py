@@ -579,6 +579,7 @@ class KeyStatus:
     awaiting_remap: tuple[str, ...]
     active_contractor_keys: int
     blind_index: tuple[int, int | None, int]  # (stored under, rotating to, residents left)
+    unindexed_phones: int = 0  # residents with a phone and no phone index yet
 
 
 def status(session: Session, keyring: Keyring) -> KeyStatus:
@@ -598,6 +599,7 @@ def status(session: Session, keyring: Keyring) -> KeyStatus:
         tuple(awaiting),
         SqlContractorKeyStore(session).active_count(),
         _blind_index_state(session),
+        unindexed_phones(session),
     )
 
 
