@@ -77,8 +77,6 @@ def consent_body(scopes: list[str] | tuple[str, ...], agreement_id: str) -> dict
     }  # fmt: skip
 
 
-@dataclass
-
 def phone_index(keyring: Keyring, phone: str | None) -> str | None:
     """The phone's blind index as the import stores it (None: no phone, or not a mobile)."""
     if phone is None:
@@ -88,6 +86,8 @@ def phone_index(keyring: Keyring, phone: str | None) -> str | None:
     except InvalidIdentifierError:
         return None
 
+
+@dataclass
 class ContractorHandle:
     """A contractor as its system sees itself: id, bearer token, HPKE private key; in a
     programme also its label, agreement and assigned residents (resident id -> assignment)."""
