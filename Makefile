@@ -8,7 +8,7 @@ EXCHANGE_HOME ?= $(CURDIR)/var
 EXCHANGE_PORT ?= 8000
 
 # Debian packages some targets need: nginx with its njs module (the TLS proxy test,
-# tests/exchange/test_nginx_e2e.py) and the PostgreSQL client (pg_dump/pg_restore for
+# tests/exchange/cli/test_nginx_e2e.py) and the PostgreSQL client (pg_dump/pg_restore for
 # `exchange admin backup|restore`). Installed when missing and we are root; otherwise a loud
 # warning (those tests then skip, and fail under CI=true).
 SYSTEM_PACKAGES := nginx-light libnginx-mod-http-js postgresql-client

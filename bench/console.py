@@ -24,7 +24,7 @@ nothing else of an export is kept per row.
 
 Phone lookup: the service's exact lookup of one phone (`resident_ledger.search`, scoped,
 audited) through the phone's blind index, against the same lookup with every phone index
-cleared (rows stored before migration 0010), which decrypts every resident in scope: what the
+cleared (rows stored before migration 0011), which decrypts every resident in scope: what the
 lookup did before the phone had an index. Ratio: a speed-up, the scan's median time / the
 indexed time (the other rows' ratios are ours / baseline; this one would print as 0.00).
 
@@ -298,7 +298,7 @@ def _peak_mib(ctx: dict[str, Any], size: int) -> float:
 
 def _lookup_ms(ctx: dict[str, Any], phone: str, *, unindexed: bool) -> list[float]:
     """Milliseconds per exact phone lookup (the service, audited), over the whole ledger;
-    `unindexed`: every phone index cleared first (as rows stored before migration 0010), so
+    `unindexed`: every phone index cleared first (as rows stored before migration 0011), so
     the lookup decrypts the scope, as it did before the phone had an index."""
     from sqlalchemy import update
 

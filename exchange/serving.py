@@ -10,19 +10,23 @@ refusals as the parent's preflight). Two ways to share the port among workers:
   up with nearly all connections (see bench/serve.py for the measured difference).
 
 SIGTERM (or SIGINT) drains: each worker stops accepting, lets in-flight requests finish for at
-most `drain_seconds`, runs the lifespan shutdown (the checkpoint schedule stops) and exits 0;
+most `drain_seconds` (then cuts them off, abandoning a thread still blocked in the database),
+runs the lifespan shutdown (the checkpoint schedule stops) and exits 0;
 the supervisor waits for them and exits 0 when they all did. A worker that dies is restarted
 (a few times at most); one that fails at start-up stops the whole service.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import multiprocessing
 import os
 import shutil
 import signal
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -101,7 +105,35 @@ def serve_in_process(spec: ServeSpec, sock: socket.socket | None = None) -> int:
     _Stop().install()
     server = uvicorn.Server(uvicorn_config(spec))
     server.run(sockets=[sock] if sock is not None else None)
-    return 0 if server.started else STARTUP_FAILURE
+    code = 0 if server.started else STARTUP_FAILURE
+    _abandon_stuck_threads(code)
+    return code
+
+
+def _abandon_stuck_threads(code: int, grace: float = 0.5) -> None:
+    """End the process now if a request's thread outlived the drain.
+
+    Past `drain_seconds` uvicorn cancels the requests' tasks, but a sync route runs in a worker
+    thread, and a thread blocked in the database (a lock wait: PostgreSQL has no timeout for
+    it) cannot be cancelled. Python waits for such threads at exit, so the process would
+    outlive its drain bound by as long as the wait lasts, forever on PostgreSQL. Threads that
+    are merely idle end within `grace`; any still running then is abandoned: the process exits
+    at once. Its transaction never committed, so the database rolls it back when the
+    connection drops, as if the process had been killed."""
+    deadline = time.monotonic() + grace
+    stuck = [t for t in threading.enumerate()
+             if t is not threading.current_thread() and not t.daemon and t.is_alive()]
+    for thread in stuck:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    stuck = [t for t in stuck if t.is_alive()]
+    if not stuck:
+        return
+    _log.warning("drain_cut_off", threads=len(stuck), exit_code=code)
+    logging.shutdown()  # flush the log handlers: nothing runs after os._exit
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 def _worker(spec: ServeSpec, sock: socket.socket | None) -> None:

@@ -3,7 +3,9 @@
 Tokens are 256-bit random strings shown once; the database holds only their SHA-256 (domain
 separated), so a database dump grants no access (exchange.services.tokens issues, resolves and
 records their last use). A token bound to a client certificate works only with it. Failed
-attempts are logged as denials without the token and rate-limited per client address.
+attempts are logged as denials without the token and rate-limited per client address, and
+audited (exchange.api.denials: a bounded number per minute, keyed by the token's keyed
+reference, never the token).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from exchange.api.client_cert import binding_holds, presented_thumbprint
+from exchange.api.denials import audit_unauthenticated
 from exchange.api.problems import Problem
 from exchange.identity import Identity
 from exchange.logs import get_logger
@@ -79,8 +82,9 @@ def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _deny(request: Request, reason: str) -> Problem:
+def _deny(request: Request, reason: str, token: str | None = None) -> Problem:
     state = request.app.state
+    audit_unauthenticated(request, reason, token)  # rate-limited; never the token
     state.failure_limiter.record_failure(_client(request))
     state.metrics.auth_failures.labels(reason).inc()
     _log.warning("auth_denied", reason=reason, client=_client(request), path=request.url.path)
@@ -119,11 +123,11 @@ def authenticate(request: Request) -> Identity:
         resolved, reason = tokens.resolve(session, token.strip(), now)
         identity = resolved.identity if resolved else None
     if resolved is None or identity is None:
-        raise _deny(request, reason)
+        raise _deny(request, reason, token.strip())
     # -- issue 17: client-certificate binding (exchange.api.client_cert) and last use --------
     thumbprint = presented_thumbprint(request)
     if not binding_holds(resolved.cnf_x5t_s256, thumbprint):
-        raise _deny(request, "certificate_mismatch")
+        raise _deny(request, "certificate_mismatch", token.strip())
     state.last_use.record(state.session_factory, resolved, now)
     return replace(identity, cert_thumbprint=thumbprint) if thumbprint else identity
 

@@ -26,11 +26,13 @@ from fastapi import Depends, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from exchange.api.denials import route_of
 from exchange.api.permissions import Requirement
-from exchange.api.problems import Problem
 from exchange.db.engine import unit_of_work
 from exchange.identity import Acting, Identity
+from exchange.services import denials
 from exchange.services.auditing import AuditSink, SqlAuditSink
+from exchange.services.errors import AuditedForbidden
 from exchange.services.published_policies import published_set
 from exchange.settings import Settings
 from keys.keyring import Keyring
@@ -62,12 +64,16 @@ class Context:
             return self.policy_override
         return published_set(self.session)
 
+    request: Request | None = None  # for an audited refusal raised by the context itself
+
     @property
     def contractor_id(self) -> str:
         """The calling contractor; refused for a principal bound to none (the schema forbids
         it for the contractor role; refuse rather than assume)."""
-        if self.identity.contractor_id is None:
-            raise Problem(403, "forbidden", "principal is not bound to a contractor")
+        if self.identity.contractor_id is None:  # audited in the request's own transaction
+            route = route_of(self.request) if self.request is not None else "unmatched"
+            denials.record_forbidden(self.session, self.acting, route, "not_bound_to_contractor")
+            raise AuditedForbidden("principal is not bound to a contractor")
         return self.identity.contractor_id
 
 
@@ -103,6 +109,7 @@ def context_for(operation: str) -> Any:
             settings=state.settings,
             engine=state.session_factory.kw["bind"],
             policy_override=policies,
+            request=request,
         )
 
     return Depends(context)

@@ -3,12 +3,15 @@
 Every API route declares exactly one operation, through its context (`context_for(...)` in
 exchange.api.context, which installs a `Requirement`); a test walks the app and fails if a
 route has none or names one missing here. Scope checks (a cadre's communities, a contractor's
-own cases) are the flows' job on top of this gate.
+own cases) are the flows' job on top of this gate. A refusal is audited (`access.denied`).
 """
 
 from __future__ import annotations
 
+from fastapi import Request
+
 from exchange.api.auth import CurrentIdentity
+from exchange.api.denials import audit_forbidden, remember
 from exchange.api.problems import Problem
 from exchange.identity import Identity
 from exchange.permissions import PERMISSIONS, allowed
@@ -24,9 +27,11 @@ class Requirement:
             raise ValueError(f"unknown operation {operation!r}: add it to PERMISSIONS")
         self.operation = operation
 
-    def __call__(self, identity: CurrentIdentity) -> Identity:
+    def __call__(self, request: Request, identity: CurrentIdentity) -> Identity:
         if not allowed(identity.role, self.operation):
+            audit_forbidden(request, "role_not_permitted", identity)
             raise Problem(403, "forbidden", f"role {identity.role} may not {self.operation}")
+        remember(request, identity)
         return identity
 
     def __repr__(self) -> str:

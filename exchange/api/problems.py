@@ -13,6 +13,7 @@ values that were sent (which may be personal data).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -22,11 +23,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from audit.errors import AuditError
+from exchange.api.denials import audit_forbidden
 from exchange.logs import get_logger, scrub_text
-from exchange.services.errors import AuditUnavailable, FlowError
+from exchange.services.errors import AuditedDenial, AuditUnavailable, FlowError
 from keys.errors import KeyProviderError, KeysError
 from policies.errors import PolicyError
 
@@ -254,12 +257,26 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
 async def _on_flow_error(request: Request, exc: Exception) -> JSONResponse:
     # every service error: its status, slug and detail; field problems listed all at once
     assert isinstance(exc, FlowError)
+    if exc.status == 403 and not isinstance(exc, AuditedDenial):
+        # a flow's refusal of an authenticated principal: audited here, in its own unit of
+        # work (the request's rolled back); no entry, no answer but 503
+        try:
+            await run_in_threadpool(audit_forbidden, request, _reason_code(exc))
+        except AuditUnavailable as failed:
+            exc = failed
+        except AuditError as failed:
+            exc = AuditUnavailable(type(failed).__name__)
     errors = [{"field": e.field, "type": e.reason, "message": e.message} for e in exc.errors]
     if isinstance(exc, AuditUnavailable):
         _log.warning("audit_unavailable", error_type=exc.cause)
     headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
     return _answer(request, Problem(exc.status, exc.slug, exc.detail, headers=headers,
                                     extensions={"errors": errors} if errors else None))
+
+
+def _reason_code(exc: FlowError) -> str:
+    """NotPermitted -> not_permitted: the refusal's class as an audit reason code."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
 
 
 async def _on_audit_error(request: Request, exc: Exception) -> JSONResponse:

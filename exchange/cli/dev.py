@@ -85,6 +85,12 @@ def load_demo_if_empty(session: Session, keyring: Keyring, say: Callable[[str], 
     report = load_demo(session, keyring)
     if not report.ok:
         raise CliError(f"demo ledger did not load cleanly ({report.error_count} row errors)")
+    # an import like any other: audited, under the CLI's system actor (no principal loads it)
+    from exchange.services.imports import record_system_import
+    from exchange.services.key_events import CLI_ACTOR
+
+    record_system_import(session, CLI_ACTOR, _utcnow(), "demo ledger: exchange.ledger.demo "
+                         "load_demo (default seed and size)", report)  # fmt: skip
     say(f"demo ledger: {report.inserted} synthetic residents loaded")
 
 

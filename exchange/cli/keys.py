@@ -115,7 +115,7 @@ def reindex_phones_command(
         int, typer.Option("--batch-size", min=1, max=100_000, help="Residents per committed batch")
     ] = key_rotation.DEFAULT_BATCH,
 ) -> None:
-    """Index the phones of residents stored before the phone index (migration 0010).
+    """Index the phones of residents stored before the phone index (migration 0011).
 
     Online and resumable: each batch commits on its own and a second run continues with the
     rows still without an index. Until then the phone lookup decrypts those rows."""

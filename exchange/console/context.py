@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from exchange.console import i18n
 from exchange.console.i18n import N_
 from exchange.console.security import cookie_name, secure_cookies
-from exchange.db.engine import unit_of_work
+from exchange.db.engine import CommitThenRaise, unit_of_work
 from exchange.identity import OFFICE_ROLES, Acting, Identity
 from exchange.services.accounts import LoginPolicy
 from exchange.services.web_sessions import ActiveSession, SessionPolicy, resolve
@@ -39,6 +39,21 @@ class PageError(Exception):
         self.status = status
         self.title = title  # an English message id, translated when shown
         self.detail = detail
+
+
+class AuditedPageError(PageError, CommitThenRaise):
+    """A refusal page whose `access.denied` entry commits before it is shown (issue 14)."""
+
+
+def refuse(page: Page, title: str, reason: str = "role_not_permitted",
+           detail: str = "") -> AuditedPageError:  # fmt: skip
+    """Audit a signed-in user's 403 (principal, route template, reason code) in the page's
+    unit of work, which commits it although the page fails; raise what this returns."""
+    from exchange.api.denials import route_of  # noqa: PLC0415  (the one reading of a route)
+    from exchange.services.denials import record_forbidden  # noqa: PLC0415
+
+    record_forbidden(page.db, page.acting, route_of(page.request), reason)
+    return AuditedPageError(403, title, detail)
 
 
 class LoginRequired(PageError):
@@ -117,7 +132,7 @@ class Page:
 
     def require(self, operation: str) -> None:
         if not self.can(operation):
-            raise PageError(403, N_("You may not do this"))
+            raise refuse(self, N_("You may not do this"))
 
 
 def _page(request: Request) -> Iterator[Page]:
@@ -158,14 +173,14 @@ def _signed_in(page: AnyPage) -> Page:
 
 def _admin(page: Annotated[Page, Depends(_signed_in)]) -> Page:
     if page.role != "office_admin":
-        raise PageError(403, N_("You may not open this page"))
+        raise refuse(page, N_("You may not open this page"))
     return page
 
 
 def _office(page: Annotated[Page, Depends(_signed_in)]) -> Page:
     """The community work pages: office admins and community cadres (the services scope)."""
     if page.role not in OFFICE_ROLES:
-        raise PageError(403, N_("You may not open this page"))
+        raise refuse(page, N_("You may not open this page"))
     return page
 
 

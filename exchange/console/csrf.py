@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import Request
 from starlette.datastructures import FormData
 
-from exchange.console.context import LoginRequired, Page, PageError
+from exchange.console.context import LoginRequired, Page, refuse
 from exchange.console.i18n import N_
 from exchange.console.security import CSRF_FIELD, CSRF_HEADER, same_origin
 from exchange.logs import get_logger
@@ -29,5 +29,5 @@ async def require_token(page: Page, request: Request) -> FormData:
     if not same_origin(request) or not offered or not csrf_matches(token, offered):
         _log.warning("console_csrf_refused", route=request.url.path,
                      origin_ok=same_origin(request))  # fmt: skip
-        raise PageError(403, N_("The request was refused"), "csrf")
+        raise refuse(page, N_("The request was refused"), "csrf_refused", "csrf")
     return form

@@ -106,6 +106,8 @@ REASONS: Final = {
                               "column as text and enter it again"),
     "resident_age": N_("gives an age outside 14 to 60 years"),
     "duplicate_in_file": N_("repeats the ID number of an earlier row"),
+    "already_registered": N_("is already registered: ask the street office to check the "
+                             "ledger"),
     "phone_format": N_("must be an 11-digit mobile number"),
     "name_format": N_("must be 1 to 50 characters of a name (no digits or symbols)"),
     "community_unknown": N_("is not a community of this street office"),

@@ -126,9 +126,16 @@ def import_ledger(
     batch_size: int = BATCH_SIZE,
     workers: int | None = None,
     chunk_size: int = CHUNK_SIZE,
+    insert_only: bool = False,
 ) -> ImportReport:
     """Import a ledger. Raises LedgerFileError for a file that cannot be read at all; row
     problems are in the returned report. All-or-nothing unless `partial`.
+
+    A row whose ID number is already registered updates that resident only if she lives in
+    one of `allowed_communities` (an import never moves or overwrites a resident outside the
+    importer's scope, issue 14) and `insert_only` is not set (a registration); otherwise the
+    row is refused as `already_registered`, the same whichever community holds her. The
+    lookup happens only for a row valid in every field and in scope.
 
     A file longer than `chunk_size` rows is validated and encrypted by `workers` forked
     processes (default: one per core, up to two; 0 keeps everything in this process) while
@@ -148,7 +155,10 @@ def import_ledger(
     inserts = _Inserts(session.connection())
     preparer = Preparer(headers, rules, keyring, community_ids, inserts.stamp, inserts.raw,
                         versions.write)  # fmt: skip
-    writer = _Writer(session, keyring, community_ids, inserts, report, versions)
+    allowed_ids = None if allowed_communities is None else frozenset(
+        community_ids[n] for n in allowed_communities if n in community_ids)
+    writer = _Writer(session, keyring, community_ids, inserts, report, versions,
+                     _Refusal(allowed_ids, insert_only))  # fmt: skip
     options = _Options(partial, progress, batch_size,
                        default_workers() if workers is None else workers, chunk_size)  # fmt: skip
     with bulk_write_pragmas(session.connection()):
@@ -215,6 +225,7 @@ def _import_rows(
 class _Existing:
     resident_id: str
     wrapped: bytes
+    community_id: str = ""
     episode_id: str | None = None
     episode_stage: str | None = None
     episode_created: datetime | None = None
@@ -240,13 +251,14 @@ _BEFORE_DELIVERY = frozenset({"preparing", "pregnant"})
 
 def _existing(session: Session, indexes: Sequence[str]) -> dict[str, _Existing]:
     found: dict[str, _Existing] = {}
-    for index, rid, wrapped in session.execute(
-        select(Resident.national_id_index, Resident.id, ResidentDataKey.wrapped_key)
+    for index, rid, wrapped, community_id in session.execute(
+        select(Resident.national_id_index, Resident.id, ResidentDataKey.wrapped_key,
+               Resident.community_id)
         .join(ResidentDataKey, ResidentDataKey.resident_id == Resident.id)
         .where(Resident.national_id_index.in_(indexes))
-    ):
+    ):  # fmt: skip
         if index is not None:
-            found[index] = _Existing(rid, bytes(wrapped))
+            found[index] = _Existing(rid, bytes(wrapped), community_id)
     if not found:
         return found
     by_resident = {e.resident_id: e for e in found.values()}
@@ -361,6 +373,19 @@ def _same(value: datetime) -> datetime:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class _Refusal:
+    """Which stored residents a row may not update: any (a registration), or those outside
+    the importer's communities (None: the whole district)."""
+
+    allowed_ids: frozenset[str] | None
+    insert_only: bool
+
+    def refuses(self, match: _Existing) -> bool:
+        return self.insert_only or (
+            self.allowed_ids is not None and match.community_id not in self.allowed_ids)
+
+
 class _Writer:
     """Writes batches of prepared rows in the caller's transaction."""
 
@@ -372,8 +397,10 @@ class _Writer:
         inserts: _Inserts,
         report: ImportReport,
         versions: BlindIndexVersions,
+        refusal: _Refusal = _Refusal(None, False),
     ) -> None:
         self._session = session
+        self._refusal = refusal
         self._keyring = keyring
         self._community_ids = community_ids
         self._inserts = inserts
@@ -388,6 +415,15 @@ class _Writer:
     def write(self, batch: list[Ready]) -> None:
         indexes = [index for _, index, _, _, _ in batch]
         existing = self._matches(indexes, batch) if self.lookup else {}
+        refused = {i for i, match in existing.items() if self._refusal.refuses(match)}
+        if refused:
+            for number, index, _, _, _ in batch:
+                if index in refused:
+                    self._report.rows_valid -= 1
+                    self._report.add_errors([RowError(number, "resident.national_id",
+                                                      "already_registered", "身份证号")])
+            batch = [ready for ready in batch if ready[1] not in refused]
+            existing = {i: match for i, match in existing.items() if i not in refused}
         fresh = [sealed for _, index, _, sealed, _ in batch if index not in existing]
         if fresh:
             self._insert(cast(list[Sealed], fresh))  # rows that still apply are always sealed

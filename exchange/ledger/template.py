@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from pathlib import Path
 
-from exchange.exports import FormattedSheet, write_csv
+from exchange.exports import FormattedSheet, csv_text
 from exchange.ledger.headers import CANONICAL_HEADERS, Column
 from exchange.ledger.idnumber import make_national_id
 from exchange.ledger.vocabulary import CHENGYANG_COMMUNITIES
@@ -87,13 +87,21 @@ def write_template(
     path: Path, today: date, communities: Sequence[str] = CHENGYANG_COMMUNITIES
 ) -> None:
     """Write the template as .xlsx (with notes and examples) or .csv (the header alone)."""
-    if path.suffix.lower() == ".csv":
-        write_csv(path, template_header(), [])
-        return
-    _write_xlsx(path, today, communities)
+    file_format = "csv" if path.suffix.lower() == ".csv" else "xlsx"
+    path.write_bytes(template_bytes(file_format, today, communities))
 
 
-def _write_xlsx(path: Path, today: date, communities: Sequence[str]) -> None:
+def template_bytes(
+    file_format: str, today: date, communities: Sequence[str] = CHENGYANG_COMMUNITIES
+) -> bytes:
+    """The template as a file's bytes (`file_format` "xlsx" or "csv"): what `exchange import
+    template` writes and the console serves. `communities` fill the community drop-down."""
+    if file_format == "csv":
+        return ("\ufeff" + csv_text(template_header(), [])).encode("utf-8")
+    return _xlsx(today, communities).to_bytes()
+
+
+def _xlsx(today: date, communities: Sequence[str]) -> FormattedSheet:
     sheet = FormattedSheet(SHEET)
     sheet.append(template_header())
     sheet.freeze_header()
@@ -120,4 +128,4 @@ def _write_xlsx(path: Path, today: date, communities: Sequence[str]) -> None:
     for row in example_rows(today):
         notes.append(row)
     notes.widths([24, 80])
-    sheet.save(path)
+    return sheet

@@ -46,6 +46,7 @@ MESSAGES: dict[str, str] = {
     "column as text and re-enter it",
     "resident_age": f"gives an age outside {MIN_RESIDENT_AGE}-{MAX_RESIDENT_AGE} years",
     "duplicate_in_file": "repeats the ID number of an earlier row in this file",
+    "already_registered": "is already registered; ask the street office to check the ledger",
     "phone_format": "must be a mainland mobile number: 11 digits starting 13-19",
     "name_format": f"must be 1-{MAX_TEXT} characters of a name (no digits or symbols)",
     "community_unknown": "is not a known community of this street office",

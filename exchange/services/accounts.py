@@ -22,6 +22,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from audit.entry import MAX_DETAILS, DetailValue
 from exchange.db import models as m
 from exchange.db.models.codes import ROLES
 from exchange.db.models.console import LOGIN_OUTCOMES
@@ -300,6 +301,19 @@ def _communities(session: Session, role: str, community_ids: Sequence[str]) -> l
     return rows
 
 
+def _audited(principal: m.Principal, *, scope: bool = False) -> dict[str, DetailValue]:
+    """The audit `details` of an admin change: the user it touched (her principal id, never
+    her name), and for a create or a role change the role and community scope given."""
+    out: dict[str, DetailValue] = {"console_user.id": principal.id}
+    if scope:
+        ids = tuple(sorted(c.id for c in principal.communities))
+        out["console_user.role"] = principal.role
+        out["console_user.community_count"] = len(ids)
+        if len(ids) <= MAX_DETAILS:
+            out["console_user.communities"] = ids
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class NewUser:
     name: str
@@ -338,7 +352,7 @@ def create_user(session: Session, acting: Acting, new: NewUser) -> m.ConsoleAcco
     )  # fmt: skip
     session.add(account)
     session.flush()
-    record(session, acting, "console_user.create")
+    record(session, acting, "console_user.create", details=_audited(principal, scope=True))
     return account
 
 
@@ -378,7 +392,7 @@ def set_role(session: Session, acting: Acting, principal_id: str, role: str,
     principal.display_name = display
     # a new role or scope applies from the next sign-in: end the user's sessions now
     end_all_for(session, principal_id, "ended_by_admin", acting.now)
-    record(session, acting, "console_user.update")
+    record(session, acting, "console_user.update", details=_audited(principal, scope=True))
 
 
 def reset_password(session: Session, acting: Acting, principal_id: str, password: str) -> None:
@@ -391,7 +405,7 @@ def reset_password(session: Session, acting: Acting, principal_id: str, password
     account.failed_attempts = 0
     account.locked_at = None
     end_all_for(session, principal_id, "password_changed", acting.now)
-    record(session, acting, "console_user.password_reset")
+    record(session, acting, "console_user.password_reset", details=_audited(account.principal))
 
 
 def unlock(session: Session, acting: Acting, principal_id: str) -> None:
@@ -401,7 +415,7 @@ def unlock(session: Session, acting: Acting, principal_id: str) -> None:
         raise Conflict("the user is not locked")
     account.locked_at = None
     account.failed_attempts = 0
-    record(session, acting, "console_user.unlock")
+    record(session, acting, "console_user.unlock", details=_audited(account.principal))
 
 
 def reset_totp(session: Session, acting: Acting, principal_id: str) -> None:
@@ -412,7 +426,7 @@ def reset_totp(session: Session, acting: Acting, principal_id: str) -> None:
     account.totp_enabled_at = None
     account.totp_last_step = None
     end_all_for(session, principal_id, "ended_by_admin", acting.now)
-    record(session, acting, "console_user.totp_reset")
+    record(session, acting, "console_user.totp_reset", details=_audited(account.principal))
 
 
 def list_users(session: Session, acting: Acting, *, name: str = "", role: str = "",

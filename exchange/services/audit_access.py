@@ -69,6 +69,13 @@ def record(
     return audit_append(session, SqlAuditSink(), [entry])[0]
 
 
+def lookup_reference(keyring: Keyring, field: str, value: str) -> str:
+    """The keyed reference of a looked-up value (an ID number, a phone): the audit pseudonym
+    key over a text no resident id can equal (ids are UUIDs), so the office can recompute it
+    for a value it holds; nobody without the key can test a guess."""
+    return keyring.audit_pseudonym(f"lookup/{field}/{value}")
+
+
 def subject(keyring: Keyring, resident_id: str, **extra: object) -> Subject:
     """The audit subject of a resident: her audit pseudonym, never her id."""
     return Subject(pseudonym=keyring.audit_pseudonym(resident_id), **extra)  # type: ignore[arg-type]

@@ -2,17 +2,20 @@
 
     FlowError                   base; `status` and `slug` are what the API answers with
     ├── NotPermitted            the caller's role may not do this (or not this variant of it,
-    │                           e.g. exact statistics)
+    │   │                       e.g. exact statistics)
+    │   └── AuditedForbidden    ... and the refusal's entry is appended (an AuditedDenial)
     ├── NotFound                no such thing, or not visible to the caller (answers the same)
     │   ├── CaseNotFound        no visible case with that reference (an AuditedDenial)
     │   └── TombstoneNotFound   no tombstone with that reference for this contractor
     ├── Conflict                valid request that the current state does not allow
+    │   └── AlreadyRegistered   a registration whose ID number is registered (an AuditedDenial)
     ├── InvalidInput            the request is malformed; `errors` lists (field, reason, message)
     │   └── IdempotencyMismatch an Idempotency-Key reused for a different request
     └── AuditUnavailable        the audit entry could not be appended: nothing is returned
 
     AuditedDenial               mixin: a refusal whose audit entry commits before it propagates
                                 (exchange.db.engine.CommitThenRaise tells the unit of work)
+    AuditedRefusal              any FlowError made an AuditedDenial (answers as the original)
 
 Field names are the request's own names, one way for every source: a body field by its path in
 the body (`national_id`, `bookings.0.service`), a query, path or header parameter by its name
@@ -50,9 +53,26 @@ class AuditedDenial(FlowError, CommitThenRaise):
     """A refused read that was audited: the entry commits, then the refusal is answered."""
 
 
+class AuditedRefusal(AuditedDenial):
+    """Any refusal made an audited one: answers as the original (status, slug, detail, field
+    problems) after its entry commits; `original` is the refusal it stands for."""
+
+    def __init__(self, original: FlowError) -> None:
+        super().__init__(original.detail, original.errors)
+        self.status = original.status
+        self.slug = original.slug
+        self.retry_after = original.retry_after
+        self.original = original
+
+
 class NotPermitted(FlowError):
     status = 403
     slug = "forbidden"
+
+
+class AuditedForbidden(NotPermitted, AuditedDenial):
+    """A 403 whose `access.denied` entry the flow appended: it commits, then the refusal is
+    answered (a 403 that is not an AuditedDenial is audited by the door's error mapping)."""
 
 
 class NotFound(FlowError):
@@ -77,6 +97,18 @@ class TombstoneNotFound(NotFound):
 class Conflict(FlowError):
     status = 409
     slug = "conflict"
+
+
+class AlreadyRegistered(Conflict, AuditedDenial):
+    """A registration valid in every field whose ID number is already registered: one answer
+    whichever community holds her (issue 14: no existence oracle beyond this one bit, which
+    a unique register cannot hide, and which is audited with the ID's keyed reference)."""
+
+    def __init__(self) -> None:
+        super().__init__("this ID number cannot be registered: it is already registered; "
+                         "ask the street office to check the ledger",
+                         (FieldProblem("national_id", "already_registered",
+                                       "is already registered"),))
 
 
 class InvalidInput(FlowError):

@@ -24,13 +24,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import cast
 
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
-from audit.entry import AuditEntry, DetailValue, Outcome
+from audit.entry import Actor, AuditEntry, DetailValue, Outcome
 from exchange.identity import OFFICE_ADMIN, Acting
 from exchange.ledger.errors import LedgerError, UndecodableFile
 from exchange.ledger.headers import RefusalReason
@@ -212,6 +213,17 @@ def import_file(
     )  # fmt: skip
     index = audit_append(session, SqlAuditSink(), [entry])[0]
     return ImportOutcome(report, unusable, index)
+
+
+def record_system_import(session: Session, actor: Actor, now: datetime, source: str,
+                         report: ImportReport) -> int:  # fmt: skip
+    """The entry of an import no principal made (the demo seed `exchange dev` loads), under
+    a system actor: the same `resident.import` entry as `import_file`'s, the source named by
+    the SHA-256 of its description (`file.format` synthetic). Returns its index."""
+    digest = hashlib.sha256(source.encode("utf-8")).hexdigest()
+    entry = AuditEntry(time=now, actor=actor, action=ACTION, outcome=_outcome(report),
+                       details=_details(digest, "synthetic", False, report))  # fmt: skip
+    return audit_append(session, SqlAuditSink(), [entry])[0]
 
 
 def accepted(outcome: ImportOutcome) -> ImportView:

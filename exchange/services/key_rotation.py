@@ -21,7 +21,7 @@ The pure steps are keys.rotation's; this module drives them over the database ad
   writer which version to index under and which to look up under meanwhile. Crash-safe: the
   start and the finish are one transaction each, a batch re-indexes only rows still under the
   old version, and a second run resumes.
-* `reindex_phones`: index the phones of residents stored before migration 0010 (under the
+* `reindex_phones`: index the phones of residents stored before migration 0011 (under the
   version their ID number is indexed under), batch by batch, resumable; one audit entry.
 
 Keyring changes (a new or retired version) are written to the key file before the transaction
@@ -495,7 +495,7 @@ PHONES_ACTION = "key.reindex_phones"
 
 
 def _unindexed_phone() -> Any:
-    """Residents with a phone and no phone index (stored before migration 0010)."""
+    """Residents with a phone and no phone index (stored before migration 0011)."""
     return m.Resident.phone.is_not(None) & m.Resident.phone_index.is_(None)
 
 

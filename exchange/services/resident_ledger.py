@@ -42,6 +42,7 @@ from exchange.db.models.codes import STAGES
 from exchange.identity import COMMUNITY_CADRE, OFFICE_ADMIN, Acting
 from exchange.ledger.importer import known_communities
 from exchange.services import masking
+from exchange.services.audit_access import lookup_reference as lookup_reference
 from exchange.services.audit_access import record, subject
 from exchange.services.errors import FieldErrors, InvalidInput, NotPermitted, check_page
 from exchange.services.residents import data_key, visible_resident
@@ -364,13 +365,6 @@ def _audit_page(session: Session, keyring: Keyring, acting: Acting, q: LedgerQue
         return  # an empty page of an ordinary list shows nobody: nothing to record
     record(session, acting, "resident.lookup" if q.lookup else "resident.list",
            subjects=[subject(keyring, i) for i in ids], details=details)  # fmt: skip
-
-
-def lookup_reference(keyring: Keyring, field: str, value: str) -> str:
-    """The keyed reference of a looked-up value: the audit pseudonym key over a text no
-    resident id can equal (ids are UUIDs), so the office can recompute it for a value it
-    holds; nobody without the key can test a guess."""
-    return keyring.audit_pseudonym(f"lookup/{field}/{value}")
 
 
 def search(

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
+from audit.entry import Outcome
 from exchange.db import models as m
 from exchange.db import storage
 from exchange.db.blind_index import blind_index_versions
@@ -25,11 +26,12 @@ from exchange.ledger.errors import LedgerError
 from exchange.ledger.headers import CANONICAL_HEADERS, Column
 from exchange.ledger.importer import import_ledger, known_communities
 from exchange.ledger.reader import MemorySource
-from exchange.services.audit_access import record, subject
-from exchange.services.errors import Conflict, FieldProblem, InvalidInput, NotFound
+from exchange.services.audit_access import lookup_reference, record, subject
+from exchange.services.errors import AlreadyRegistered, FieldProblem, InvalidInput, NotFound
 from keys.datakeys import DataKey, WrappedKey
 from keys.errors import KeysError
 from keys.fields import EncryptedValue
+from keys.idnumbers import normalise_national_id
 from keys.keyring import Keyring
 from policies import office_date
 
@@ -102,25 +104,33 @@ def _scope_names(session: Session, acting: Acting) -> frozenset[str] | None:
 
 
 def register(session: Session, keyring: Keyring, acting: Acting, data: ResidentInput) -> str:
-    """Register one resident; returns her id. Same validation and storage as the import."""
-    try:  # every version a stored index may be under, the one new rows get first
-        candidates = blind_index_versions(session).candidates(keyring, data.national_id)
+    """Register one resident; returns her id. Same validation and storage as the import.
+
+    Scope and every field are checked before the ID number is looked up (issue 14), so an
+    invalid registration answers the same whether the ID is registered anywhere or not; a
+    valid one whose ID is registered answers `AlreadyRegistered` whichever community holds
+    her (an audited refusal with the ID's keyed reference) and changes nothing."""
+    try:  # the version new rows are indexed under
+        index: str | None = blind_index_versions(session).index(keyring, data.national_id)
+        normalised = normalise_national_id(data.national_id)
     except (KeysError, ValueError):
-        candidates = ()  # the validation below names the problem
-    index = candidates[0] if candidates else None
-    if candidates and session.scalar(
-        select(m.Resident.id).where(m.Resident.national_id_index.in_(candidates))
-    ):
-        raise Conflict("a resident with this ID number is already registered")
+        index = normalised = None  # the validation below names the problem
     header, row = data.cells()
     source = MemorySource(header, lambda: iter([row]), "registration")
     try:
         report = import_ledger(
             session, keyring, source, today=office_date(acting.now),
-            allowed_communities=_scope_names(session, acting),
+            allowed_communities=_scope_names(session, acting), insert_only=True,
         )  # fmt: skip
     except LedgerError as exc:
         raise InvalidInput(str(exc)) from None
+    if [e.reason for e in report.errors] == ["already_registered"] and normalised:
+        record(session, acting, "resident.register",
+               outcome=Outcome("denied", "already_registered"),
+               details={"lookup.field": "resident.national_id",
+                        "lookup.ref": lookup_reference(keyring, "resident.national_id",
+                                                       normalised)})  # fmt: skip
+        raise AlreadyRegistered
     if not report.ok or not report.applied or index is None:
         problems = tuple(
             FieldProblem(_FIELD_BY_CATALOGUE.get(e.field, e.field), e.reason, e.message)

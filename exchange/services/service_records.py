@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
-from audit.entry import Subject
+from audit.entry import AuditEntry, Outcome, Subject
 from exchange.db import models as m
 from exchange.db.ids import new_id
 from exchange.identity import Acting
@@ -25,8 +25,12 @@ from exchange.services import auditing
 from exchange.services.auditing import AuditSink
 from exchange.services.cases import find_assignment_id
 from exchange.services.errors import (
+    AuditedDenial,
+    AuditedRefusal,
+    AuditUnavailable,
     CaseNotFound,
     FieldErrors,
+    FlowError,
     IdempotencyMismatch,
     InvalidInput,
 )
@@ -104,7 +108,39 @@ def record_service(
     idempotency_key: str | None,
     report: ServiceReport,
 ) -> Recorded:
-    """Store (or find the stored) record; raises CaseNotFound, InvalidInput, IdempotencyMismatch."""
+    """Store (or find the stored) record; raises CaseNotFound, InvalidInput, IdempotencyMismatch.
+
+    Every refusal is audited (issue 14): a `service.record` entry denied with the refusal's
+    reason code (and the refused field names, never their values), committed although the
+    request fails (the refusal is answered as an `AuditedRefusal`, a CaseNotFound as itself)."""
+    try:
+        return _record(session, keyring, sink, acting, contractor_id, reference,
+                       idempotency_key, report)  # fmt: skip
+    except FlowError as exc:
+        if isinstance(exc, AuditUnavailable):
+            raise
+        reason = re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
+        fields = tuple(dict.fromkeys(p.field for p in exc.errors))
+        denial = AuditEntry(time=acting.now, actor=acting.actor, action=ACTION,
+                            request_id=acting.request_id, outcome=Outcome("denied", reason),
+                            details={**acting.details,
+                                     **({"refused.fields": fields} if fields else {})})
+        auditing.append(session, sink, [denial])
+        if isinstance(exc, AuditedDenial):
+            raise
+        raise AuditedRefusal(exc) from None
+
+
+def _record(
+    session: Session,
+    keyring: Keyring,
+    sink: AuditSink,
+    acting: Acting,
+    contractor_id: str,
+    reference: str,
+    idempotency_key: str | None,
+    report: ServiceReport,
+) -> Recorded:
     errors = FieldErrors()
     key = check_key(idempotency_key, errors)
     _check(report, acting.now, errors)

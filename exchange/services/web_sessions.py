@@ -152,4 +152,5 @@ def end_by_admin(session: Session, acting: Acting, session_id: str) -> None:
     if row is None or row.ended_at is not None:
         raise NotFound("no such live session")
     end(row, "ended_by_admin", acting.now)
-    record(session, acting, "console_session.end")
+    record(session, acting, "console_session.end",
+           details={"console_user.id": row.principal_id})  # the user, never her name

@@ -6,13 +6,13 @@ assignment under it, each with a tombstone.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from exchange.api.context import Context, context_for
+from exchange.api.models import IsoDate, StrictModel
 from exchange.api.pages import Items
 from exchange.api.problems import problems
 from exchange.services import agreements
@@ -28,13 +28,11 @@ class AgreementList(Items[agreements.AgreementView]):
     pass
 
 
-class AgreementBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class AgreementBody(StrictModel):
     contractor_id: Annotated[str, Field(min_length=1, max_length=36)]
     reference: Annotated[str, Field(min_length=1, max_length=64, description="contract number")]
-    valid_from: date
-    valid_to: date
+    valid_from: IsoDate
+    valid_to: IsoDate
     retention_days: Annotated[int, Field(ge=1, le=agreements.MAX_RETENTION_DAYS)]
     purposes: Annotated[dict[str, str], Field(min_length=1, max_length=3,
                                               description="purpose -> shipped policy id")]

@@ -3,13 +3,13 @@ revoke; bookings; progress and the service records the contractor sent back."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from exchange.api.context import Context, context_for
+from exchange.api.models import IsoDate, StrictModel
 from exchange.api.pages import Items, Page
 from exchange.api.problems import problems
 from exchange.services import assignments
@@ -32,18 +32,15 @@ class ServiceRecordList(Items[assignments.ServiceRecordView]):
     pass
 
 
-class BookingBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class BookingBody(StrictModel):
     service: Service
-    on: date
+    on: IsoDate
 
     def to_input(self) -> assignments.BookingInput:
         return assignments.BookingInput(self.service, self.on)
 
 
-class AssignmentBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class AssignmentBody(StrictModel):
     resident_id: Annotated[str, Field(min_length=1, max_length=36)]
     contractor_id: Annotated[str, Field(min_length=1, max_length=36)]
     agreement_id: Annotated[str, Field(min_length=1, max_length=36)]

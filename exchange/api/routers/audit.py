@@ -12,14 +12,14 @@ checkpoints, the verifier key and proofs, which show sizes and hashes only, appe
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from exchange.api.context import Context, context_for
+from exchange.api.models import IsoDateTime, StrictModel
 from exchange.api.problems import problems
 from exchange.services import audit_access
 from exchange.services.bounds import MAX_SQL_INT
@@ -50,8 +50,8 @@ def entries(
     pseudonym: Ident = None,
     agreement: Ident = None,
     outcome: Literal["ok", "denied", "error"] | None = None,
-    since: Annotated[datetime | None, Query(description="with a UTC offset, e.g. Z")] = None,
-    until: Annotated[datetime | None, Query(description="with a UTC offset, e.g. Z")] = None,
+    since: Annotated[IsoDateTime | None, Query(description="with a UTC offset, e.g. Z")] = None,
+    until: Annotated[IsoDateTime | None, Query(description="with a UTC offset, e.g. Z")] = None,
     after: Annotated[int, Query(ge=-1, le=MAX_SQL_INT)] = -1,
     limit: Annotated[int, Query(ge=1, le=audit_access.MAX_PAGE)] = 100,
     tree_size: Annotated[int | None, Query(ge=0, le=MAX_SQL_INT)] = None,
@@ -82,8 +82,7 @@ def consistency_proof(
     return audit_access.consistency(ctx.session, ctx.keyring, ctx.acting, first, second)
 
 
-class CosignatureBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CosignatureBody(StrictModel):
     note: Annotated[str, Field(min_length=1, max_length=16384,
                                description="the checkpoint note with the witness line appended")]
     witness_vkey: Annotated[str, Field(min_length=1, max_length=512)]

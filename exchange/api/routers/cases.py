@@ -11,16 +11,16 @@ denial: its entry commits, then the 404 is answered. Bodies are serialised with 
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from typing_extensions import TypedDict
 
 from exchange.api.context import Context, context_for
+from exchange.api.models import IsoDateTime, StrictModel
 from exchange.api.problems import problems
 from exchange.services import cases, feed, service_records
 
@@ -118,11 +118,9 @@ def get_case(ctx: Reader, reference: Reference, purpose: PurposeParam) -> Respon
     return json_bytes({"purpose": view["purpose"], "envelopes": envelopes, "case": view})
 
 
-class ServiceRecordIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ServiceRecordIn(StrictModel):
     service: str = Field(description="one of the services chosen for the case")
-    delivered_at: datetime
+    delivered_at: IsoDateTime
     notes: str | None = Field(default=None, description="free text; stored encrypted")
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from exchange.api.context import Context, context_for
+from exchange.api.models import StrictModel
 from exchange.api.problems import problems
 from exchange.services import consent
 
@@ -22,9 +23,7 @@ ResidentId = Annotated[str, Path(min_length=1, max_length=36)]
 Scope = Literal["service_contact", "pregnancy_health", "birth_health", "child_data"]
 
 
-class ConsentBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
-
+class ConsentBody(StrictModel):
     scopes: Annotated[list[Scope], Field(min_length=1, max_length=4)]
     method: Literal["paper", "phone", "wechat"]
     notice_version: Annotated[str, Field(min_length=1, max_length=32)]

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from exchange.api.context import Context, context_for
+from exchange.api.models import StrictModel
 from exchange.api.pages import Items
 from exchange.api.problems import problems
 from exchange.services import contractors
@@ -26,13 +27,11 @@ class KeyList(Items[contractors.KeyView]):
     pass
 
 
-class ContractorBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ContractorBody(StrictModel):
     name: Annotated[str, Field(min_length=1, max_length=contractors.MAX_NAME)]
 
 
-class KeyBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class KeyBody(StrictModel):
     public_key: Annotated[str, Field(min_length=1, max_length=8192,
                                      description="the key's text form (keys.ContractorPublicKey)")]
 

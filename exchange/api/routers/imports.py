@@ -15,6 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from exchange.api.context import Context, context_for
+from exchange.api.models import QueryBool
 from exchange.api.problems import Problem, problems
 from exchange.services import imports
 
@@ -42,7 +43,8 @@ async def csv_body(request: Request) -> bytes:
 def import_residents(
     ctx: Annotated[Context, context_for("residents.import")],
     body: Annotated[bytes, Depends(csv_body)],
-    partial: Annotated[bool, Query(description="Import the valid rows; report the rest")] = False,
+    partial: Annotated[QueryBool,
+                       Query(description="Import the valid rows; report the rest")] = False,
 ) -> imports.ImportView:
     """Import a ledger (CSV); all-or-nothing unless `partial`. Every import is audited."""
     outcome = imports.import_file(

@@ -10,13 +10,13 @@ resident outside her communities gets the same answer as for one that does not e
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from exchange.api.context import Context, context_for
+from exchange.api.models import IsoDate, StrictModel
 from exchange.api.pages import Page
 from exchange.api.problems import problems
 from exchange.services import resident_ledger, residents, reveal
@@ -30,7 +30,7 @@ Text = Annotated[str, Field(min_length=1, max_length=64)]
 OptText = Annotated[str | None, Field(default=None, max_length=64)]
 
 
-class ResidentBody(BaseModel):
+class ResidentBody(StrictModel):
     """One resident, as on the ledger; values are checked by the import's rules."""
 
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
@@ -45,11 +45,11 @@ class ResidentBody(BaseModel):
     building: OptText = None
     unit: OptText = None
     room: OptText = None
-    due_date: date | None = None
-    delivery_date: date | None = None
+    due_date: IsoDate | None = None
+    delivery_date: IsoDate | None = None
     parity: Annotated[int | None, Field(default=None, ge=1, le=20)] = None
     risk_flags: Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=20)] = []
-    child_birth_date: date | None = None
+    child_birth_date: IsoDate | None = None
     child_sex: Annotated[str | None, Field(default=None, pattern="^(F|M)$")] = None
 
 
@@ -96,7 +96,7 @@ def list_residents(
     return {"total": total, "limit": limit, "offset": offset, "items": page}
 
 
-class LookupBody(BaseModel):
+class LookupBody(StrictModel):
     """One exact value: an ID number or a mobile number (in the body, never in an address)."""
 
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
@@ -123,10 +123,8 @@ def get_resident(ctx: Reader, resident_id: ResidentId) -> MaskedDetail:
     return resident_ledger.detail(ctx.session, ctx.keyring, ctx.acting, resident_id)
 
 
-class RevealBody(BaseModel):
+class RevealBody(StrictModel):
     """查看明文: which value, why (the reason code) and a note (2-200 characters)."""
-
-    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     field: Literal["name", "national_id", "phone", "address"]
     reason: Literal["home_service_contact", "identity_check", "resident_request", "other"]

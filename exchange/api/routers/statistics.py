@@ -7,7 +7,6 @@ all live in `exchange.services.statistics`; this module parses and renders.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -15,6 +14,7 @@ from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import Response
 
 from exchange.api.context import Context, context_for
+from exchange.api.models import IsoDate, QueryBool
 from exchange.api.problems import problems
 from exchange.services import statistics
 from exchange.services.statistics_export import (
@@ -41,12 +41,12 @@ def release_table(
     table: Annotated[str, Path(max_length=32, description=", ".join(statistics.TABLES))],
     by: Annotated[str | None, Query(max_length=128,
                                     description="comma list of dimensions")] = None,
-    start: Annotated[date | None, Query(alias="from", description="first day of a "
+    start: Annotated[IsoDate | None, Query(alias="from", description="first day of a "
                                         "month, quarter or year")] = None,
-    end: Annotated[date | None, Query(alias="to", description="its last day")] = None,
+    end: Annotated[IsoDate | None, Query(alias="to", description="its last day")] = None,
     measure: Annotated[str | None, Query(max_length=16,
                                          description="residents | events")] = None,
-    exact: Annotated[bool, Query(description="office admins: exact figures")] = False,
+    exact: Annotated[QueryBool, Query(description="office admins: exact figures")] = False,
     reason: Annotated[str | None, Query(max_length=32, description="reason code for "
                                         "exact=true: " + ", ".join(statistics.REASONS))] = None,
     format: Annotated[Literal["json", "xlsx"] | None, Query()] = None,  # noqa: A002

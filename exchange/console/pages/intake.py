@@ -8,7 +8,6 @@ so the form, the file, the API and the CLI accept and refuse alike.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from datetime import date
 from typing import TypeVar
@@ -23,22 +22,17 @@ from exchange.console.forms import REASONS, field_errors
 from exchange.console.i18n import N_
 from exchange.console.pages.residents import STAGE_LABELS, communities_in_scope
 from exchange.console.templating import render
-from exchange.exports import csv_text
-from exchange.exports.workbook import StreamingSheet
-from exchange.ledger.headers import CANONICAL_HEADERS, Column
+from exchange.db.engine import CommitThenRaise
+from exchange.ledger.template import template_bytes
 from exchange.ledger.vocabulary import STAGES as STAGE_WORDS
 from exchange.services import residents, staged_imports
-from exchange.services.errors import FieldErrors, FlowError, InvalidInput, NotFound
+from exchange.services.errors import Conflict, FieldErrors, FlowError, InvalidInput, NotFound
+from policies import office_date
 
 router = APIRouter()
 T = TypeVar("T")
 
 _XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-# the importable columns, in the order the template lists them
-TEMPLATE_COLUMNS = (Column.NAME, Column.NATIONAL_ID, Column.PHONE, Column.COMMUNITY,
-                    Column.COMPOUND, Column.BUILDING, Column.UNIT, Column.ROOM, Column.STAGE,
-                    Column.DUE_DATE, Column.DELIVERY_DATE, Column.PARITY, Column.RISK_FLAGS,
-                    Column.CHILD_BIRTH_DATE, Column.CHILD_SEX)  # fmt: skip
 _STAGE_WORD = {code: word for word, code in STAGE_WORDS.items() if len(word) == 2}
 _TEXT_FIELDS = ("name", "national_id", "phone", "community", "compound", "building", "unit",
                 "room", "stage", "due_date", "delivery_date", "parity", "risk_flags",
@@ -116,13 +110,18 @@ async def register_submit(page: OfficePage, request: Request) -> Response:
     names = {c.id: c.name for c in communities_in_scope(page)}
     parsed = FieldErrors()
     data = _resident_input(values, names, parsed)
+    savepoint = page.db.begin_nested()
     try:
-        with page.db.begin_nested():
-            resident_id = residents.register(page.db, page.keyring, page.acting, data)
-            parsed.raise_any()  # the form's own problems undo the registration
+        resident_id = residents.register(page.db, page.keyring, page.acting, data)
+        parsed.raise_any()  # the form's own problems undo the registration
     except FlowError as exc:
-        return _register_form(page, 422, values=values,
+        # an audited refusal keeps its audit entry (nothing else was written); any other
+        # error undoes the attempt
+        (savepoint.commit if isinstance(exc, CommitThenRaise) else savepoint.rollback)()
+        status = 409 if isinstance(exc, Conflict) and not parsed else 422
+        return _register_form(page, status, values=values,
                               errors=field_errors(_merge(parsed, exc), page._))  # fmt: skip
+    savepoint.commit()
     return RedirectResponse(f"/console/residents/{resident_id}?done=registered", 303)
 
 
@@ -191,32 +190,23 @@ async def import_cancel(page: OfficePage, request: Request, staged_id: str) -> R
     return RedirectResponse("/console/imports?cancelled=1", 303)
 
 
-def _template_rows() -> tuple[list[str], list[str]]:
-    header = [CANONICAL_HEADERS[c] for c in TEMPLATE_COLUMNS]
-    hints = ["必填", "必填，18位", "必填，11位手机号", "必填", "", "如 3号楼", "如 2单元", "",
-             "备孕/孕期/产后", "孕期必填 YYYY-MM-DD", "产后填写 YYYY-MM-DD", "1-20", "用、分隔",
-             "YYYY-MM-DD", "男/女"]  # fmt: skip
-    return header, hints
+def _template(page: Page, file_format: str, media_type: str) -> Response:
+    """The import template of `exchange import template` (issue 19's generator): the
+    importable columns with their hints, text-formatted ID, phone and date columns, drop-down
+    lists (the community list is the user's scope) and a notes sheet whose example rows are
+    valid today. The console and the CLI hand out the same file."""
+    page.require("residents.import")
+    body = template_bytes(file_format, office_date(page.now),
+                          [c.name for c in communities_in_scope(page)])  # fmt: skip
+    disposition = f'attachment; filename="import-template.{file_format}"'
+    return Response(body, media_type=media_type, headers={"Content-Disposition": disposition})
 
 
 @router.get("/imports/template.xlsx")
 def template_xlsx(page: OfficePage) -> Response:
-    """The import template: the importable columns only, and a line of hints (which the
-    import skips: it is not a valid row, so delete it before importing)."""
-    page.require("residents.import")
-    header, hints = _template_rows()
-    sheet = StreamingSheet("台账", [["居民台账导入模板：请从第3行起填写，删除本说明行。"],
-                                   ["说明", *hints[1:]]], header)  # fmt: skip
-    out = io.BytesIO()
-    sheet.close(out)
-    return Response(out.getvalue(), media_type=_XLSX, headers={
-        "Content-Disposition": 'attachment; filename="import-template.xlsx"'})  # fmt: skip
+    return _template(page, "xlsx", _XLSX)
 
 
 @router.get("/imports/template.csv")
 def template_csv(page: OfficePage) -> Response:
-    page.require("residents.import")
-    header, _ = _template_rows()
-    body = "\ufeff" + csv_text(header, [])
-    return Response(body.encode("utf-8"), media_type="text/csv; charset=utf-8", headers={
-        "Content-Disposition": 'attachment; filename="import-template.csv"'})  # fmt: skip
+    return _template(page, "csv", "text/csv; charset=utf-8")

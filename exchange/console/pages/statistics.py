@@ -21,7 +21,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.datastructures import FormData, QueryParams
 
-from exchange.console.context import Page, PageError, SignedIn
+from exchange.console.context import Page, SignedIn, refuse
 from exchange.console.csrf import require_token
 from exchange.console.i18n import N_
 from exchange.console.statistics_view import DIMENSIONS, MEASURES, layout
@@ -138,7 +138,7 @@ def _release(page: Page, q: Query, reason: str | None = None) -> statistics.Rele
         return statistics.release(page.db, page.acting, request,
                                   Rule(page.settings.statistics_threshold), sink)  # fmt: skip
     except NotPermitted:
-        raise PageError(403, N_("You may not open this page")) from None
+        raise refuse(page, N_("You may not open this page"), "not_permitted") from None
 
 
 def _errors(error: FlowError, page: Page) -> dict[str, list[str]]:

@@ -7,6 +7,7 @@ from exchange.db.models.community import Community
 from exchange.db.models.consent import ConsentEvent
 from exchange.db.models.console import ConsoleAccount, ConsoleSession, LoginEvent
 from exchange.db.models.contractor import Contractor, ContractorKey
+from exchange.db.models.denial import AuthDenialWindow
 from exchange.db.models.feed import FeedCounter, Tombstone
 from exchange.db.models.key_ops import BlindIndexMarker, KeyJob, PseudonymRemap
 from exchange.db.models.office import FixedSetting
@@ -22,6 +23,7 @@ __all__ = [
     "AgreementPurpose",
     "ApiToken",
     "Assignment",
+    "AuthDenialWindow",
     "BlindIndexMarker",
     "Booking",
     "Child",

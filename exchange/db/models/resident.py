@@ -57,7 +57,7 @@ class Resident(Base):
     phone: Mapped[EncryptedValue | None] = mapped_column(EncryptedField())
     # keyed blind index of the normalised mobile number (its own hash domain), for the exact
     # phone lookup; not unique (a family may share a phone). NULL until indexed: rows stored
-    # before migration 0010 get it from `exchange keys reindex-phones`
+    # before migration 0011 get it from `exchange keys reindex-phones`
     phone_index: Mapped[str | None] = mapped_column(String(128), index=True)
     birth_date: Mapped[EncryptedValue | None] = mapped_column(EncryptedField())
     address_compound: Mapped[EncryptedValue | None] = mapped_column(EncryptedField())

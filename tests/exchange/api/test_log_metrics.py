@@ -35,7 +35,8 @@ def test_metrics_from_the_audit_log(database_url: str, tmp_path: Path) -> None:
         for i in range(3):
             append(session, AuditEntry(time=when, actor=Actor("p-c", "contractor"),
                                        action=Action.DISCLOSE, subjects=(Subject(f"ap_{i}"),)))
-        append(session, AuditEntry(time=when, actor=Actor("cli", "system"), action="resident.import",
+        append(session, AuditEntry(time=when, actor=Actor("cli", "system"),
+                                   action="resident.import",
                                    details={"rows.inserted": 120, "rows.rejected": 3,
                                             "dry_run": False}))
     with unit_of_work(h.factory) as session:
@@ -47,9 +48,10 @@ def test_metrics_from_the_audit_log(database_url: str, tmp_path: Path) -> None:
     assert h.client.get("/v1/session", headers={"Authorization": "Bearer exq_x"}).status_code == 401
     body = h.client.get("/metrics").text
     got = _samples(body)
-    assert got[("exchange_audit_entries", ())] == 5
+    assert got[("exchange_audit_entries", ())] == 6  # the 401 is audited too (issue 14)
     assert got[("exchange_audit_checkpoint_size", ())] == 4
-    assert got[("exchange_audit_unsigned_entries", ())] == 1
+    assert got[("exchange_audit_unsigned_entries", ())] == 2
+    assert got[("exchange_audit_appends_total", (("action", "auth.denied"),))] == 1
     assert got[("exchange_audit_checkpoint_age_seconds", ())] == 300
     assert got[("exchange_audit_appends_total", (("action", "case.disclose"),))] == 3
     assert got[("exchange_audit_appends_total", (("action", "key.rotate"),))] == 1

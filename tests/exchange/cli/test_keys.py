@@ -222,7 +222,7 @@ def test_reindex_phones_indexes_rows_stored_before_the_phone_index(
     from exchange.db.engine import unit_of_work
 
     world.add_residents(3)
-    with unit_of_work(world.factory) as s:  # as rows stored before migration 0010
+    with unit_of_work(world.factory) as s:  # as rows stored before migration 0011
         s.execute(update(m.Resident).values(phone_index=None))
     code, out = _invoke("status")
     assert "phone indexes: 3 residents without one" in out and "reindex-phones" in out

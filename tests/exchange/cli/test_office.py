@@ -103,6 +103,11 @@ def _entries(db: Session, action: str | None = None) -> int:
     return actions.count(action)
 
 
+def _entry_rows(db: Session, action: str) -> list[dict]:
+    stored = (json.loads(bytes(e)) for e in db.scalars(select(audit_tables.entries.c.entry)))
+    return [e for e in stored if e["action"] == action]
+
+
 def _personal_name(db: Session, home: Path, resident_id: str) -> str:
     from exchange.bootstrap import load_keyring
 
@@ -388,3 +393,73 @@ def test_policy_publish_and_move_from_the_command_line(
     assert code == 0 and out == v2.read_text(encoding="utf-8")
     code, _, err = run(db, "policy", "show", "0" * 64)
     assert code == 1 and err == "error: no published policy has that hash\n"
+
+
+def test_a_brand_new_policy_id_is_published_listed_served_and_moved_to(
+    home: Path, db: Session, tmp_path: Path
+) -> None:
+    """Not a new version: a policy under an id nothing published yet (issue 19's "or a new
+    policy"). The CLI publishes it; `policy list` and GET /v1/policies show it, with its hash,
+    on no agreement; an agreement's purpose moves to it."""
+    from fastapi.testclient import TestClient
+
+    from exchange.api.app import create_app
+    from exchange.bootstrap import load_keyring
+    from exchange.services.tokens import issue_token
+    from policies.document import parse_policy
+    from policies.shipped import SHIPPED_DIR
+
+    new_id = "cy1000.home_visit_evening"
+    text = (SHIPPED_DIR / "home_visit.toml").read_text(encoding="utf-8").replace(
+        'id = "cy1000.home_visit"', f'id = "{new_id}"', 1).replace(
+        'title = "生命之初1000天 home visit"', 'title = "生命之初1000天 evening home visit"', 1)
+    assert f'id = "{new_id}"' in text
+    path = tmp_path / "home_visit_evening.toml"
+    path.write_text(text, encoding="utf-8")
+    sha = parse_policy(text).identity.sha256  # the digest `policy check` prints
+    code, out, _ = run(db, "policy", "list")
+    assert new_id not in out
+
+    before = _entries(db, "policy.publish")
+    code, out, err = run(db, "policy", "publish", str(path))  # everything in it is new
+    assert code == 3 and "a new policy:" in out and "+ phone: newly disclosed" in out, out + err
+    db.expire_all()
+    assert _entries(db, "policy.publish") == before  # nothing written
+    code, out, err = run(db, "policy", "publish", str(path), "--yes")
+    assert code == 0 and f"published {new_id}@1" in out, out + err
+    db.expire_all()
+    published = [e for e in _entry_rows(db, "policy.publish") if new_id in json.dumps(e)]
+    assert len(published) == 1, _entry_rows(db, "policy.publish")[-1]
+    assert published[0]["policy"] == {"id": new_id, "version": "1", "digest": sha}
+    assert published[0]["actor"]["role"] == "office_admin"
+
+    code, out, err = run(db, "policy", "list")
+    line = next(x for x in out.splitlines() if x.startswith(f"{new_id}@1"))
+    assert f"sha256:{sha}" in line and "home_visit" in line and "shipped" not in line, line
+    assert AGREEMENT_A not in line  # published, applied to nothing yet
+
+    settings = Settings(home=home)
+    with db.begin():
+        auditor = db.scalars(select(m.Principal).where(m.Principal.name == AUDITOR)).one()
+        token = issue_token(auditor, now=datetime.now(UTC), ttl=timedelta(hours=1))
+    engine = make_engine(settings.database_url)
+    try:
+        api = TestClient(create_app(settings, session_factory=make_session_factory(engine),
+                                    keyring=load_keyring(settings)))  # fmt: skip
+        auth = {"Authorization": f"Bearer {token}"}
+        listing = api.get("/v1/policies", headers=auth)
+        assert listing.status_code == 200, listing.text
+        served = [p for p in listing.json()["items"] if p["id"] == new_id]
+        assert [(p["version"], p["purpose"], p["sha256"], p["agreements"]) for p in served] == [
+            (1, "home_visit", sha, [])]
+        document = api.get(f"/v1/policies/{sha}", headers=auth)
+        assert document.status_code == 200 and document.json()["document"] == text
+
+        code, out, err = run(db, "policy", "move", AGREEMENT_A, "--purpose", "home_visit",
+                             "--to", f"{new_id}@1", "--yes")  # fmt: skip
+        assert code == 0 and f"moved {AGREEMENT_A} home_visit to {new_id}@1" in out, out + err
+        served = [p for p in api.get("/v1/policies", headers=auth).json()["items"]
+                  if p["id"] == new_id]  # fmt: skip
+        assert served[0]["agreements"] == [{"reference": AGREEMENT_A, "purpose": "home_visit"}]
+    finally:
+        engine.dispose()

@@ -64,7 +64,8 @@ def test_five_failures_lock_until_an_admin_unlocks(session_factory, world) -> No
                         world.ids["community_cadre"])  # fmt: skip
     assert _login(session_factory, "community_cadre").ok
     with unit_of_work(session_factory) as session:
-        assert _actions(session) == [("console_user.unlock", world.ids["office_admin"])]
+        assert _actions(session) == [("console_user.unlock", world.ids["office_admin"],
+                                      world.ids["community_cadre"])]  # fmt: skip
 
 
 def test_login_log_records_attempts_never_the_password(session_factory, world) -> None:
@@ -137,12 +138,15 @@ def test_an_admin_ends_a_session_and_it_is_audited(session_factory, world) -> No
     with unit_of_work(session_factory) as session:
         active, reason = web_sessions.resolve(session, token, START, SESSIONS)
         assert active is None and reason == "ended_by_admin"
-        assert _actions(session) == [("console_session.end", world.ids["office_admin"])]
+        assert _actions(session) == [("console_session.end", world.ids["office_admin"],
+                                      world.ids["community_cadre"])]  # fmt: skip
 
 
-def _actions(session: Session) -> list[tuple[str, str]]:
+def _actions(session: Session) -> list[tuple[str, str, str]]:
+    """(action, the admin acting, the user the change touched) of every entry."""
     items = AuditLog(session).entries().items
-    return [(e["action"], e["actor"]["id"]) for e in (i["entry"] for i in items)]  # type: ignore
+    return [(e["action"], e["actor"]["id"], e.get("details", {}).get("console_user.id"))  # type: ignore
+            for e in (i["entry"] for i in items)]
 
 
 def test_only_an_office_admin_manages_users(session_factory, world) -> None:
@@ -170,6 +174,23 @@ def test_create_user_refuses_bad_input_naming_fields(session_factory, world) -> 
             accounts.create_user(session, admin, accounts.NewUser(
                 "cadre-02", "张干事", "community_cadre", (), "Good-pass-123"))  # fmt: skip
         assert caught.value.errors[0].field == "communities"
+        assert _actions(session) == []  # nothing created, nothing audited
+
+
+def test_a_created_user_is_named_in_the_audit_entry_with_role_and_scope(session_factory,
+                                                                        world) -> None:  # fmt: skip
+    with unit_of_work(session_factory) as session:
+        admin = _acting(session, world.ids["office_admin"])
+        made = accounts.create_user(session, admin, accounts.NewUser(
+            "cadre-02", "张干事", "community_cadre", (world.community_id,), "Good-pass-123"))
+        new_id = made.principal_id
+    with unit_of_work(session_factory) as session:
+        entry = AuditLog(session).entries().items[-1]["entry"]
+    assert entry["action"] == "console_user.create"  # type: ignore[index]
+    assert entry["details"] == {  # type: ignore[index]
+        "console_user.id": new_id, "console_user.role": "community_cadre",
+        "console_user.community_count": 1, "console_user.communities": [world.community_id]}
+    assert "张干事" not in repr(entry) and "cadre-02" not in repr(entry)
 
 
 def test_reset_password_forces_a_change_and_ends_sessions(session_factory, world) -> None:
@@ -181,6 +202,8 @@ def test_reset_password_forces_a_change_and_ends_sessions(session_factory, world
     with unit_of_work(session_factory) as session:
         assert web_sessions.resolve(session, token, START, SESSIONS)[0] is None
         assert account(session, world.ids["community_cadre"]).must_change_password
+        assert _actions(session) == [("console_user.password_reset", world.ids["office_admin"],
+                                      world.ids["community_cadre"])]  # fmt: skip
     assert _login(session_factory, "community_cadre", "Fresh-pass-456").ok
 
 

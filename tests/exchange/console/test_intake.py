@@ -17,6 +17,7 @@ from exchange.db import models as m
 from exchange.db.engine import unit_of_work
 from exchange.ledger.importer import ensure_communities
 from exchange.ledger.synthetic import HEADER, generate_rows
+from exchange.ledger.template import NOTES_SHEET, SHEET, example_rows, template_header
 from exchange.services.accounts import ensure_account
 from policies import office_date
 from tests.exchange import factories as f
@@ -61,17 +62,47 @@ def _count(harness, model) -> int:
         return session.scalar(select(func.count()).select_from(model)) or 0
 
 
-def test_the_template_has_the_importable_columns(app) -> None:
+def test_the_template_is_the_cli_generators_and_imports_cleanly(app) -> None:
+    """The console hands out `exchange import template`'s workbook (issue 19): the same
+    header, text-formatted ID column, drop-downs (the community list is the user's scope), a
+    notes sheet whose examples are dated today. Its example rows, copied into the 台账 sheet,
+    import through the console on the day it was downloaded."""
     harness, _ = app
-    sign_in(harness.client, "community_cadre")
-    r = harness.client.get("/console/imports/template.xlsx")
-    assert r.status_code == 200
-    rows = list(load_workbook(io.BytesIO(r.content), read_only=True).active.iter_rows(
-        values_only=True))  # fmt: skip
-    header = rows[3]
-    assert header[:4] == ("姓名", "身份证号", "联系电话", "社区") and "婚姻状况" not in header
-    text = harness.client.get("/console/imports/template.csv").content.decode("utf-8-sig")
-    assert text.splitlines()[0].startswith("姓名,身份证号,联系电话,社区")
+    client = harness.client
+    csrf = sign_in(client, "office_admin")
+    today = office_date(harness.clock())
+    r = client.get("/console/imports/template.xlsx")
+    assert r.status_code == 200 and r.headers["content-type"].startswith(
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")  # fmt: skip
+    book = load_workbook(io.BytesIO(r.content))
+    assert book.sheetnames == [SHEET, NOTES_SHEET]
+    sheet = book[SHEET]
+    header = tuple(c.value for c in sheet[1])
+    assert header == template_header() and "婚姻状况" not in "".join(header)
+    assert sheet.cell(row=2, column=2).number_format == "@"  # 18 digits stay text
+    notes = [row for row in book[NOTES_SHEET].iter_rows(values_only=True) if any(row)]
+    examples = [tuple(c or "" for c in row) for row in notes[-3:]]
+    assert examples == example_rows(today)  # dated relative to the day it was downloaded
+    for row in examples:  # the office copies them into the sheet that is imported
+        sheet.append(list(row))
+    filled = io.BytesIO()
+    book.save(filled)
+    checked = client.post("/console/imports", data={"csrf_token": csrf}, files={"file": (
+        "import-template.xlsx", filled.getvalue(), "application/octet-stream")})  # fmt: skip
+    assert checked.status_code == 200 and "确认导入" in checked.text, checked.text[-1500:]
+    staged_id = checked.text.split("/console/imports/")[1].split("/confirm")[0]
+    done = client.post(f"/console/imports/{staged_id}/confirm", data={"csrf_token": csrf})
+    assert done.status_code == 200 and "新增 3 人" in done.text
+    assert _count(harness, m.Resident) == 3
+    text = client.get("/console/imports/template.csv").content.decode("utf-8")
+    assert text.startswith("\ufeff") and text[1:].splitlines() == [",".join(template_header())]
+    # a cadre's drop-down lists her communities only
+    cadre = harness.client.__class__(harness.app)
+    sign_in(cadre, "community_cadre")
+    hers = load_workbook(io.BytesIO(cadre.get("/console/imports/template.xlsx").content))[SHEET]
+    lists = [v.formula1 for v in hers.data_validations.dataValidation]
+    assert any(CADRE_COMMUNITY in (f or "") for f in lists)
+    assert not any("瑞阳路社区" in (f or "") for f in lists)
 
 
 def test_a_bad_row_is_reported_by_row_and_column_and_nothing_is_imported(app) -> None:
@@ -178,3 +209,66 @@ def test_register_names_the_bad_fields_and_keeps_to_her_communities(app) -> None
     assert ok.status_code == 303 and ok.headers["location"].startswith("/console/residents/")
     page = client.get(ok.headers["location"])
     assert page.status_code == 200 and row[1] not in page.text and CADRE_COMMUNITY in page.text
+
+
+def _workbook(harness, rows: int = 5, *, bad_phone_row: int | None = None) -> tuple[bytes, list]:
+    """A ledger as the office keeps it in Excel: a title line above the header, phones and
+    parities as numbers, dates as date cells, the ID number as text."""
+    from datetime import date as Date
+
+    from openpyxl import Workbook
+
+    today = office_date(harness.clock())
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "台账"
+    sheet.append(["城阳街道孕产妇台账（民城路社区）"])
+    sheet.append(list(HEADER))
+    data = []
+    for i, row in enumerate(generate_rows(rows, 11, as_of=today)):
+        cells: list[object] = list(row)
+        cells[3] = CADRE_COMMUNITY
+        cells[2] = 1234 if i + 1 == bad_phone_row else int(row[2])
+        for at in (9, 10, 13):
+            cells[at] = Date.fromisoformat(row[at]) if row[at] else None
+        cells[11] = int(row[11]) if row[11] else None
+        sheet.append(cells)
+        data.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue(), data
+
+
+def test_an_xlsx_ledger_is_checked_and_imported_through_the_console(app) -> None:
+    harness, world = app
+    client = harness.client
+    csrf = sign_in(client, "community_cadre")
+    xlsx = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    body, rows = _workbook(harness, bad_phone_row=2)
+    bad = client.post("/console/imports", data={"csrf_token": csrf},
+                      files={"file": ("台账.xlsx", body, xlsx)})  # fmt: skip
+    # the second data row is row 4 of the sheet: a title line, then the header
+    assert bad.status_code == 422 and "第 4 行" in bad.text and "联系电话" in bad.text
+    assert "确认导入" not in bad.text
+    for row in rows:
+        assert row[0] not in bad.text and row[1] not in bad.text
+    assert _count(harness, m.Resident) == 0
+    body, rows = _workbook(harness)
+    good = client.post("/console/imports", data={"csrf_token": csrf},
+                       files={"file": ("台账.xlsx", body, xlsx)})  # fmt: skip
+    assert good.status_code == 200 and "确认导入" in good.text, good.text[-2000:]
+    assert _count(harness, m.Resident) == 0
+    staged_id = good.text.split("/console/imports/")[1].split("/confirm")[0]
+    done = client.post(f"/console/imports/{staged_id}/confirm", data={"csrf_token": csrf})
+    assert done.status_code == 200 and f"新增 {len(rows)} 人" in done.text
+    assert _count(harness, m.Resident) == len(rows)
+    # the numbers and dates Excel kept as numbers and dates came in as the ledger says
+    listing = client.get("/console/residents?size=50").text
+    for row in rows:
+        assert f"{row[2][:3]}****{row[2][-4:]}" in listing
+    with unit_of_work(harness.factory) as session:
+        imported = entries(session, "resident.import")
+        checks = entries(session, "resident.import_check")
+    assert imported[0]["details"]["rows.inserted"] == len(rows)  # type: ignore[index]
+    assert imported[0]["actor"]["id"] == world.ids["community_cadre"]  # type: ignore[index]
+    assert len(checks) == 2 and rows[0][1] not in repr(imported + checks)

@@ -3,6 +3,7 @@ Chinese that change nothing, and complete catalogues."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -12,9 +13,11 @@ from babel.messages.pofile import read_po
 from sqlalchemy import func, select
 
 from exchange.console.i18n import LOCALE_DIR
+from exchange.console.templating import beijing
 from exchange.db import models as m
 from exchange.db.engine import unit_of_work
 from tests.exchange.console.pages import console, csrf_of, sign_in
+from tests.exchange.console.world import NAMES, PASSWORDS, account
 
 pytestmark = pytest.mark.db
 ADMIN_PAGES = ("/console/home", "/console/users", "/console/users/new", "/console/login-log",
@@ -210,3 +213,79 @@ def test_every_console_route_but_the_open_ones_needs_a_signed_in_user(tmp_path: 
         if path.startswith(("/console/residents", "/console/imports", "/console/assignments")):
             assert _depends_on(route.dependant, _office), path
     assert {"/console/users", "/console/online-users/{session_id}/end"} <= seen
+
+
+def test_a_user_changes_her_own_password(app) -> None:
+    """Her other sessions end, this one stays; the new password works and the old does not; a
+    wrong current password is named in Chinese and changes nothing."""
+    harness, world = app
+    client, other = harness.client, harness.client.__class__(harness.app)
+    csrf = sign_in(client, "community_cadre")
+    sign_in(other, "community_cadre")
+    with unit_of_work(harness.factory) as session:
+        before = account(session, world.ids["community_cadre"]).password_hash
+    new = "Fresh-pass-2026x"
+    wrong = client.post("/console/password", data={
+        "csrf_token": csrf, "current_password": "Not-my-pass-1", "new_password": new,
+        "confirm_password": new})  # fmt: skip
+    assert wrong.status_code == 422 and "当前密码：不一致" in wrong.text
+    assert new not in wrong.text and "Not-my-pass-1" not in wrong.text
+    differs = client.post("/console/password", data={
+        "csrf_token": csrf, "current_password": PASSWORDS["community_cadre"],
+        "new_password": new, "confirm_password": new + "y"})  # fmt: skip
+    assert differs.status_code == 422 and "确认新密码：不一致" in differs.text
+    with unit_of_work(harness.factory) as session:
+        assert account(session, world.ids["community_cadre"]).password_hash == before
+    assert other.get("/console/home").status_code == 200  # nothing ended either
+    done = client.post("/console/password", data={
+        "csrf_token": csrf, "current_password": PASSWORDS["community_cadre"],
+        "new_password": new, "confirm_password": new})  # fmt: skip
+    assert done.status_code == 200 and "密码已修改，您的其他会话已结束。" in done.text
+    assert client.get("/console/home").status_code == 200  # this session goes on
+    ended = other.get("/console/home", follow_redirects=False)
+    assert ended.status_code == 303
+    assert ended.headers["location"].startswith("/console/login?reason=password_changed")
+    fresh = harness.client.__class__(harness.app)
+    form = fresh.get("/console/login")
+    old = fresh.post("/console/login", data={
+        "username": NAMES["community_cadre"], "password": PASSWORDS["community_cadre"],
+        "csrf_token": csrf_of(form.text), "next": "/console/home"}, follow_redirects=False)
+    assert old.status_code == 401 and "用户名或密码错误" in old.text
+    sign_in(fresh, "community_cadre", new)
+    assert fresh.get("/console/home").status_code == 200
+
+
+def test_the_watermark_is_on_every_signed_in_page(app) -> None:
+    """Every HTML page a signed-in user opens carries her user name and the time (Beijing) in
+    the watermark the base template draws; the stylesheet shows it; the login page has none."""
+    from fastapi.routing import APIRoute, iter_route_contexts
+
+    harness, _ = app
+    client = harness.client
+    sign_in(client, "office_admin")
+    mark = f'data-mark="{NAMES["office_admin"]} {beijing(harness.clock())}"'
+    pages = sorted({r.path for r in iter_route_contexts(harness.app.routes)
+                    if isinstance(r.original_route, APIRoute) and "GET" in r.methods
+                    and r.path.startswith("/console/") and "{" not in r.path})  # fmt: skip
+    checked = []
+    for path in pages:
+        r = client.get(path)
+        if r.status_code != 200 or not r.headers["content-type"].startswith("text/html"):
+            continue
+        assert r.text.count(mark) >= 1, path
+        checked.append(path)
+    assert {"/console/home", "/console/users", "/console/residents", "/console/imports",
+            "/console/statistics", "/console/password"} <= set(checked)
+    r = client.get(f"/console/users/{_id_of(harness, 'community_cadre')}")
+    assert mark in r.text
+    css = "".join(client.get(href).text for href in
+                  re.findall(r'<link[^>]+href="(/console/static/[^"]+\.css)"', r.text))
+    assert re.search(r"\.watermark\s+span::before\s*\{[^}]*content:\s*attr\(data-mark\)", css)
+    assert "data-mark" not in harness.client.__class__(harness.app).get("/console/login").text
+
+
+def _id_of(harness, role: str) -> str:
+    with unit_of_work(harness.factory) as session:
+        pid = session.scalar(select(m.Principal.id).where(m.Principal.name == NAMES[role]))
+    assert pid is not None
+    return pid

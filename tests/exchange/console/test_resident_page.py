@@ -196,3 +196,81 @@ def test_a_cadre_reaches_nothing_of_another_communitys_resident(app) -> None:
         assert session.scalar(select(func.count()).select_from(m.Reveal)) == 0
         assert session.scalar(select(func.count()).select_from(m.ConsentEvent)) == 0
         assert not entries(session, "case.reveal")
+
+
+def test_guardian_consent_for_child_data_is_recorded_and_shown(app) -> None:
+    """child_data needs the guardian's consent (PIPL Art. 31): without the box ticked the
+    form names the field in Chinese and records nothing; with it the event keeps the
+    guardian flag and the timeline says so."""
+    harness, world, ledger, agreement, mine, _ = app
+    client = harness.client
+    csrf = sign_in(client, "community_cadre")
+    rid = ledger.ids[mine.national_id]
+    refused = _consent(client, csrf, rid, agreement, ("service_contact", "child_data"))
+    assert refused.status_code == 422
+    assert "监护人同意：婴幼儿信息须取得监护人同意，请确认" in refused.text
+    with unit_of_work(harness.factory) as session:
+        assert session.scalar(select(func.count()).select_from(m.ConsentEvent)) == 0
+        assert not entries(session, "consent.record")
+    # the boxes ticked on the refused form are still ticked
+    assert re.search(r'id="c-scope-child_data" value="child_data" checked', refused.text)
+    ok = _consent(client, csrf, rid, agreement, ("service_contact", "child_data"),
+                  guardian="on")  # fmt: skip
+    assert ok.status_code == 303
+    with unit_of_work(harness.factory) as session:
+        event = session.scalars(select(m.ConsentEvent)).one()
+        recorded = entries(session, "consent.record")
+    assert event.guardian and event.scopes == ["service_contact", "child_data"]
+    assert event.recorded_by == world.ids["community_cadre"]
+    assert len(recorded) == 1 and recorded[0]["outcome"] == {"result": "ok",
+                                                              "reason": "consent.grant"}
+    page = client.get(f"/console/residents/{rid}")
+    timeline = page.text.split('id="consent"')[1].split("</table>")[0]
+    assert "婴幼儿信息" in timeline and "· 监护人同意" in timeline
+    # a consent without child data is not marked as the guardian's
+    plain = _consent(client, csrf, ledger.ids[ledger.of(CADRE_COMMUNITY)[1].national_id],
+                     agreement)  # fmt: skip
+    assert plain.status_code == 303
+    other = client.get(plain.headers["location"]).text.split('id="consent"')[1]
+    assert "· 监护人同意" not in other.split("</table>")[0]
+
+
+def test_the_contractors_service_records_show_on_the_resident_page(app) -> None:
+    """What the contractor reports through /v1 appears on the page (service, time in Beijing,
+    the note decrypted for the office), never the contractor's idempotency key or the case
+    reference, with the resident's identifiers still masked; reading them is audited."""
+    harness, _, ledger, _, mine, _ = app
+    client = harness.client
+    csrf = sign_in(client, "community_cadre")
+    rid = ledger.ids[mine.national_id]
+    with unit_of_work(harness.factory) as session:
+        machine = session.scalars(select(m.Principal).where(m.Principal.name == "p-contractor"))
+        contractor = session.get(m.Contractor, machine.one().contractor_id)
+        agreement = f.agreement(session, contractor, "CY-2026-009").id
+    assert _consent(client, csrf, rid, agreement).status_code == 303
+    assert _assign(client, csrf, rid, agreement).status_code == 303
+    before = client.get(f"/console/residents/{rid}")
+    assert "服务机构报送的服务记录" not in before.text
+    reference = harness.app.state.keyring.case_reference(agreement, rid)
+    key = "visit-2026-0309-a"
+    note = "血压正常，已讲解孕中期营养"
+    sent = harness.client.post(
+        f"/v1/cases/{reference}/service-records",
+        json={"service": "mid_pregnancy", "delivered_at": "2026-03-01T10:30:00+08:00",
+              "notes": note},
+        headers={"Authorization": f"Bearer {harness.tokens['contractor']}",
+                 "Idempotency-Key": key})  # fmt: skip
+    assert sent.status_code == 201, sent.text
+    with unit_of_work(harness.factory) as session:
+        reads_before = len(entries(session, "service_record.read"))
+    page = client.get(f"/console/residents/{rid}")
+    assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
+    records = page.text.split("服务机构报送的服务记录")[1].split("</table>")[0]
+    assert "孕中期指导" in records and "2026-03-01 10:30:00" in records and note in records
+    assert key not in page.text and reference not in page.text
+    assert mine.phone not in page.text and mine.national_id not in page.text
+    assert "已完成 1/4 项服务" in page.text
+    with unit_of_work(harness.factory) as session:
+        reads = entries(session, "service_record.read")
+    assert len(reads) == reads_before + 1 and note not in repr(reads)
+    assert reads[-1]["agreement"] == agreement

@@ -184,3 +184,47 @@ def test_an_auditor_has_no_ledger_page(app) -> None:
     sign_in(harness.client, "auditor")
     assert harness.client.get("/console/residents").status_code == 403
     assert harness.client.get("/console/residents/export.xlsx").status_code == 403
+
+
+def test_an_admin_changes_a_users_role_and_scope_and_her_next_request_sees_it(app) -> None:
+    """accounts.set_role through the users page: audited with the admin as actor and the user
+    named; the cadre's open session ends at once, and signed in again she sees the new
+    community's residents and none of the old one's; as an auditor she has no ledger page."""
+    harness, world, ledger = app
+    admin, cadre = harness.client, harness.client.__class__(harness.app)
+    admin_csrf = sign_in(admin, "office_admin")
+    sign_in(cadre, "community_cadre")
+    assert _total(cadre.get("/console/residents?size=50").text) == len(ledger.of(CADRE_COMMUNITY))
+    moved_to = ledger.elsewhere()[0].community
+    target = f"/console/users/{world.ids['community_cadre']}"
+
+    def change(role: str, communities: list[str]):
+        return admin.post(target, data={
+            "csrf_token": admin_csrf, "action": "role", "role": role, "display_name": "李干事",
+            "communities": communities}, follow_redirects=False)  # fmt: skip
+
+    # a cadre needs a community: refused, in Chinese, nothing changed, her session goes on
+    refused = change("community_cadre", [])
+    assert refused.status_code == 422 and "所属社区：为必填项" in refused.text
+    assert cadre.get("/console/residents").status_code == 200
+    assert change("community_cadre", [_community_id(harness, moved_to)]).status_code == 303
+    page = admin.get(target).text
+    assert re.search(rf'value="{_community_id(harness, moved_to)}" id="c-[^"]+" checked', page)
+    with unit_of_work(harness.factory) as session:
+        updates = entries(session, "console_user.update")
+    assert len(updates) == 1 and updates[0]["actor"]["id"] == world.ids["office_admin"]  # type: ignore[index]
+    assert updates[0]["details"]["console_user.id"] == world.ids["community_cadre"]  # type: ignore[index]
+    assert updates[0]["details"]["console_user.role"] == "community_cadre"  # type: ignore[index]
+    # her next request: the session the old scope was granted to has ended
+    ended = cadre.get("/console/residents", follow_redirects=False)
+    assert ended.status_code == 303 and "reason=ended_by_admin" in ended.headers["location"]
+    sign_in(cadre, "community_cadre")
+    r = cadre.get("/console/residents?size=50")
+    assert _total(r.text) == len(ledger.of(moved_to))
+    assert sorted(_ids(r.text)) == sorted(ledger.ids[p.national_id] for p in ledger.of(moved_to))
+    old = ledger.of(CADRE_COMMUNITY)[0]
+    assert cadre.get(f"/console/residents/{ledger.ids[old.national_id]}").status_code == 404
+    # made an auditor, she has no ledger at all
+    assert change("auditor", []).status_code == 303
+    sign_in(cadre, "community_cadre")
+    assert cadre.get("/console/residents").status_code == 403

@@ -125,9 +125,9 @@ def test_0003_moves_logged_entries_into_the_search_projection(database_url: str)
 
 
 @pytest.mark.db
-def test_0010_adds_the_phone_index_which_reindex_phones_fills(
+def test_0011_adds_the_phone_index_which_reindex_phones_fills(
         database_url: str, tmp_path: Path) -> None:  # fmt: skip
-    """Rows that lived through 0010 have no phone index until `reindex-phones`; a downgrade
+    """Rows that lived through 0011 have no phone index until `reindex-phones`; a downgrade
     and an upgrade keep every row; afterwards an erased row may not hold a phone index."""
     from datetime import UTC, datetime
 
@@ -153,7 +153,7 @@ def test_0010_adds_the_phone_index_which_reindex_phones_fills(
         with engine.connect() as connection, _sqlite_foreign_keys_deferred(connection), \
                 connection.begin():  # SQLite rebuilds residents, which others reference
             config.attributes["connection"] = connection
-            command.downgrade(config, "0009")
+            command.downgrade(config, "0010")
         assert "phone_index" not in {c["name"] for c in inspect(engine).get_columns("residents")}
         upgrade(database_url)
         with factory() as s:

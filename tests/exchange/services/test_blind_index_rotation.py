@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,7 @@ from exchange.db.engine import unit_of_work
 from exchange.services import key_rotation
 from exchange.services.errors import Conflict
 from keys import BlindIndexField, Keyring, MemoryKeyProvider, Purpose
-from tests.exchange.ledger.helpers import TODAY, import_rows, person, with_communities
+from tests.exchange.ledger.helpers import import_rows, person, with_communities
 from tests.world import audit_entries
 
 pytestmark = pytest.mark.db
@@ -143,8 +143,10 @@ def test_a_registration_during_the_rotation_is_still_a_duplicate(
     assert sorted(unmoved) == [1, 2, 2]
     for i in range(3):  # moved and not yet moved alike
         p = person(i)
+        # valid in every field (a registration is checked before its ID is looked up)
         data = ResidentInput(name=p["姓名"], national_id=p["身份证号"], phone=p["联系电话"],
-                             community=p["社区"], stage="孕期", due_date=TODAY)  # fmt: skip
+                             community=p["社区"], stage="孕期",
+                             due_date=NOW.date() + timedelta(days=60))  # fmt: skip
         with unit_of_work(factory) as s, pytest.raises(Conflict):
             register(s, keyring, admin, data)
 

@@ -114,4 +114,5 @@ def test_only_csv_and_only_the_cadre(h: Harness) -> None:
                                    "Content-Type": "application/json"})  # fmt: skip
     assert wrong.status_code == 415
     assert _post(h, body, role="auditor").status_code == 403
-    assert _entries(h) == [] and _residents(h) == 0
+    # nothing imported; the refusal itself is audited (issue 14)
+    assert [e["action"] for e in _entries(h)] == ["access.denied"] and _residents(h) == 0

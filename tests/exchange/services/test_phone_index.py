@@ -97,7 +97,7 @@ def _id_of(factory: sessionmaker[Session], keyring: Keyring, p: dict[str, str]) 
 
 
 def _forget_phone_indexes(factory: sessionmaker[Session]) -> None:
-    """As rows stored before migration 0010 are."""
+    """As rows stored before migration 0011 are."""
     with unit_of_work(factory) as s:
         s.execute(update(m.Resident).values(phone_index=None))
 

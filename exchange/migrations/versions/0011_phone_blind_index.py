@@ -9,8 +9,8 @@ The migration holds no keys, so rows that already exist keep `phone_index` NULL 
 `exchange keys reindex-phones` (resumable, batch by batch) or a blind-index rotation indexes
 them; meanwhile the lookup still decrypts the rows in scope that have no index, and only those.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-05 07:00:00
 """
 
@@ -21,8 +21,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0010"
-down_revision: str | None = "0009"
+revision: str = "0011"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
