@@ -22,6 +22,12 @@ means the ratio of the two stays near 1. Below 4,096 rows the peak grows with th
 keyring keeps up to 4,096 unwrapped data keys (FIFO, keys/keyring.py), about 1.2 KiB each;
 nothing else of an export is kept per row.
 
+Phone lookup: the service's exact lookup of one phone (`resident_ledger.search`, scoped,
+audited) through the phone's blind index, against the same lookup with every phone index
+cleared (rows stored before migration 0011), which decrypts every resident in scope: what the
+lookup did before the phone had an index. Ratio: a speed-up, the scan's median time / the
+indexed time (the other rows' ratios are ours / baseline; this one would print as 0.00).
+
 Run: .venv/bin/python bench/console.py   (prints a markdown table; `main()` returns the rows)
 """
 
@@ -29,6 +35,7 @@ from __future__ import annotations
 
 import os
 import socket
+import statistics
 import sys
 import tempfile
 import threading
@@ -53,6 +60,7 @@ QUICK = os.environ.get("BENCH_QUICK") == "1"
 EXPORT_ROWS = 10_000  # also with --quick: the set-up is ~15 s, and flatness needs the sizes
 SMALL_EXPORT = 5_000  # both sizes above the keyring's cache of 4,096 unwrapped data keys
 PAIRS = 15 if QUICK else 40
+LOOKUPS = 10 if QUICK else 30
 RUNS = 3
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 PASSWORD = "Bench-pass-2026"
@@ -274,8 +282,8 @@ def _peak_mib(ctx: dict[str, Any], size: int) -> float:
         last = conn.scalar(select(m.Resident.id).order_by(m.Resident.id).offset(size - 1)
                            .limit(1))  # fmt: skip
 
-    def first_n(keyring: Any, acting: Any, q: Any) -> Any:
-        return [*real(keyring, acting, q), m.Resident.id <= last]
+    def first_n(session: Any, keyring: Any, acting: Any, q: Any) -> Any:
+        return [*real(session, keyring, acting, q), m.Resident.id <= last]
 
     resident_ledger._conditions = first_n
     try:
@@ -288,10 +296,58 @@ def _peak_mib(ctx: dict[str, Any], size: int) -> float:
     return peak / (1024 * 1024)
 
 
+def _lookup_ms(ctx: dict[str, Any], phone: str, *, unindexed: bool) -> list[float]:
+    """Milliseconds per exact phone lookup (the service, audited), over the whole ledger;
+    `unindexed`: every phone index cleared first (as rows stored before migration 0011), so
+    the lookup decrypts the scope, as it did before the phone had an index."""
+    from sqlalchemy import update
+
+    from exchange.db import models as m
+    from exchange.db.engine import unit_of_work
+    from exchange.services import resident_ledger
+
+    times = []
+    with unit_of_work(ctx["factory"]) as session:
+        acting = _acting(ctx, session)
+        if unindexed:
+            session.execute(update(m.Resident).values(phone_index=None))
+        for _ in range(3 if unindexed else LOOKUPS):
+            started = time.perf_counter()
+            q = resident_ledger.parse_lookup(session, phone=phone)
+            total, page = resident_ledger.search(session, ctx["keyring"], acting, q)
+            times.append((time.perf_counter() - started) * 1000)
+            assert total >= 1 and page
+        session.rollback()  # the indexes and the log as they were
+    return times
+
+
+def lookup_rows(ctx: dict[str, Any]) -> list[dict[str, Any]]:
+    from exchange.db import models as m
+    from exchange.services.residents import data_key
+
+    with ctx["factory"]() as session:
+        resident = session.scalars(select(m.Resident).order_by(m.Resident.id.desc())
+                                   .limit(1)).one()  # fmt: skip
+        key = data_key(ctx["keyring"], resident)
+        assert key is not None and resident.phone is not None
+        phone = ctx["keyring"].decrypt_row(key, "residents", resident.id,
+                                           {"phone": resident.phone})["phone"]  # fmt: skip
+    indexed = _lookup_ms(ctx, phone, unindexed=False)
+    scan = _lookup_ms(ctx, phone, unindexed=True)
+    ratio = [statistics.median(scan) / t for t in indexed]  # a speed-up: > 1 is faster
+    return [
+        _row(f"phone lookup, {EXPORT_ROWS:,} residents, through the phone index", "ms", indexed,
+             "decrypt scan, no index (ratio = speed-up)", ratio),
+        _row(f"phone lookup, {EXPORT_ROWS:,} residents, no index: decrypt scan (baseline)",
+             "ms", scan),
+    ]  # fmt: skip
+
+
 def main() -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="bench-console-") as tmp:
         ctx = _setup(Path(tmp))
         rows = list_rows(ctx)
+        rows += lookup_rows(ctx)
         rows += export_rows(ctx)
         ctx["engine"].dispose()
     return rows

@@ -145,9 +145,7 @@ def _orm_router() -> APIRouter:
     return router
 
 
-def _core_router() -> APIRouter:
-    """The baseline: two Core selects (the page, its bookings), stored bytes, orjson."""
-    router = APIRouter()
+def _core_queries() -> tuple[Any, Any]:
     a, r, b = (t.__table__ for t in (m.Assignment, m.Resident, m.Booking))
     page_query = (
         select(
@@ -171,6 +169,45 @@ def _core_router() -> APIRouter:
         .where(b.c.assignment_id.in_(bindparam("ids", expanding=True)))
         .order_by(b.c.scheduled_on, b.c.id)
     )
+    return page_query, bookings_query
+
+
+_CORE_QUERIES = _core_queries()
+
+
+def core_page(conn: sa.Connection, contractor_id: str | None, after: int, limit: int) -> bytes:
+    """The baseline's body: two Core selects (the page, its bookings), stored bytes, orjson
+    (the route below, and its part measured in process)."""
+    page_query, bookings_query = _CORE_QUERIES
+    rows = conn.execute(
+        page_query, {"contractor": contractor_id, "after": after, "limit": limit}
+    ).all()
+    bookings: dict[str, list[list[str]]] = {}
+    if rows:
+        for aid, code, on in conn.execute(bookings_query, {"ids": [x[1] for x in rows]}):
+            bookings.setdefault(aid, []).append([code, on.isoformat()])
+    b64 = base64.b64encode
+    items = [
+        {
+            "seq": seq,
+            "assignment": aid,
+            "resident": rid,
+            "services": services,
+            "bookings": bookings.get(aid, []),
+            "columns": {
+                c: None if v is None else b64(v).decode()
+                for c, v in zip(RAW_COLUMNS, stored, strict=True)
+            },
+        }
+        for seq, aid, rid, services, *stored in rows
+    ]
+    nxt = items[-1]["seq"] if items else after
+    return orjson.dumps({"items": items, "next": nxt})
+
+
+def _core_router() -> APIRouter:
+    """The baseline: two Core selects (the page, its bookings), stored bytes, orjson."""
+    router = APIRouter()
 
     @router.get("/bench/core-cases")
     def core_cases(
@@ -178,31 +215,8 @@ def _core_router() -> APIRouter:
         after: Annotated[int, Query(ge=0)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = PAGE,
     ) -> Response:
-        conn = ctx.session.connection()
-        rows = conn.execute(
-            page_query, {"contractor": ctx.contractor_id, "after": after, "limit": limit}
-        ).all()
-        bookings: dict[str, list[list[str]]] = {}
-        if rows:
-            for aid, code, on in conn.execute(bookings_query, {"ids": [x[1] for x in rows]}):
-                bookings.setdefault(aid, []).append([code, on.isoformat()])
-        b64 = base64.b64encode
-        items = [
-            {
-                "seq": seq,
-                "assignment": aid,
-                "resident": rid,
-                "services": services,
-                "bookings": bookings.get(aid, []),
-                "columns": {
-                    c: None if v is None else b64(v).decode()
-                    for c, v in zip(RAW_COLUMNS, stored, strict=True)
-                },
-            }
-            for seq, aid, rid, services, *stored in rows
-        ]
-        nxt = items[-1]["seq"] if items else after
-        return Response(orjson.dumps({"items": items, "next": nxt}), media_type="application/json")
+        body = core_page(ctx.session.connection(), ctx.contractor_id, after, limit)
+        return Response(body, media_type="application/json")
 
     return router
 
@@ -598,7 +612,8 @@ def part_rows(home: Path) -> list[dict[str, Any]]:
     from audit.merkle import leaf_hash
     from exchange.db.engine import make_engine, make_session_factory
     from exchange.identity import CONTRACTOR, Acting, Identity
-    from exchange.services import disclosure
+    from exchange.services import auditing, disclosure
+    from exchange.services.auditing import SqlAuditSink
     from exchange.settings import Settings
     from keys.keyring import Keyring
     from keys.providers import FileKeyring
@@ -614,7 +629,6 @@ def part_rows(home: Path) -> list[dict[str, Any]]:
     acting = Acting(who, datetime.now(UTC), "bench-request")
     results: dict[str, list[float]] = {}
     with make_session_factory(engine)() as s:
-        connection = s.connection()
         contractor_id = s.scalars(select(m.Contractor.id)).one()
         assignments = disclosure.changed_cases(s, policies, PURPOSE, contractor_id, 0, PAGE)
         loaded = disclosure.load(s, keyring, assignments, fields, policy_versions=versions)
@@ -632,7 +646,7 @@ def part_rows(home: Path) -> list[dict[str, Any]]:
 
         def rows() -> None:
             disclosure.changed_cases(s, policies, PURPOSE, contractor_id, 0, PAGE)
-            disclosure.page_rows(connection, assignments)
+            disclosure.page_rows(s.connection(), assignments)
 
         def load() -> None:
             disclosure.load(s, keyring, assignments, fields, policy_versions=versions)
@@ -658,6 +672,17 @@ def part_rows(home: Path) -> list[dict[str, Any]]:
 
         def serialise() -> None:
             orjson.dumps(page)
+
+        entries = disclosure.audit_entries(keyring, acting, PURPOSE, evaluated)
+        sink = SqlAuditSink()
+
+        def append_commit() -> None:
+            # the page's entry appended (head read, entry row, leaf and nodes) and committed
+            auditing.append(s, sink, entries)
+            s.commit()
+
+        def core_body() -> None:
+            core_page(s.connection(), contractor_id, 0, PAGE)
 
         ciphertext = AESGCM(secrets.token_bytes(32))
         nonce = secrets.token_bytes(12)
@@ -693,8 +718,8 @@ def part_rows(home: Path) -> list[dict[str, Any]]:
             (
                 "part: stored rows of the page (Core, 4 queries)",
                 rows,
-                f"bare AES-GCM decrypt x{decrypted / n:.1f}/case",
-                bare_decrypt,
+                "Core baseline's whole body (2 queries, orjson), in process",
+                core_body,
             ),
             (
                 "part: inputs of the case rows (3 queries, decrypt, typed inputs)",
@@ -722,6 +747,12 @@ def part_rows(home: Path) -> list[dict[str, Any]]:
                 bare_sha,
             ),
             ("part: serialise page (orjson)", serialise, "orjson of ref+seq only", bare_json),
+            (
+                "part: audit append + commit (SQLite, 1 entry/page)",
+                append_commit,
+                "bare SHA-256 of 200 B /case",
+                bare_sha,
+            ),
         ]
         for _ in range(RUNS):
             measured: set[str] = set()

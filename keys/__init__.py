@@ -24,6 +24,7 @@ from keys.events import InMemoryKeyEventSink, KeyEvent, KeyEventSink, KeyEventTy
 from keys.fields import EncryptedValue, FieldContext
 from keys.idnumbers import normalise_national_id
 from keys.keyring import Keyring
+from keys.phones import normalise_mobile
 from keys.providers import (
     EnvKeyProvider,
     FileKeyring,
@@ -33,11 +34,13 @@ from keys.providers import (
     Purpose,
     RootKey,
 )
+from keys.pseudonyms import BlindIndexField
 from keys.sealing import ResponseOpener, ResponseSealer, open_field, seal_field
 from keys.shredding import shred_data_key
 from keys.suites import Suite
 
 __all__ = [
+    "BlindIndexField",
     "ContractorPrivateKey",
     "ContractorPublicKey",
     "DataKey",
@@ -72,6 +75,7 @@ __all__ = [
     "UnsupportedSuiteError",
     "WrappedKey",
     "generate_keypair",
+    "normalise_mobile",
     "normalise_national_id",
     "open_field",
     "seal_field",

@@ -12,7 +12,7 @@ plaintext, ciphertext or an identifier being pseudonymised.
     ├── FormatError                 bytes or text that our formats do not accept
     ├── DecryptionError             opaque: wrong key, wrong context or tampered (no oracle)
     ├── UnsupportedSuiteError       crypto suite or KEM not known here
-    ├── InvalidIdentifierError      a national ID that cannot be normalised
+    ├── InvalidIdentifierError      a national ID or mobile number that cannot be normalised
     └── RotationError               a rotation step cannot proceed
 """
 
@@ -59,7 +59,7 @@ class UnsupportedSuiteError(KeysError):
 
 
 class InvalidIdentifierError(KeysError):
-    """A national ID number that cannot be normalised (the value is never included)."""
+    """A national ID or mobile number that cannot be normalised (never included)."""
 
 
 class RotationError(KeysError):

@@ -10,8 +10,9 @@ from keys.errors import DecryptionError, DevelopmentKeyringError, FormatError
 from keys.fields import EncryptedValue, FieldContext
 from keys.idnumbers import normalise_national_id
 from keys.keyring_document import check_key_name
+from keys.phones import normalise_mobile
 from keys.providers import KeyProvider, Purpose, RootKey
-from keys.pseudonyms import PseudonymKey
+from keys.pseudonyms import BlindIndexField, PseudonymKey
 from keys.signing import signing_key_from_seed
 from keys.suites import Suite
 
@@ -54,6 +55,8 @@ class Keyring:
         self._case_keys: dict[tuple[str, int | None], PseudonymKey] = {}
         # current-version agreement keys by agreement id alone: no tuple built per case
         self._current_case_keys: dict[str, PseudonymKey] = {}
+        # the current audit pseudonym key: one per case of every audited response
+        self._current_audit_key: PseudonymKey | None = None
         # (root key id, version, suite value) -> that root key's part of a wrapped-key header
         self._kek_parts: dict[tuple[str, int, str], bytes] = {}
 
@@ -167,6 +170,7 @@ class Keyring:
         self._pseudonym_keys.clear()
         self._case_keys.clear()
         self._current_case_keys.clear()
+        self._current_audit_key = None
 
     # -- fields ---------------------------------------------------------------------------
     def encrypt_field(
@@ -203,6 +207,9 @@ class Keyring:
             secret = self.provider.secret(purpose, version)
             if purpose is Purpose.CASE_PSEUDONYM:
                 key = pseudonyms.agreement_key(self.suite, secret.material, scope)
+            elif purpose is Purpose.BLIND_INDEX:
+                key = pseudonyms.blind_index_key(self.suite, secret.material,
+                                                 BlindIndexField(scope))
             else:
                 label = b"exchange/" + purpose.value.encode("ascii") + b"/v1"
                 key = pseudonyms.purpose_key(self.suite, secret.material, label)
@@ -227,11 +234,22 @@ class Keyring:
             return key.reference(resident_id)
         return self.case_key(agreement_id, version).reference(resident_id)
 
-    def blind_index(self, national_id: str, version: int | None = None) -> str:
-        key = self._key(Purpose.BLIND_INDEX, "", version)
-        return pseudonyms.blind_index(key, normalise_national_id(national_id))
+    def blind_index(self, value: str, version: int | None = None, *,
+                    field: BlindIndexField = BlindIndexField.NATIONAL_ID) -> str:
+        """The keyed blind index of an ID number (the default) or of a mobile number
+        (`field=BlindIndexField.PHONE`), normalised first. Each field has its own HMAC key
+        derived from the blind-index secret, so the two indexes of one value never compare."""
+        key = self._key(Purpose.BLIND_INDEX, field.value, version)
+        if field is BlindIndexField.PHONE:
+            return pseudonyms.blind_index(key, normalise_mobile(value))
+        return pseudonyms.blind_index(key, normalise_national_id(value))
 
     def audit_pseudonym(self, resident_id: str, version: int | None = None) -> str:
+        if version is None:  # the hot path: no enum value read, no tuple built per case
+            key = self._current_audit_key
+            if key is None:
+                key = self._current_audit_key = self._key(Purpose.AUDIT_PSEUDONYM, "", None)
+            return key.reference(resident_id)
         return self._key(Purpose.AUDIT_PSEUDONYM, "", version).reference(resident_id)
 
     # -- audit signing --------------------------------------------------------------------

@@ -8,6 +8,7 @@ and cannot be linked without the office's keys.
 from __future__ import annotations
 
 from binascii import b2a_base64
+from enum import StrEnum
 
 from cryptography.hazmat.primitives import hmac
 
@@ -64,6 +65,25 @@ def agreement_key(suite: Suite, case_secret: bytes, agreement_id: str) -> Pseudo
 
 def purpose_key(suite: Suite, secret: bytes, label: bytes) -> PseudonymKey:
     return PseudonymKey(suite, suite.derive(secret, label, 32))
+
+
+class BlindIndexField(StrEnum):
+    """What a blind index is of: its hash domain. Each has its own key (`blind_index_key`)."""
+
+    NATIONAL_ID = "national_id"
+    PHONE = "phone"
+
+
+_BLIND_INDEX_LABEL = b"exchange/blind_index/v1"
+
+
+def blind_index_key(suite: Suite, secret: bytes, field: BlindIndexField) -> PseudonymKey:
+    """The HMAC key of one field's blind index, derived (HKDF) from the blind-index secret.
+    The ID number keeps the label it has always had (its stored indexes stay valid); every
+    other field frames its name into the label, so no two fields share a key."""
+    if field is BlindIndexField.NATIONAL_ID:
+        return purpose_key(suite, secret, _BLIND_INDEX_LABEL)
+    return purpose_key(suite, secret, framed(_BLIND_INDEX_LABEL, field.value))
 
 
 def case_reference(key: PseudonymKey, resident_id: str) -> str:

@@ -21,6 +21,7 @@ TransformFn = Callable[[object], DisclosedValue | None]
 
 _CASE_REF = re.compile(r"[A-Za-z0-9_.:-]{8,128}")
 _PHONE = re.compile(r"1[3-9]\d{9}")
+_SEPARATORS = re.compile(r"[\s-]")  # what a written phone number may carry
 _MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 # Two-character surnames in use today; anything else takes the first character.
 _COMPOUND_SURNAMES = frozenset(
@@ -89,7 +90,7 @@ def surname_title(value: object) -> str | None:
 def _normalise_phone(value: object) -> str | None:
     if not isinstance(value, str):
         return None
-    digits = re.sub(r"[\s-]", "", value)
+    digits = _SEPARATORS.sub("", value)
     if digits.startswith("+86"):
         digits = digits[3:]
     return digits if _PHONE.fullmatch(digits) else None

@@ -23,7 +23,15 @@ from exchange.api.auth import issue_token
 from exchange.db import models as m
 from exchange.db.engine import unit_of_work
 from exchange.db.feed import next_feed_seq
-from keys import ContractorPrivateKey, FieldContext, Keyring, MemoryKeyProvider, generate_keypair
+from keys import (
+    BlindIndexField,
+    ContractorPrivateKey,
+    FieldContext,
+    InvalidIdentifierError,
+    Keyring,
+    MemoryKeyProvider,
+    generate_keypair,
+)
 from keys.datakeys import WrappedKey
 from policies import shipped_policy
 
@@ -67,6 +75,16 @@ def consent_body(scopes: list[str] | tuple[str, ...], agreement_id: str) -> dict
         "evidence_sha256": EVIDENCE, "agreement_id": agreement_id,
         "separate": True, "guardian": "child_data" in scopes,
     }  # fmt: skip
+
+
+def phone_index(keyring: Keyring, phone: str | None) -> str | None:
+    """The phone's blind index as the import stores it (None: no phone, or not a mobile)."""
+    if phone is None:
+        return None
+    try:
+        return keyring.blind_index(phone, field=BlindIndexField.PHONE)
+    except InvalidIdentifierError:
+        return None
 
 
 @dataclass
@@ -210,6 +228,7 @@ class World:
             r.address_unit = enc("residents", "address_unit", r.id, "2单元")
             r.address_room = enc("residents", "address_room", r.id, "501室")
             r.national_id_index = f"bi-{n}-{r.id}"
+            r.phone_index = phone_index(self.keyring, phone)
             h = wrapped.header
             r.data_key = m.ResidentDataKey(
                 wrapped_key=wrapped.to_bytes(), kek_id=h.kek_id, kek_version=h.kek_version
@@ -376,6 +395,7 @@ class World:
             for column in ("name", "national_id", "phone", "address_building"):
                 setattr(row, column, enc("residents", column, row.id, v[column]))
             row.national_id_index = ring.blind_index(v["national_id"])
+            row.phone_index = phone_index(ring, v["phone"])
             header = wrapped.header
             s.add(m.ResidentDataKey(resident_id=row.id, wrapped_key=wrapped.to_bytes(),
                                     kek_id=header.kek_id, kek_version=header.kek_version))

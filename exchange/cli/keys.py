@@ -108,6 +108,29 @@ def rotate_root_command(
     )
 
 
+@app.command("reindex-phones")
+@fail_cleanly
+def reindex_phones_command(
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, max=100_000, help="Residents per committed batch")
+    ] = key_rotation.DEFAULT_BATCH,
+) -> None:
+    """Index the phones of residents stored before the phone index (migration 0011).
+
+    Online and resumable: each batch commits on its own and a second run continues with the
+    rows still without an index. Until then the phone lookup decrypts those rows."""
+    with _runtime() as (factory, keyring), contextlib.ExitStack() as stack:
+        bar = _Progress(stack, "indexing phones")
+
+        def on_start(left: int) -> None:
+            typer.echo(f"{left} residents' phones to index")
+            bar.start(left)
+
+        done = key_rotation.reindex_phones(factory, keyring, _now, batch_size=batch_size,
+                                           on_start=on_start, progress=bar.reached)  # fmt: skip
+    typer.echo(f"phone indexes: {done} residents indexed")
+
+
 @app.command("rotate-blind-index")
 @fail_cleanly
 def rotate_blind_index_command(
@@ -115,7 +138,7 @@ def rotate_blind_index_command(
         int, typer.Option("--batch-size", min=1, max=100_000, help="Residents per committed batch")
     ] = key_rotation.DEFAULT_BATCH,
 ) -> None:
-    """Add a blind-index key version and re-index every stored ID number under it.
+    """Add a blind-index key version and re-index every stored ID number and phone under it.
 
     Online and crash-safe: imports and registrations keep working (they index under the new
     version and look up under both meanwhile); after an interruption run it again and it
@@ -269,3 +292,6 @@ def status_command() -> None:
         else:
             typer.echo(f"blind indexes: rotation v{stored} -> v{rotating} unfinished, {left} "
                        "residents left; run `exchange keys rotate-blind-index` to continue")
+        if state.unindexed_phones:
+            typer.echo(f"phone indexes: {state.unindexed_phones} residents without one (the "
+                       "phone lookup decrypts them); run `exchange keys reindex-phones`")

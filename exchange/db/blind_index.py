@@ -1,4 +1,4 @@
-"""Which blind-index key version ID numbers are indexed under, and looked up under.
+"""Which blind-index key version ID numbers and phones are indexed under, and looked up under.
 
 The marker row (`models.BlindIndexMarker`) names the version of the stored indexes and, while
 `exchange keys rotate-blind-index` moves them, the next one. A writer (the import, a
@@ -6,7 +6,9 @@ registration) reads it with `blind_index_versions(session)` in its own transacti
 PostgreSQL, so the rotation (FOR UPDATE) can neither start nor finish under it; SQLite's writer
 lock does the same. It then indexes new rows under `write` and matches existing ones under
 every version in `lookup`, so a resident indexed before or after the rotation reached her row
-is found either way.
+is found either way. One marker for both indexes of a row (`national_id_index` and
+`phone_index`): they are computed under the same version (`national_id_index_version`), and a
+rotation re-indexes both.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from exchange.db.models import BlindIndexMarker
 from keys.keyring import Keyring
+from keys.pseudonyms import BlindIndexField
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,13 +28,16 @@ class BlindIndexVersions:
     write: int  # new indexes are computed under this version
     lookup: tuple[int, ...]  # every version a stored index may be under, `write` first
 
-    def index(self, keyring: Keyring, national_id: str) -> str:
-        """The index to store for this ID number."""
-        return keyring.blind_index(national_id, version=self.write)
+    def index(self, keyring: Keyring, value: str,
+              field: BlindIndexField = BlindIndexField.NATIONAL_ID) -> str:  # fmt: skip
+        """The index to store for this ID number (or phone)."""
+        return keyring.blind_index(value, version=self.write, field=field)
 
-    def candidates(self, keyring: Keyring, national_id: str) -> tuple[str, ...]:
-        """Every index a stored row of this ID number may hold."""
-        return tuple(keyring.blind_index(national_id, version=v) for v in self.lookup)
+    def candidates(self, keyring: Keyring, value: str,
+                   field: BlindIndexField = BlindIndexField.NATIONAL_ID,
+                   ) -> tuple[str, ...]:  # fmt: skip
+        """Every index a stored row of this ID number (or phone) may hold."""
+        return tuple(keyring.blind_index(value, version=v, field=field) for v in self.lookup)
 
 
 def blind_index_versions(session: Session, *, hold: bool = True) -> BlindIndexVersions:

@@ -5,7 +5,8 @@ hash per valid row (in-file duplicate detection; never the ID number itself). Ea
 validated once and new residents are encrypted (a fresh data key each) by `prepare`, in forked
 worker processes for a large file while this process reads and writes; valid rows are written
 in batches of `BATCH_SIZE`: matched on the resident blind index, new residents inserted through
-the driver's executemany and existing ones updated (re-encrypted under their own key). The
+the driver's executemany and existing ones updated (re-encrypted under their own key, both
+blind indexes, ID number and phone, rewritten under the current blind-index version). The
 page cache of the connection is enlarged for the import (`bulk_write_pragmas`).
 
 All-or-nothing (the default) runs inside a SAVEPOINT: the first invalid row stops the writing
@@ -59,6 +60,7 @@ from exchange.ledger.vocabulary import CHENGYANG_COMMUNITIES, DISTRICT, STREET
 from keys.datakeys import DataKey, WrappedKey
 from keys.fields import EncryptedValue
 from keys.keyring import Keyring
+from keys.pseudonyms import BlindIndexField
 
 BATCH_SIZE = 500
 Progress = Callable[[str, int], None]  # (phase "validate" | "write", rows advanced)
@@ -405,6 +407,7 @@ class _Writer:
         self._report = report
         # versions other than the one new indexes are computed under (during a rotation)
         self._older = versions.lookup[1:]
+        self._versions = versions
         # residents present before this import; when there were none, every row is new (an
         # in-file repeat is refused as duplicate_in_file) and no batch needs a lookup
         self.lookup = bool(session.scalar(select(exists().select_from(_RESIDENTS))))
@@ -461,11 +464,17 @@ class _Writer:
         upd_children: list[dict[str, Any]] = []
         new_episodes: list[dict[str, Any]] = []
         new_children: list[dict[str, Any]] = []
+        versions = self._versions
         for row, match in matches:
             key = keyring.unwrap(WrappedKey.from_bytes(match.wrapped), match.resident_id)
             rid = match.resident_id
+            # both blind indexes of the row under the version new indexes are written under
+            # (the one version marker covers both; during a rotation the row moves with them)
+            indexes = {"national_id_index": versions.index(keyring, row.national_id.value),
+                       "phone_index": versions.index(keyring, row.phone, BlindIndexField.PHONE),
+                       "national_id_index_version": versions.write}  # fmt: skip
             upd_residents.append({"b_id": rid, "community_id": community_ids[row.community],
-                                  "updated_at": now, **_sealed_dict(
+                                  "updated_at": now, **indexes, **_sealed_dict(
                                       keyring, key, "residents", rid, RESIDENT_SEALED,
                                       resident_texts(row))})  # fmt: skip
             new_episode = match.episode_id is None or match.new_pregnancy(row.stage)

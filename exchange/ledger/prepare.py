@@ -1,10 +1,11 @@
 """Raw ledger rows -> rows ready to insert, in this process or in forked worker processes.
 
-Validating, blind indexing, making and wrapping a data key and encrypting the fields are pure
-CPU work on one row at a time, about as much as reading the file and inserting. So for a file
-larger than one chunk, chunks of raw rows are prepared by worker processes while this process
-reads the file and writes: on two cores the halves overlap. Outcomes come back one per row in
-file order, so the importer sees exactly what a single process would have produced.
+Validating, blind indexing (ID number and phone), making and wrapping a data key and encrypting
+the fields are pure CPU work on one row at a time, about as much as reading the file and
+inserting. So for a file larger than one chunk, chunks of raw rows are prepared by worker
+processes while this process reads the file and writes: on two cores the halves overlap.
+Outcomes come back one per row in file order, so the importer sees exactly what a single
+process would have produced.
 
 Workers are forked: the keyring is inherited in memory and never serialised or sent over a
 pipe. They only compute: no database connection, file or progress display is touched in them,
@@ -22,6 +23,7 @@ from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import partial
 from itertools import islice
 from operator import attrgetter
 from typing import Any, cast
@@ -36,6 +38,7 @@ from exchange.ledger.vocabulary import DISTRICT, STREET
 from keys.datakeys import DataKey
 from keys.fields import EncryptedValue
 from keys.keyring import Keyring
+from keys.pseudonyms import BlindIndexField
 
 CHUNK_SIZE = 500
 IN_FLIGHT = 4  # chunks submitted and not yet consumed: enough to keep two workers busy
@@ -49,7 +52,8 @@ CHILD_SEALED = ("birth_date", "sex")
 # Every column an insert writes, in the order of the row tuples `Preparer` builds.
 INSERT_COLUMNS: dict[str, tuple[str, ...]] = {
     "residents": ("id", "community_id", "district", "street", "national_id_index",
-                  "national_id_index_version", "created_at", "updated_at", *RESIDENT_SEALED),
+                  "national_id_index_version", "phone_index", "created_at", "updated_at",
+                  *RESIDENT_SEALED),
     "resident_data_keys": ("resident_id", "wrapped_key", "kek_id", "kek_version", "created_at"),
     "maternal_episodes": ("id", "resident_id", "stage", "due_month", "created_at",
                           "updated_at", *EPISODE_SEALED),
@@ -196,11 +200,12 @@ class _Sealer:
         ]
         residents = []
         version = self._index_version
+        phone_index = partial(keyring.blind_index, version=version, field=BlindIndexField.PHONE)
         for rid, key, row, index in zip(rids, keys, rows, indexes, strict=True):
             sealed = encrypt(key, "residents", rid, RESIDENT_SEALED, resident_texts(row))
             community = community_ids[row.community]
-            residents.append((rid, community, DISTRICT, STREET, index, version, stamp, stamp,
-                              *sealed))
+            residents.append((rid, community, DISTRICT, STREET, index, version,
+                              phone_index(row.phone), stamp, stamp, *sealed))  # fmt: skip
         episodes = []
         for eid, rid, key, row in zip(eids, rids, keys, rows, strict=True):
             sealed = encrypt(key, "maternal_episodes", eid, EPISODE_SEALED, episode_texts(row))

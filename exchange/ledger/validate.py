@@ -25,6 +25,8 @@ from exchange.ledger.headers import CANONICAL_HEADERS, Column, HeaderMap
 from exchange.ledger.idnumber import IdProblem, NationalId, parse_national_id
 from exchange.ledger.reader import RawRow
 from exchange.ledger.vocabulary import DISTRICT, RISK_FLAGS, SEXES, STAGES, STREET
+from keys.errors import InvalidIdentifierError
+from keys.phones import normalise_mobile
 
 MIN_RESIDENT_AGE = 14
 MAX_RESIDENT_AGE = 60
@@ -119,8 +121,6 @@ class Rules:
     allowed_communities: frozenset[str] | None = None  # a cadre's scope; None = all
 
 
-_PHONE = re.compile(r"1[3-9]\d{9}")
-_PHONE_NOISE = re.compile(r"[\s\-()]")
 _NAME_BAD = re.compile(r"[\d\W_]", re.UNICODE)
 _NAME_JOINERS = "·•・ "
 _DATE_PATTERNS = (
@@ -286,15 +286,11 @@ def _phone(c: _Checker, cell: str) -> str | None:
     if not raw or raw.isspace():
         c.fail(Column.PHONE, "required")
         return None
-    digits = _PHONE_NOISE.sub("", raw)
-    if digits.startswith("+86"):
-        digits = digits[3:]
-    elif digits.startswith("86") and len(digits) == 13:
-        digits = digits[2:]
-    if not _PHONE.fullmatch(digits):
+    try:  # the one normalisation the phone's blind index and the ledger lookup use too
+        return normalise_mobile(raw)
+    except InvalidIdentifierError:
         c.fail(Column.PHONE, "phone_format")
         return None
-    return digits
 
 
 def _community(c: _Checker, cell: str, rules: Rules) -> str | None:

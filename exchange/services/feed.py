@@ -118,7 +118,7 @@ def pull(
     cases = disclosure.changed_cases(session, policies, purpose, contractor_id, after, limit + 1)
     tombstones = session.connection().execute(
         _TOMBSTONES, {"contractor": contractor_id, "after": after, "limit": limit + 1}
-    )
+    ).all()
     # (seq, is a tombstone, row): a case and a tombstone never share a sequence
     merged: list[tuple[int, bool, Any]] = sorted(
         [(c.seq, False, c) for c in cases] + [(t.seq, True, t) for t in tombstones],

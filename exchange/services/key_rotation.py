@@ -17,10 +17,12 @@ The pure steps are keys.rotation's; this module drives them over the database ad
   had its export.
 * `rotate_contractor`: register a contractor's new public key and retire the old one.
 * `rotate_blind_index`: add a blind-index key version and re-index every stored ID number
-  under it, batch by batch; the marker row (exchange.db.blind_index) tells every writer which
-  version to index under and which to look up under meanwhile. Crash-safe: the start and the
-  finish are one transaction each, a batch re-indexes only rows still under the old version,
-  and a second run resumes.
+  and phone under it, batch by batch; the marker row (exchange.db.blind_index) tells every
+  writer which version to index under and which to look up under meanwhile. Crash-safe: the
+  start and the finish are one transaction each, a batch re-indexes only rows still under the
+  old version, and a second run resumes.
+* `reindex_phones`: index the phones of residents stored before migration 0011 (under the
+  version their ID number is indexed under), batch by batch, resumable; one audit entry.
 
 Keyring changes (a new or retired version) are written to the key file before the transaction
 commits: if the commit then fails, an unused version remains, which is harmless.
@@ -35,9 +37,12 @@ from typing import Any
 from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from audit.entry import Actor, Subject
+from audit.entry import Actor, AuditEntry, Subject
 from exchange.db import models as m
+from exchange.db.blind_index import blind_index_versions
 from exchange.db.engine import unit_of_work
+from exchange.services.auditing import SqlAuditSink
+from exchange.services.auditing import append as audit_append
 from exchange.services.errors import Conflict, NotFound
 from exchange.services.key_events import CLI_ACTOR, AuditKeyEventSink
 from exchange.services.key_store import (
@@ -54,6 +59,7 @@ from keys.events import Clock, KeyEvent, KeyEventType
 from keys.fields import EncryptedValue, FieldContext
 from keys.keyring import Keyring
 from keys.providers import LocalKeyProvider, Purpose
+from keys.pseudonyms import BlindIndexField
 from keys.rotation import (
     ROOT_JOB,
     ContractorKeyRecord,
@@ -395,35 +401,50 @@ def _begin_blind_index(session: Session, keyring: Keyring, clock: Clock,
 
 
 def _reindex_batch(session: Session, keyring: Keyring, old: int, new: int, limit: int) -> int:
-    """Re-index up to `limit` residents still under `old`; how many it did."""
+    """Re-index up to `limit` residents still under `old` (both blind indexes: the ID
+    number's and the phone's); how many it did."""
     rows = session.execute(
-        select(m.Resident.id, m.Resident.national_id, m.ResidentDataKey.wrapped_key)
+        select(m.Resident.id, m.Resident.national_id, m.Resident.phone,
+               m.ResidentDataKey.wrapped_key)
         .join(m.ResidentDataKey, m.ResidentDataKey.resident_id == m.Resident.id)
         .where(_still_under(old)).order_by(m.Resident.id).limit(limit)
     ).all()  # fmt: skip
-    for rid, stored, wrapped in rows:
-        national_id = _national_id(keyring, rid, stored, bytes(wrapped))
+    for rid, stored, stored_phone, wrapped in rows:
+        national_id, phone = _identifiers(keyring, rid, stored, stored_phone, bytes(wrapped))
         session.execute(
             update(m.Resident)
             .where(m.Resident.id == rid, m.Resident.national_id_index_version == old)
             .values(national_id_index=keyring.blind_index(national_id, version=new),
+                    phone_index=_phone_index(keyring, phone, new),
                     national_id_index_version=new)
             .execution_options(synchronize_session=False)
         )  # fmt: skip
     return len(rows)
 
 
-def _national_id(keyring: Keyring, rid: str, stored: EncryptedValue | None,
-                 wrapped: bytes) -> str:  # fmt: skip
+def _phone_index(keyring: Keyring, phone: str | None, version: int) -> str | None:
+    if phone is None:
+        return None
+    return keyring.blind_index(phone, version=version, field=BlindIndexField.PHONE)
+
+
+def _identifiers(keyring: Keyring, rid: str, stored: EncryptedValue | None,
+                 stored_phone: EncryptedValue | None,
+                 wrapped: bytes) -> tuple[str, str | None]:  # fmt: skip
+    """Her ID number and phone (None: none stored), decrypted to be indexed."""
     try:
         if stored is None:
             raise KeysError("no ID number")
         key = keyring.unwrap_stored(wrapped, rid)
-        return keyring.decrypt_field(key, stored, FieldContext("residents", "national_id", rid))
+        sealed = {"national_id": stored}
+        if stored_phone is not None:
+            sealed["phone"] = stored_phone
+        values = keyring.decrypt_row(key, "residents", rid, sealed)
+        return values["national_id"], values.get("phone")
     except KeysError:
-        raise Conflict(f"resident {rid}: her ID number does not decrypt, so it cannot be "
-                       "re-indexed; the rotation stopped here with nothing lost (erase or "
-                       "repair her record, then run it again)") from None
+        raise Conflict(f"resident {rid}: her ID number or phone does not decrypt, so it "
+                       "cannot be re-indexed; the rotation stopped here with nothing lost "
+                       "(erase or repair her record, then run it again)") from None
 
 
 def rotate_blind_index(
@@ -469,6 +490,84 @@ def rotate_blind_index(
     return BlindIndexRotation(old, new, resumed, done)
 
 
+# -- phones stored before the phone index -------------------------------------------------
+PHONES_ACTION = "key.reindex_phones"
+
+
+def _unindexed_phone() -> Any:
+    """Residents with a phone and no phone index (stored before migration 0011)."""
+    return m.Resident.phone.is_not(None) & m.Resident.phone_index.is_(None)
+
+
+def unindexed_phones(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(m.Resident)
+                              .where(_unindexed_phone())) or 0)  # fmt: skip
+
+
+def _index_phones_batch(session: Session, keyring: Keyring, limit: int) -> int:
+    """Index up to `limit` phones (each under the version her ID number is indexed under, so
+    the row's one version marker stays true); how many it did. Holds the blind-index marker
+    (FOR SHARE), so a rotation can neither start nor finish under the batch."""
+    blind_index_versions(session)
+    rows = session.execute(
+        select(m.Resident.id, m.Resident.phone, m.Resident.national_id_index_version,
+               m.ResidentDataKey.wrapped_key)
+        .join(m.ResidentDataKey, m.ResidentDataKey.resident_id == m.Resident.id)
+        .where(_unindexed_phone()).order_by(m.Resident.id).limit(limit)
+    ).all()  # fmt: skip
+    for rid, stored, version, wrapped in rows:
+        assert stored is not None  # selected for it
+        try:
+            key = keyring.unwrap_stored(bytes(wrapped), rid)
+            phone = keyring.decrypt_row(key, "residents", rid, {"phone": stored})["phone"]
+        except KeysError:
+            raise Conflict(f"resident {rid}: her phone does not decrypt, so it cannot be "
+                           "indexed; stopped here with nothing lost (erase or repair her "
+                           "record, then run it again)") from None
+        session.execute(
+            update(m.Resident)
+            .where(m.Resident.id == rid, m.Resident.phone_index.is_(None),
+                   m.Resident.national_id_index_version == version)
+            .values(phone_index=_phone_index(keyring, phone, version))
+            .execution_options(synchronize_session=False)
+        )  # fmt: skip
+    return len(rows)
+
+
+def reindex_phones(
+    factory: sessionmaker[Session],
+    keyring: Keyring,
+    clock: Clock,
+    *,
+    actor: Actor = CLI_ACTOR,
+    batch_size: int = DEFAULT_BATCH,
+    on_start: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Index the phone of every resident stored before the phone index existed; how many
+    this run indexed. Each batch commits on its own, so an interruption loses at most the
+    batch in flight and a second run continues (it only touches rows still without an
+    index). Until a row is indexed, the phone lookup decrypts it (`resident_ledger`).
+    `on_start(left)` once counted, `progress(done)` after each committed batch."""
+    with factory() as session:
+        left = unindexed_phones(session)
+    if on_start is not None:
+        on_start(left)
+    done = 0
+    while True:
+        with unit_of_work(factory) as session:
+            count = _index_phones_batch(session, keyring, batch_size)
+        if not count:
+            break
+        done += count
+        if progress is not None:
+            progress(done)
+    with unit_of_work(factory) as session:
+        audit_append(session, SqlAuditSink(), [AuditEntry(
+            time=clock(), actor=actor, action=PHONES_ACTION, details={"residents": done})])
+    return done
+
+
 # -- status ---------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class KeyStatus:
@@ -480,6 +579,7 @@ class KeyStatus:
     awaiting_remap: tuple[str, ...]
     active_contractor_keys: int
     blind_index: tuple[int, int | None, int]  # (stored under, rotating to, residents left)
+    unindexed_phones: int = 0  # residents with a phone and no phone index yet
 
 
 def status(session: Session, keyring: Keyring) -> KeyStatus:
@@ -499,6 +599,7 @@ def status(session: Session, keyring: Keyring) -> KeyStatus:
         tuple(awaiting),
         SqlContractorKeyStore(session).active_count(),
         _blind_index_state(session),
+        unindexed_phones(session),
     )
 
 

@@ -42,7 +42,7 @@ DELETION_ACTIONS = frozenset({Action.TOMBSTONE, Action.DELETION_ACK})
 _PAGE = 1000
 _PERSONAL_COLUMNS = ("name", "national_id", "phone", "birth_date", "address_compound",
                      "address_building", "address_unit", "address_room",
-                     "national_id_index")  # fmt: skip
+                     "national_id_index", "phone_index")  # fmt: skip
 
 
 def audit_pseudonym(session: Session, keyring: Keyring, acting: Acting, resident_id: str) -> str:

@@ -7,10 +7,13 @@ another community, whatever the filters say, so a lookup answers "exists elsewhe
 "does not exist".
 
 Filters: community, stage (of the latest episode), due month, assignment status (an active
-assignment or none), and the two identifying lookups: an exact ID number (through the keyed
-blind index) or an exact mobile number. The due month and the phone are only stored
-encrypted, so those two filters decrypt the candidates in scope (names the cost in the
-module, not a shortcut: no plaintext or unkeyed hash of either is stored).
+assignment or none), and the two identifying lookups: an exact ID number or an exact mobile
+number, each through its keyed blind index (separate hash domains, every key version a stored
+index may be under). The phone lookup then decrypts only the rows in scope its index matches
+(to confirm: a blind index is a filter, the plaintext decides), plus any row stored before the
+phone had an index (`phone_index` NULL until `exchange keys reindex-phones`). The due month is
+only stored encrypted, so that filter decrypts the candidates in scope (no plaintext or
+unkeyed hash of a date is stored).
 
 Audit: a page of rows is `resident.list` with the pseudonyms shown (details `view=masked`);
 a page asked for by an ID number or phone is `resident.lookup` instead, with the field looked
@@ -27,13 +30,14 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, exists, func, select
+from sqlalchemy import ColumnElement, Select, exists, func, or_, select
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
 from audit.entry import DetailValue
 from exchange.db import models as m
 from exchange.db import storage
+from exchange.db.blind_index import blind_index_versions
 from exchange.db.models.codes import STAGES
 from exchange.identity import COMMUNITY_CADRE, OFFICE_ADMIN, Acting
 from exchange.ledger.importer import known_communities
@@ -42,17 +46,17 @@ from exchange.services.audit_access import lookup_reference as lookup_reference
 from exchange.services.audit_access import record, subject
 from exchange.services.errors import FieldErrors, InvalidInput, NotPermitted, check_page
 from exchange.services.residents import data_key, visible_resident
-from keys.errors import KeysError
+from keys.errors import InvalidIdentifierError, KeysError
 from keys.fields import EncryptedValue
 from keys.idnumbers import normalise_national_id
 from keys.keyring import Keyring
+from keys.phones import normalise_mobile
+from keys.pseudonyms import BlindIndexField
 
 MAX_PAGE = 200
 BATCH = 500  # rows decrypted per round trip when a filter or an export walks the scope
 ASSIGNMENT_FILTERS = ("assigned", "unassigned")
 _MONTH = re.compile(r"(\d{4})-(\d{2})\Z")
-_PHONE = re.compile(r"1[3-9]\d{9}\Z")
-_PHONE_NOISE = re.compile(r"[\s\-()]")
 _RESIDENT_COLUMNS = ("name", "national_id", "phone", "address_compound", "address_building")
 
 
@@ -117,10 +121,10 @@ def parse_query(
             errors.add("national_id", "format", "must be an 18-digit (or 15-digit) ID number")
     number = None
     if phone.strip():
-        digits = _PHONE_NOISE.sub("", phone.strip()).removeprefix("+86")
-        if not _PHONE.match(digits):
+        try:  # as the import stored it, and as its blind index is computed
+            number = normalise_mobile(phone)
+        except InvalidIdentifierError:
             errors.add("phone", "format", "must be an 11-digit mobile number")
-        number = digits
     errors.raise_any()
     return LedgerQuery(community_id, stage or None, month, assignment or None, nid, number)
 
@@ -175,7 +179,8 @@ def _active_assignment() -> ColumnElement[bool]:
                           m.Assignment.status == "active")  # fmt: skip
 
 
-def _conditions(keyring: Keyring, acting: Acting, q: LedgerQuery) -> list[ColumnElement[bool]]:
+def _conditions(session: Session, keyring: Keyring, acting: Acting,
+                q: LedgerQuery) -> list[ColumnElement[bool]]:  # fmt: skip
     conds = _scope(acting) + [m.Resident.erased_at.is_(None)]
     if q.community_id is not None:
         conds.append(m.Resident.community_id == q.community_id)
@@ -185,8 +190,19 @@ def _conditions(keyring: Keyring, acting: Acting, q: LedgerQuery) -> list[Column
         conds.append(_active_assignment())
     elif q.assignment == "unassigned":
         conds.append(~_active_assignment())
+    if q.national_id is not None or q.phone is not None:
+        # every version a stored index may be under (during a blind-index rotation, both);
+        # read without holding the marker: a lookup never holds up a rotation
+        versions = blind_index_versions(session, hold=False)
     if q.national_id is not None:
-        conds.append(m.Resident.national_id_index == keyring.blind_index(q.national_id))
+        conds.append(m.Resident.national_id_index.in_(
+            versions.candidates(keyring, q.national_id)))  # fmt: skip
+    if q.phone is not None:
+        # the rows whose phone index matches, and those stored before the phone had an index
+        # (until `exchange keys reindex-phones` ran): only these are decrypted, to confirm
+        phones = versions.candidates(keyring, q.phone, BlindIndexField.PHONE)
+        conds.append(or_(m.Resident.phone_index.in_(phones),
+                         m.Resident.phone_index.is_(None) & m.Resident.phone.is_not(None)))
     return conds
 
 
@@ -362,7 +378,7 @@ def search(
 ) -> tuple[int, list[MaskedResident]]:
     """(total in scope matching, one page of masked rows), audited."""
     check_page(limit, offset, MAX_PAGE)
-    conds = _conditions(keyring, acting, q)
+    conds = _conditions(session, keyring, acting, q)
     if _decrypting(q):
         total = 0
         page: list[MaskedResident] = []
@@ -381,7 +397,7 @@ def walk(session: Session, keyring: Keyring, acting: Acting,
          q: LedgerQuery) -> Iterator[MaskedResident]:  # fmt: skip
     """Every masked row of the query in ledger order, for an export (which audits what it
     wrote: `resident_export`)."""
-    return _walk(session, keyring, _conditions(keyring, acting, q), q)
+    return _walk(session, keyring, _conditions(session, keyring, acting, q), q)
 
 
 # -- one resident, masked -----------------------------------------------------------------

@@ -10,6 +10,7 @@ from exchange.db import models as m
 from keys.fields import EncryptedValue, FieldContext
 from keys.keyring import Keyring
 from keys.providers import MemoryKeyProvider
+from keys.pseudonyms import BlindIndexField
 
 NATIONAL_ID = "370214199001011232"  # synthetic, valid GB 11643 check digit
 
@@ -54,6 +55,7 @@ def resident(session: Session, ring: Keyring, community_row: m.Community) -> m.R
     row.national_id = enc("national_id", NATIONAL_ID)
     row.phone = enc("phone", "13912345678")
     row.national_id_index = ring.blind_index(NATIONAL_ID)
+    row.phone_index = ring.blind_index("13912345678", field=BlindIndexField.PHONE)
     header = wrapped.header
     row.data_key = m.ResidentDataKey(
         wrapped_key=wrapped.to_bytes(), kek_id=header.kek_id, kek_version=header.kek_version

@@ -5,14 +5,22 @@ from __future__ import annotations
 import pytest
 from cryptography.hazmat.primitives import hashes
 
-from keys import DecryptionError, EncryptedValue, FieldContext, Keyring, Suite, WrappedKey
+from keys import (
+    BlindIndexField,
+    DecryptionError,
+    EncryptedValue,
+    FieldContext,
+    Keyring,
+    Suite,
+    WrappedKey,
+)
 from keys._codec import framed
 from keys.datakeys import DataKey, WrappedHeader, owner_binding
 from keys.fields import decrypt, encrypt
 from keys.idnumbers import check_digit, normalise_national_id
 from keys.keyring_document import Versions, fresh_keys
 from keys.providers import LocalKeyProvider, LocalRootKey, Purpose
-from keys.pseudonyms import PseudonymKey
+from keys.pseudonyms import PseudonymKey, blind_index_key
 from keys.suites import Sm4Gcm
 
 KEY_ID = bytes.fromhex("0011223344556677")
@@ -153,3 +161,42 @@ def test_gb11643_check_digit_and_widening() -> None:
     assert check_digit("11010519491231002") == "X"
     assert normalise_national_id("11010519491231002x") == "11010519491231002X"
     assert normalise_national_id("110105491231002") == "11010519491231002X"
+
+
+# -- blind indexes ----------------------------------------------------------------------------
+# Frozen: the ID number's index under blind-index material 00..1f is what every stored
+# `national_id_index` was computed with; the phone has its own domain (its own derived key).
+GOLDEN_ID = "11010519491231002X"
+GOLDEN_ID_INDEX = {Suite.INTL: "4ohmrGroaxU2DD5J6-_PFnY8Qc419-oA",
+                   Suite.GM: "QlKF-HZ8F9EkyHkrIStPzKsznUCPOUsK"}  # fmt: skip
+GOLDEN_PHONE = "17812346078"
+GOLDEN_PHONE_INDEX = {Suite.INTL: "lxi6aEetSD3aUpReOOgXoFrmB5zhipR-",
+                      Suite.GM: "iYuX8HYHw-_WjP1u4To9DOXJEuYlHq4j"}  # fmt: skip
+
+
+def _ring_with_blind_index_material(suite: Suite) -> Keyring:
+    keys = fresh_keys()
+    keys[Purpose.BLIND_INDEX] = Versions(1, {1: MATERIAL_32})
+    return Keyring(LocalKeyProvider(keys, development=True), suite)
+
+
+@pytest.mark.parametrize("suite", [Suite.INTL, Suite.GM])
+def test_blind_index_golden(suite: Suite) -> None:
+    ring = _ring_with_blind_index_material(suite)
+    assert ring.blind_index(GOLDEN_ID) == GOLDEN_ID_INDEX[suite]
+    assert ring.blind_index(GOLDEN_ID, field=BlindIndexField.NATIONAL_ID) == GOLDEN_ID_INDEX[suite]
+    written_ways = (GOLDEN_PHONE, "+86 178-1234-6078", "(178) 1234 6078",
+                    "８６１７８１２３４６０７８")  # fmt: skip
+    for written in written_ways:
+        assert ring.blind_index(written, field=BlindIndexField.PHONE) == GOLDEN_PHONE_INDEX[suite]
+
+
+@pytest.mark.parametrize("suite", [Suite.INTL, Suite.GM])
+def test_phone_and_id_number_indexes_are_in_separate_domains(suite: Suite) -> None:
+    # the same text under both fields' keys: they differ, so no index of one field can equal
+    # an index of the other (no value is both a phone and an ID number, so compare the HMACs)
+    national = blind_index_key(suite, MATERIAL_32, BlindIndexField.NATIONAL_ID)
+    phone = blind_index_key(suite, MATERIAL_32, BlindIndexField.PHONE)
+    both = GOLDEN_ID
+    assert national.digest(both) != phone.digest(both)
+    assert national.digest(GOLDEN_PHONE) != phone.digest(GOLDEN_PHONE)

@@ -8,7 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keys import InvalidIdentifierError, Keyring, MemoryKeyProvider, Purpose, Suite
+from keys import (
+    BlindIndexField,
+    InvalidIdentifierError,
+    Keyring,
+    MemoryKeyProvider,
+    Purpose,
+    Suite,
+)
 from keys.idnumbers import check_digit
 
 URL_SAFE = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -94,3 +101,20 @@ def test_suites_and_versions_give_different_pseudonyms(provider: MemoryKeyProvid
     intl.refresh()
     assert intl.case_reference("a", "r") != old
     assert intl.case_reference("a", "r", version=1) == old
+
+
+@pytest.mark.parametrize("bad", ["", "1234567890", "12812345678", "178123460789", "1781234607a",
+                                 "+87 17812346078", "١٧٨١٢٣٤٦٠٧٨"])  # fmt: skip
+def test_phone_blind_index_refuses_invalid_numbers_without_echoing(keyring: Keyring,
+                                                                   bad: str) -> None:  # fmt: skip
+    with pytest.raises(InvalidIdentifierError) as info:
+        keyring.blind_index(bad, field=BlindIndexField.PHONE)
+    if bad:
+        assert bad not in str(info.value)
+
+
+def test_phone_blind_index_normalises_like_the_ledger(keyring: Keyring) -> None:
+    index = keyring.blind_index("17812346078", field=BlindIndexField.PHONE)
+    for written in ("178 1234 6078", "+8617812346078", "8617812346078", "178-1234-6078"):
+        assert keyring.blind_index(written, field=BlindIndexField.PHONE) == index
+    assert keyring.blind_index("17812346079", field=BlindIndexField.PHONE) != index

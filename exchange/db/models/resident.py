@@ -3,7 +3,8 @@
 Plain columns are only what scoping, indexing and statistics need (district, street, community,
 stage, and an episode's due month: the month of the encrypted due date, see docs/statistics.md).
 Each resident has its own data key (`ResidentDataKey`); deleting that row crypto-shreds every
-ciphertext of the resident, and `erased_at` rows must hold no ciphertext or blind index.
+ciphertext of the resident, and `erased_at` rows must hold no ciphertext or blind index
+(of the ID number or of the phone).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ _PERSONAL = (
     "address_unit",
     "address_room",
     "national_id_index",
+    "phone_index",
 )
 
 
@@ -48,10 +50,15 @@ class Resident(Base):
     national_id: Mapped[EncryptedValue | None] = mapped_column(EncryptedField())
     # keyed blind index of the ID number, for de-duplication; never an unkeyed hash
     national_id_index: Mapped[str | None] = mapped_column(String(128), unique=True)
-    # the blind-index key version it was computed under (exchange.services.blind_index)
+    # the blind-index key version it was computed under (exchange.db.blind_index): the one
+    # version marker of both blind indexes of the row (ID number and phone)
     national_id_index_version: Mapped[int] = mapped_column(Integer, default=1,
                                                            server_default=text("1"))
     phone: Mapped[EncryptedValue | None] = mapped_column(EncryptedField())
+    # keyed blind index of the normalised mobile number (its own hash domain), for the exact
+    # phone lookup; not unique (a family may share a phone). NULL until indexed: rows stored
+    # before migration 0011 get it from `exchange keys reindex-phones`
+    phone_index: Mapped[str | None] = mapped_column(String(128), index=True)
     birth_date: Mapped[EncryptedValue | None] = mapped_column(EncryptedField())
     address_compound: Mapped[EncryptedValue | None] = mapped_column(EncryptedField())
     address_building: Mapped[EncryptedValue | None] = mapped_column(EncryptedField())

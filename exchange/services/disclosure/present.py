@@ -8,6 +8,7 @@ are sent as the policy transformed them. The view's format is the feed's wire fo
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import bindparam, select
@@ -27,13 +28,20 @@ _ACTIVE_KEY = select(_keys.c.public_key).where(
 )
 
 
+@lru_cache(maxsize=256)
+def _public_key(text: str) -> ContractorPublicKey:
+    """A registered key parsed once per process (a key's text names it: a rotation registers
+    another text), not once per response."""
+    return ContractorPublicKey.from_text(text)
+
+
 def active_public_key(session: Session, contractor_id: str) -> ContractorPublicKey | None:
     """The contractor's active public key, or None if it has none."""
     text = session.connection().execute(_ACTIVE_KEY, {"contractor": contractor_id}).scalar()
     if text is None:
         return None
     try:
-        return ContractorPublicKey.from_text(text)
+        return _public_key(text)
     except KeysError:
         raise Conflict("the contractor's registered public key is unusable") from None
 

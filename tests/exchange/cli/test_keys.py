@@ -211,3 +211,28 @@ def test_rotate_blind_index_resumes_and_status_shows_it(home: Path, world: World
     code, out = _invoke("status")
     assert "blind_index: current v2; held v2" in out and "blind indexes: under v2" in out
     assert not any(secret in out for secret in _secrets(home))
+
+
+@pytest.mark.db
+def test_reindex_phones_indexes_rows_stored_before_the_phone_index(
+        home: Path, world: World) -> None:
+    from sqlalchemy import select, update
+
+    from exchange.db import models as m
+    from exchange.db.engine import unit_of_work
+
+    world.add_residents(3)
+    with unit_of_work(world.factory) as s:  # as rows stored before migration 0011
+        s.execute(update(m.Resident).values(phone_index=None))
+    code, out = _invoke("status")
+    assert "phone indexes: 3 residents without one" in out and "reindex-phones" in out
+    code, out = _invoke("reindex-phones", "--batch-size", "2")
+    assert code == 0, out
+    assert "3 residents' phones to index" in out and "phone indexes: 3 residents indexed" in out
+    with world.factory() as s:
+        assert None not in s.scalars(select(m.Resident.phone_index)).all()
+    code, out = _invoke("status")
+    assert "phone indexes" not in out
+    code, out = _invoke("reindex-phones")
+    assert code == 0 and "0 residents' phones to index" in out
+    assert [e["action"] for e in audit_entries(world.factory)].count("key.reindex_phones") == 2

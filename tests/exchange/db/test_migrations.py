@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -118,5 +120,54 @@ def test_0003_moves_logged_entries_into_the_search_projection(database_url: str)
                                      "ORDER BY idx")).all()
         assert [tuple(r) for r in rows] == [(0, "c-0", "agr-1"), (1, "c-1", "agr-1"),
                                             (2, "c-2", "agr-1")]
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.db
+def test_0011_adds_the_phone_index_which_reindex_phones_fills(
+        database_url: str, tmp_path: Path) -> None:  # fmt: skip
+    """Rows that lived through 0011 have no phone index until `reindex-phones`; a downgrade
+    and an upgrade keep every row; afterwards an erased row may not hold a phone index."""
+    from datetime import UTC, datetime
+
+    from alembic import command
+    from sqlalchemy import select, update
+    from sqlalchemy.exc import IntegrityError
+
+    from exchange.db import models as m
+    from exchange.db.engine import make_session_factory, unit_of_work
+    from exchange.db.migrate import _sqlite_foreign_keys_deferred, alembic_config
+    from exchange.services import key_rotation
+    from keys import BlindIndexField, Keyring, MemoryKeyProvider
+    from tests.exchange.ledger.helpers import import_rows, person, with_communities
+
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    keyring = Keyring(MemoryKeyProvider.generate())
+    try:
+        factory = with_communities(make_session_factory(engine))
+        people = [person(i) for i in range(3)]
+        assert import_rows(factory, keyring, tmp_path, people).inserted == 3
+        config = alembic_config(database_url)
+        with engine.connect() as connection, _sqlite_foreign_keys_deferred(connection), \
+                connection.begin():  # SQLite rebuilds residents, which others reference
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0010")
+        assert "phone_index" not in {c["name"] for c in inspect(engine).get_columns("residents")}
+        upgrade(database_url)
+        with factory() as s:
+            assert s.scalars(select(m.Resident.phone_index)).all() == [None] * 3
+        now = datetime(2026, 3, 10, tzinfo=UTC)
+        assert key_rotation.reindex_phones(factory, keyring, lambda: now) == 3
+        with factory() as s:
+            stored = set(s.scalars(select(m.Resident.phone_index)))
+        assert stored == {keyring.blind_index(p["联系电话"], field=BlindIndexField.PHONE)
+                          for p in people}  # fmt: skip
+        with pytest.raises(IntegrityError), unit_of_work(factory) as s:
+            s.execute(update(m.Resident).values(
+                erased_at=now, name=None, national_id=None, phone=None, birth_date=None,
+                address_compound=None, address_building=None, address_unit=None,
+                address_room=None, national_id_index=None))  # the phone index left behind
     finally:
         engine.dispose()

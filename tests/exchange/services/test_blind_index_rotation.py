@@ -17,7 +17,7 @@ from exchange.db.blind_index import blind_index_versions
 from exchange.db.engine import unit_of_work
 from exchange.services import key_rotation
 from exchange.services.errors import Conflict
-from keys import Keyring, MemoryKeyProvider, Purpose
+from keys import BlindIndexField, Keyring, MemoryKeyProvider, Purpose
 from tests.exchange.ledger.helpers import import_rows, person, with_communities
 from tests.world import audit_entries
 
@@ -100,14 +100,27 @@ def test_an_interrupted_rotation_resumes_and_writers_keep_matching(
         assert status.blind_index == (1, 2, 3)
         assert blind_index_versions(s, hold=False).lookup == (2, 1)
 
-    # meanwhile: residents under either version are found, new ones go under the new version
-    report = _import(factory, keyring, tmp_path, [person(i) for i in range(6)])
-    assert (report.inserted, report.updated) == (1, 5) and _residents(factory) == 6
-    assert _versions(factory) == {1: 3, 2: 3}
+    # meanwhile: residents under either version are found, new ones go under the new version,
+    # and an updated resident moves to it with both her indexes (ID number and phone)
+    with factory() as s:
+        under_v1 = set(s.scalars(select(m.Resident.national_id_index)
+                                 .where(m.Resident.national_id_index_version == 1)))  # fmt: skip
+    old = [i for i in range(5) if keyring.blind_index(person(i)["身份证号"], 1) in under_v1]
+    moved = [i for i in range(5) if i not in old]
+    report = _import(factory, keyring, tmp_path, [person(old[0]), person(moved[0]), person(5)])
+    assert (report.inserted, report.updated) == (1, 2) and _residents(factory) == 6
+    assert _versions(factory) == {1: 2, 2: 4}
+    with factory() as s:
+        under_v2 = s.execute(select(m.Resident.national_id_index, m.Resident.phone_index)
+                             .where(m.Resident.national_id_index_version == 2)).all()  # fmt: skip
+    p = person(old[0])
+    assert (keyring.blind_index(p["身份证号"], version=2),
+            keyring.blind_index(p["联系电话"], version=2, field=BlindIndexField.PHONE)) in {
+                tuple(r) for r in under_v2}  # fmt: skip
 
     result = key_rotation.rotate_blind_index(factory, keyring, clock, batch_size=2)
     assert result.resumed and (result.from_version, result.to_version) == (1, 2)
-    assert result.reindexed == 3 and _versions(factory) == {2: 6}
+    assert result.reindexed == 2 and _versions(factory) == {2: 6}
     provider = keyring.provider
     assert isinstance(provider, MemoryKeyProvider)
     assert provider.versions(Purpose.BLIND_INDEX) == [2]  # one version added, not one per run
