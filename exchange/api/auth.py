@@ -54,8 +54,8 @@ class FailureLimiter:
     def record_failure(self, request: Request) -> auth_failures.Verdict:
         state = request.app.state
         with unit_of_work(state.session_factory) as session:
-            return auth_failures.record_failure(session, client_address(request),
-                                                state.clock(), self.per_minute)
+            client = auth_failures.client_key(state.keyring, client_address(request))
+            return auth_failures.record_failure(session, client, state.clock(), self.per_minute)
 
 
 def client_address(request: Request) -> str:

@@ -8,14 +8,15 @@ stops guessing; it bounds the load and the log and audit noise one address can c
 The count is a sliding minute estimated from two fixed one-minute windows (the previous one
 weighted by how much of it still lies within the last 60 seconds), kept in
 `auth_failure_windows` so that every worker process and every instance on the database share
-it. Rows name a SHA-256 of the address (domain separated), never the address, and live about
-two minutes. The address itself is the direct peer, or the client a configured proxy names
+it. Rows name the address's keyed reference (`client_key`: HMAC under the audit pseudonym key,
+so nobody holding only the database can test a guessed address, as they could with a bare
+hash of the few billion IPv4 addresses), never the address, and live about two minutes. The
+address itself is the direct peer, or the client a configured proxy names
 (`EXCHANGE_FORWARDED_ALLOW_IPS`; exchange.api.client_cert applies its X-Forwarded-For).
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,9 +26,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from exchange.db.models import AuthFailureWindow
+from exchange.services.audit_access import lookup_reference
+from keys.keyring import Keyring
 
 WINDOW_SECONDS = 60
-_DOMAIN = b"exchange/auth-failure-client/v1\x00"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +38,9 @@ class Verdict:
     retry_after: int  # seconds until the estimate falls under the limit again (at most 60)
 
 
-def client_key(address: str) -> str:
-    return hashlib.sha256(_DOMAIN + address.encode("utf-8", "replace")).hexdigest()
+def client_key(keyring: Keyring, address: str) -> str:
+    """The keyed reference the limiter counts an address under."""
+    return lookup_reference(keyring, "auth.client", address)
 
 
 def _upsert(session: Session, key: str, window: int) -> None:
@@ -61,12 +64,12 @@ def _counts(session: Session, key: str, window: int) -> tuple[int, int]:
     return rows.get(window, 0), rows.get(window - 1, 0)
 
 
-def record_failure(session: Session, address: str, now: datetime, per_minute: int) -> Verdict:
-    """Count one failed authentication from `address` and say whether it is over the limit
-    (more than `per_minute` failures in the last minute, this one included). A failure already
-    over the limit is answered without a write, so a flood of bad tokens costs the database
-    reads, not writes. Never commits."""
-    key = client_key(address)
+def record_failure(session: Session, client: str, now: datetime, per_minute: int) -> Verdict:
+    """Count one failed authentication from `client` (an address's `client_key`) and say
+    whether it is over the limit (more than `per_minute` failures in the last minute, this one
+    included). A failure already over the limit is answered without a write, so a flood of bad
+    tokens costs the database reads, not writes. Never commits."""
+    key = client
     seconds = now.timestamp()
     window = math.floor(seconds / WINDOW_SECONDS)
     into = (seconds - window * WINDOW_SECONDS) / WINDOW_SECONDS  # 0 <= into < 1

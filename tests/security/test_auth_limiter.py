@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from exchange.api.app import create_app
 from exchange.db.engine import make_engine, make_session_factory
-from tests.exchange import factories as f
 from tests.exchange.api.apptools import Harness, build
 
 PROXY = "192.0.2.10"  # documentation addresses (RFC 5737): never a real peer
@@ -81,8 +80,10 @@ def test_two_app_instances_on_one_database_share_the_count(
     h: Harness, database_url: str, tmp_path: Path
 ) -> None:
     second: sessionmaker[Session] = make_session_factory(make_engine(database_url))
-    other = create_app(h.app.state.settings, session_factory=second, keyring=f.keyring(),
-                       clock=h.clock, audit_probe=lambda: True)  # fmt: skip
+    # another instance of the same office: the same database and the same keyring file
+    other = create_app(h.app.state.settings, session_factory=second,
+                       keyring=h.app.state.keyring, clock=h.clock,
+                       audit_probe=lambda: True)  # fmt: skip
     first_client = _client(h, OUTSIDER)
     second_client = TestClient(other, raise_server_exceptions=False, client=(OUTSIDER, 40001))
     for i in range(LIMIT):
@@ -100,3 +101,10 @@ def test_the_count_keeps_no_address_in_clear(h: Harness) -> None:
     with h.factory() as session:
         rows = session.execute(text("SELECT * FROM auth_failure_windows")).all()
     assert rows and all(OUTSIDER not in str(row) for row in rows)
+    # nor a bare hash of it, which anyone holding the table could recompute for every address
+    import hashlib
+
+    stored = {str(value) for row in rows for value in row}
+    for prefix in (b"", b"exchange/auth-failure-client/v1\x00"):
+        bare = hashlib.sha256(prefix + OUTSIDER.encode()).hexdigest()
+        assert bare not in stored and bare[:20] not in stored

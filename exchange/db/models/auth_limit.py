@@ -13,7 +13,7 @@ from exchange.db.base import Base
 
 
 class AuthFailureWindow(Base):
-    """How many failed authentications came from one client (`client`: a hash of its address)
+    """How many failed authentications came from one client (`client`: its address, keyed)
     in one minute (`window`: minutes since the epoch)."""
 
     __tablename__ = "auth_failure_windows"
