@@ -381,10 +381,21 @@ def entry_line_bytes(line: bytes) -> bytes:
 
 
 def build_big_store(engine: sa.Engine, n: int) -> None:
+    """n entries written in bulk, the way the log's append does it: the head moves first
+    (reserving the indexes, as the insert guard requires), then the rows go in under it."""
     fresh(engine)
     template = encode(0, sample(0))
     tree = CompactRange()
     chunk: list[dict[str, Any]] = []
+
+    def flush(c: sa.Connection) -> None:
+        c.execute(
+            sa.text("UPDATE audit_head SET size = :n, frontier = :f WHERE id = 1"),
+            {"n": chunk[-1]["idx"] + 1, "f": b"".join(tree.frontier())},
+        )
+        c.execute(sa.insert(entries_table), chunk)
+        chunk.clear()
+
     with engine.begin() as c:
         for i in range(n):
             data = template.replace(b'"index":0,', b'"index":%d,' % i, 1)
@@ -398,14 +409,9 @@ def build_big_store(engine: sa.Engine, n: int) -> None:
                 }
             )
             if len(chunk) == 20_000:
-                c.execute(sa.insert(entries_table), chunk)
-                chunk = []
+                flush(c)
         if chunk:
-            c.execute(sa.insert(entries_table), chunk)
-        c.execute(
-            sa.text("UPDATE audit_head SET size = :n, frontier = :f WHERE id = 1"),
-            {"n": n, "f": b"".join(tree.frontier())},
-        )
+            flush(c)
 
 
 def bench_proofs(engine: sa.Engine, n: int, runs: int, samples: int) -> list[Row]:
