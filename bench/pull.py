@@ -40,6 +40,7 @@ Run: .venv/bin/python bench/pull.py   (prints a markdown table; `main()` returns
 from __future__ import annotations
 
 import base64
+import gc
 import hashlib
 import os
 import random
@@ -221,10 +222,37 @@ def _core_router() -> APIRouter:
     return router
 
 
+class _GcClock:
+    """The server's time in the cyclic garbage collector, by generation (a gc callback)."""
+
+    def __init__(self) -> None:
+        self.seconds = [0.0, 0.0, 0.0]
+        self.count = [0, 0, 0]
+        self._start = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            generation = info["generation"]
+            self.seconds[generation] += time.perf_counter() - self._start
+            self.count[generation] += 1
+
+
+def _gc_router(clock: _GcClock) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/bench/gc")
+    def gc_stats() -> Response:
+        return Response(orjson.dumps({"seconds": clock.seconds, "count": clock.count}))
+
+    return router
+
+
 def bench_app() -> FastAPI:
     """uvicorn --factory bench.pull:bench_app (reads BENCH_PULL_HOME, EXCHANGE_DATABASE_URL)."""
     from exchange.api.app import create_app
-    from exchange.bootstrap import load_keyring
+    from exchange.bootstrap import load_keyring, settle_heap
     from exchange.db.engine import make_engine, make_session_factory
     from exchange.logs import configure_logging
     from exchange.settings import Settings
@@ -233,12 +261,17 @@ def bench_app() -> FastAPI:
     # as a deployment configures it, at WARNING: no per-request line for either endpoint
     configure_logging("json", "WARNING")
     engine = make_engine(settings.database_url)
-    return create_app(
+    clock = _GcClock()
+    gc.callbacks.append(clock)
+    app = create_app(
         settings,
         session_factory=make_session_factory(engine),
         keyring=load_keyring(settings),
-        extra_routers=(_core_router(), _orm_router()),
+        extra_routers=(_core_router(), _orm_router(), _gc_router(clock)),
     )
+    if os.environ.get("BENCH_PULL_SETTLE", "1") == "1":  # as exchange.bootstrap.app_factory
+        settle_heap()
+    return app
 
 
 # -- set-up ---------------------------------------------------------------------------------
