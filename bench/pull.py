@@ -16,8 +16,11 @@ permission as the feed and doing no privacy work:
   work: SQLAlchemy Core selects of the same assignment, resident and booking rows, the stored
   columns as they are, serialised with orjson;
 - `GET /v1/bench/raw-cases`: the same rows through the ORM (the older baseline).
+- `GET /v1/bench/gc`: the server's time in the cyclic garbage collector so far, by generation
+  (to tell a full collection from the pipeline's own cost).
 Those routes are defined here and exist only in this factory; the service's app never mounts
-them.
+them. The factory settles the heap after start-up as the deployment's does
+(`exchange.bootstrap.settle_heap`; BENCH_PULL_SETTLE=0 leaves CPython's defaults, to compare).
 
 Load, per size: PAGES pages of PAGE cases per run and endpoint, their starting points spread
 over the whole feed (so 30,000 residents cost what 300 do to measure), one keep-alive client;
