@@ -25,6 +25,8 @@ ROLES: Final = frozenset({OFFICE_ADMIN, COMMUNITY_CADRE, CONTRACTOR, AUDITOR})
 OFFICE_ROLES: Final = frozenset({OFFICE_ADMIN, COMMUNITY_CADRE})
 # the audit entry detail naming the client certificate an actor presented (RFC 8705 x5t#S256)
 CLIENT_CERT_DETAIL: Final = "client_cert.x5t_s256"
+# the caller's own X-Request-ID, kept beside the server's request id (never as it)
+CLIENT_REQUEST_DETAIL: Final = "client_request_id"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +63,13 @@ class Identity:
 
 @dataclass(frozen=True, slots=True)
 class Acting:
-    """An identity at work: the clock reading of this request (or command) and its id."""
+    """An identity at work: the clock reading of this request (or command) and its id (the
+    server's own); `client_request_id` is the id the caller sent, validated, if any."""
 
     identity: Identity
     now: datetime
     request_id: str | None = None
+    client_request_id: str | None = None
 
     @property
     def actor(self) -> Actor:
@@ -75,6 +79,11 @@ class Acting:
     @property
     def details(self) -> dict[str, str]:
         """What every entry of this actor records beyond its id and role: the client
-        certificate it presented (a thumbprint, never the certificate)."""
-        thumbprint = self.identity.cert_thumbprint
-        return {CLIENT_CERT_DETAIL: thumbprint} if thumbprint else {}
+        certificate it presented (a thumbprint, never the certificate), and the request id
+        the caller chose (beside the server's `request_id`)."""
+        details: dict[str, str] = {}
+        if self.identity.cert_thumbprint:
+            details[CLIENT_CERT_DETAIL] = self.identity.cert_thumbprint
+        if self.client_request_id:
+            details[CLIENT_REQUEST_DETAIL] = self.client_request_id
+        return details

@@ -166,8 +166,13 @@ class ScrubFilter(logging.Filter):
         return True
 
 
-def bind_request_id(request_id: str) -> None:
-    structlog.contextvars.bind_contextvars(request_id=request_id)
+def bind_request_id(request_id: str, client_request_id: str | None = None) -> None:
+    """The server's request id on every line of this request, and the caller's own beside it."""
+    if client_request_id is None:
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+    else:
+        structlog.contextvars.bind_contextvars(request_id=request_id,
+                                               client_request_id=client_request_id)
 
 
 def clear_request_context() -> None:

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Mode = Literal["development", "production"]
@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     # the TLS proxy's addresses (IPs or networks, comma-separated): only their Client-Cert and
     # X-Forwarded-* headers are believed; empty believes nobody's
     forwarded_allow_ips: str = ""
+    # /metrics answers only `Authorization: Bearer <this>` (Prometheus: `authorization:
+    # credentials_file`); unset, /metrics is off (404). At least 32 characters.
+    metrics_token: SecretStr | None = Field(default=None, min_length=32)
     workers: int = Field(default=1, ge=1, le=64)
     # SIGTERM: seconds in-flight requests get to finish before the worker stops anyway
     drain_seconds: float = Field(default=20.0, gt=0, le=600)

@@ -12,6 +12,8 @@ import exchange
 from exchange.api import health
 from exchange.api.auth import FailureLimiter
 from exchange.api.client_cert import ClientCertMiddleware
+from exchange.api.docs import install_docs
+from exchange.api.headers import ResponseHeadersMiddleware
 from exchange.api.log_metrics import AuditLogCollector
 from exchange.api.metrics import HttpMetrics
 from exchange.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
@@ -44,7 +46,7 @@ def create_app(
         title="Resident data exchange broker",
         version=exchange.__version__,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # FastAPI's load from a CDN: exchange.api.docs serves vendored ones
         redoc_url=None,
         # operation ids are the handlers' names, so a generated client reads `list_cases`
         generate_unique_id_function=lambda route: route.name,
@@ -59,7 +61,7 @@ def create_app(
     app.state.clock = clock
     app.state.audit_probe = audit_probe
     app.state.metrics = metrics
-    app.state.failure_limiter = FailureLimiter(settings.auth_failures_per_minute)
+    app.state.failure_limiter = FailureLimiter(settings.auth_failures_per_minute)  # in the DB
     app.state.last_use = LastUseRecorder()
 
     install_problem_handlers(app)
@@ -68,10 +70,12 @@ def create_app(
         app.include_router(router, prefix=API_PREFIX)  # type: ignore[arg-type]
     declare_problem_responses(app, API_PREFIX + "/")
     install_console(app)  # /console: the same services behind pages (exchange/console)
+    install_docs(app)  # /docs and /redoc from assets in the package, under a CSP
 
     # added last = outermost: the request context wraps the body limit
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    app.add_middleware(ResponseHeadersMiddleware)  # nosniff everywhere; no-store but assets
     # outermost: sees the direct peer before X-Forwarded-For replaces it (issue 17)
     app.add_middleware(ClientCertMiddleware,
                        trusted=TrustedProxies.parse(settings.forwarded_allow_ips))

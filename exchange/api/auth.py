@@ -3,16 +3,14 @@
 Tokens are 256-bit random strings shown once; the database holds only their SHA-256 (domain
 separated), so a database dump grants no access (exchange.services.tokens issues, resolves and
 records their last use). A token bound to a client certificate works only with it. Failed
-attempts are logged as denials without the token and rate-limited per client address, and
+attempts are logged as denials without the token, rate-limited per client address in the
+database (exchange.services.auth_failures; a token that authenticates is never limited), and
 audited (exchange.api.denials: a bounded number per minute, keyed by the token's keyed
 reference, never the token).
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from typing import Annotated
@@ -23,9 +21,11 @@ from sqlalchemy.orm import Session
 from exchange.api.client_cert import binding_holds, presented_thumbprint
 from exchange.api.denials import audit_unauthenticated
 from exchange.api.problems import Problem
+from exchange.db.engine import unit_of_work
 from exchange.identity import Identity
 from exchange.logs import get_logger
-from exchange.services import tokens
+from exchange.routes import route_template
+from exchange.services import auth_failures, tokens
 from exchange.services.tokens import (  # noqa: F401  (re-exported: the API's token vocabulary)
     DEFAULT_TOKEN_TTL,
     TOKEN_PREFIX,
@@ -44,50 +44,40 @@ def lookup(session: Session, token: str, now: datetime) -> tuple[Identity | None
 
 
 class FailureLimiter:
-    """Token bucket per client address, spent by failed authentications only."""
+    """Failed authentications per client address, counted in the database
+    (exchange.services.auth_failures), so every process shares the count. Only failures
+    are limited: a token that authenticates is never refused here."""
 
-    def __init__(
-        self,
-        per_minute: int,
-        clock: Callable[[], float] = time.monotonic,
-        max_clients: int = 10_000,
-    ) -> None:
-        self.capacity = float(per_minute)
-        self.rate = per_minute / 60.0
-        self.clock = clock
-        self.max_clients = max_clients
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
 
-    def _level(self, client: str, now: float) -> float:
-        tokens, last = self._buckets.get(client, (self.capacity, now))
-        return min(self.capacity, tokens + (now - last) * self.rate)
-
-    def blocked(self, client: str) -> bool:
-        with self._lock:
-            return self._level(client, self.clock()) < 1.0
-
-    def record_failure(self, client: str) -> None:
-        with self._lock:
-            now = self.clock()
-            if len(self._buckets) >= self.max_clients and client not in self._buckets:
-                self._buckets.clear()  # bounded memory; a flood resets rather than grows
-            self._buckets[client] = (max(0.0, self._level(client, now) - 1.0), now)
-
-    def retry_after(self) -> int:
-        return max(1, int(1 / self.rate))
+    def record_failure(self, request: Request) -> auth_failures.Verdict:
+        state = request.app.state
+        with unit_of_work(state.session_factory) as session:
+            client = auth_failures.client_key(state.keyring, client_address(request))
+            return auth_failures.record_failure(session, client, state.clock(), self.per_minute)
 
 
-def _client(request: Request) -> str:
+def client_address(request: Request) -> str:
+    """The direct peer, or the client a trusted proxy named (exchange.api.client_cert applies
+    X-Forwarded-For from EXCHANGE_FORWARDED_ALLOW_IPS only)."""
     return request.client.host if request.client else "unknown"
 
 
 def _deny(request: Request, reason: str, token: str | None = None) -> Problem:
     state = request.app.state
     audit_unauthenticated(request, reason, token)  # rate-limited; never the token
-    state.failure_limiter.record_failure(_client(request))
+    verdict = state.failure_limiter.record_failure(request)
     state.metrics.auth_failures.labels(reason).inc()
-    _log.warning("auth_denied", reason=reason, client=_client(request), path=request.url.path)
+    _log.warning("auth_denied", reason=reason, client=client_address(request),
+                 route=route_template(request.scope), limited=verdict.limited)
+    if verdict.limited:
+        return Problem(
+            429,
+            "too-many-requests",
+            "too many failed authentications; retry later",
+            headers={"Retry-After": str(verdict.retry_after)},
+        )
     if reason == "certificate_mismatch":  # RFC 6750 error code for a token used out of bounds
         return Problem(401, "invalid-token", "this token is bound to another client certificate",
                        headers={"WWW-Authenticate": 'Bearer realm="exchange", '
@@ -103,15 +93,6 @@ def _deny(request: Request, reason: str, token: str | None = None) -> Problem:
 def authenticate(request: Request) -> Identity:
     """Dependency: resolve `Authorization: Bearer <token>` to an Identity, or answer 401/429."""
     state = request.app.state
-    limiter: FailureLimiter = state.failure_limiter
-    if limiter.blocked(_client(request)):
-        _log.warning("auth_rate_limited", client=_client(request))
-        raise Problem(
-            429,
-            "too-many-requests",
-            "too many failed authentications; retry later",
-            headers={"Retry-After": str(limiter.retry_after())},
-        )
     header = request.headers.get("authorization")
     if not header:
         raise _deny(request, "missing")

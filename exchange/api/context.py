@@ -78,7 +78,14 @@ class Context:
 
 
 def request_id(request: Request) -> str | None:
+    """The server's id of this request (exchange.api.middleware makes it)."""
     value = getattr(request.state, "request_id", None)
+    return value if isinstance(value, str) else None
+
+
+def client_request_id(request: Request) -> str | None:
+    """The caller's X-Request-ID, if it was valid; kept beside the server's, never as it."""
+    value = getattr(request.state, "client_request_id", None)
     return value if isinstance(value, str) else None
 
 
@@ -104,7 +111,8 @@ def context_for(operation: str) -> Any:
         return Context(
             session=session,
             keyring=state.keyring,
-            acting=Acting(identity, state.clock(), request_id(request)),
+            acting=Acting(identity, state.clock(), request_id(request),
+                          client_request_id(request)),
             sink=sink if sink is not None else _SQL_SINK,
             settings=state.settings,
             engine=state.session_factory.kw["bind"],

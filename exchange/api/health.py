@@ -1,7 +1,9 @@
-"""Liveness, readiness and metrics endpoints (no authentication, no personal data)."""
+"""Liveness and readiness (no authentication, no personal data) and metrics (opt-in, behind
+their own token)."""
 
 from __future__ import annotations
 
+import hmac
 from typing import Literal, NotRequired
 
 from fastapi import APIRouter, Request, Response
@@ -9,6 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from typing_extensions import TypedDict
 
+from exchange.api.problems import Problem
 from exchange.db.migrate import current_revision, head_revision
 from exchange.logs import get_logger
 
@@ -109,5 +112,16 @@ def readyz(request: Request) -> JSONResponse:
 
 @router.get("/metrics", include_in_schema=False)
 def metrics(request: Request) -> Response:
+    """Prometheus exposition, opt-in: off (404) unless EXCHANGE_METRICS_TOKEN is set, then
+    only for `Authorization: Bearer <that token>` (401 otherwise)."""
+    expected = request.app.state.settings.metrics_token
+    if expected is None:
+        raise Problem(404, "not-found", "not found")
+    scheme, _, offered = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+            offered.strip().encode(), expected.get_secret_value().encode()):
+        _log.warning("metrics_refused")
+        raise Problem(401, "unauthenticated", "the metrics token is required",
+                      headers={"WWW-Authenticate": 'Bearer realm="exchange-metrics"'})
     collector = request.app.state.metrics
     return Response(collector.render(), media_type=collector.content_type)

@@ -20,8 +20,6 @@ from prometheus_client.registry import Collector
 
 from exchange.services.disclosure import WITHHELD_ON_ERROR
 
-UNMATCHED_ROUTE = "<unmatched>"
-
 
 class HttpMetrics:
     content_type = CONTENT_TYPE_LATEST

@@ -1,4 +1,5 @@
-"""Per-request plumbing as plain ASGI middleware: request id, logging context, metrics, body
+"""Per-request plumbing as plain ASGI middleware: request id (the server's own UUIDv7; a
+caller's X-Request-ID is kept beside it as `client_request_id`), logging context, metrics, body
 size limit, and the last-resort conversion of unexpected exceptions into a 500 problem (so no
 traceback with values ever reaches the server's own error log)."""
 
@@ -6,19 +7,28 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 from typing import Any
 
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from exchange.api.metrics import UNMATCHED_ROUTE, HttpMetrics
+from exchange.api.metrics import HttpMetrics
 from exchange.api.problems import problem_response
-from exchange.logs import bind_request_id, clear_request_context, get_logger
+from exchange.db.ids import new_ids
+from exchange.logs import bind_request_id, clear_request_context, get_logger, scrub_text
+from exchange.routes import route_template
 
 REQUEST_ID_HEADER = "x-request-id"
-_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}\Z")
 _log = get_logger("exchange.api")
+
+
+def client_request_id(value: str | None) -> str | None:
+    """A caller's X-Request-ID worth keeping beside ours: 1-64 characters of [A-Za-z0-9._:-]
+    that hold no ID or mobile number (it goes into logs and audit entries); else None."""
+    if value is None or not _SAFE_REQUEST_ID.match(value) or scrub_text(value) != value:
+        return None
+    return value
 
 
 class PayloadTooLarge(HTTPException):
@@ -39,22 +49,6 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def _route_template(scope: Scope) -> str:
-    """The matched route's template with its router prefix, e.g. /v1/cases/{reference}.
-
-    FastAPI puts the route as declared (without include prefixes) in the scope; the prefix
-    is the literal leading segments of the request path that the template does not cover.
-    """
-    route = scope.get("route")
-    template = getattr(route, "path", None)
-    if not isinstance(template, str):
-        return UNMATCHED_ROUTE
-    segments = [s for s in str(scope.get("path", "")).split("/") if s]
-    covered = len([s for s in template.split("/") if s])
-    prefix = segments[: max(0, len(segments) - covered)]
-    return "/" + "/".join([*prefix, *(s for s in template.split("/") if s)])
-
-
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, metrics: HttpMetrics) -> None:
         self.app = app
@@ -64,11 +58,14 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = _header(scope, REQUEST_ID_HEADER.encode())
-        request_id = incoming if incoming and _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
+        # the server's own id, always; the caller's X-Request-ID only beside it (issue 14)
+        request_id = new_ids(1)[0]
+        client_id = client_request_id(_header(scope, REQUEST_ID_HEADER.encode()))
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        state["client_request_id"] = client_id
         clear_request_context()
-        bind_request_id(request_id)
+        bind_request_id(request_id, client_id)
         status = 500
         started = False
         begin = time.perf_counter()
@@ -93,12 +90,12 @@ class RequestContextMiddleware:
                 "unhandled_exception",
                 error_type=type(exc).__name__,
                 where=_where(exc),
-                route=_route_template(scope),
+                route=route_template(scope),
             )
             if not started:
                 await _send_problem(send_with_id, 500, "internal-error", request_id)
         finally:
-            route = _route_template(scope)
+            route = route_template(scope)
             elapsed = time.perf_counter() - begin
             method = scope.get("method", "?")
             self.metrics.observe(method, route, status, elapsed)

@@ -116,8 +116,10 @@ class Page:
         """The acting identity the services take (the same as the API builds)."""
         if self.user is None:
             raise LoginRequired("missing")
-        request_id = getattr(self.request.state, "request_id", None)
-        return Acting(Identity.from_row(self.user.principal), self.now, request_id)
+        state = self.request.state
+        return Acting(Identity.from_row(self.user.principal), self.now,
+                      getattr(state, "request_id", None),
+                      getattr(state, "client_request_id", None))
 
     @property
     def role(self) -> str | None:

@@ -14,6 +14,7 @@ from exchange.console.context import LoginRequired, Page, refuse
 from exchange.console.i18n import N_
 from exchange.console.security import CSRF_FIELD, CSRF_HEADER, same_origin
 from exchange.logs import get_logger
+from exchange.routes import route_template
 from exchange.services.web_sessions import csrf_matches
 
 _log = get_logger("exchange.console")
@@ -27,7 +28,7 @@ async def require_token(page: Page, request: Request) -> FormData:
     offered = request.headers.get(CSRF_HEADER) or str(form.get(CSRF_FIELD, ""))
     token = request.cookies.get(page.session_cookie, "")
     if not same_origin(request) or not offered or not csrf_matches(token, offered):
-        _log.warning("console_csrf_refused", route=request.url.path,
+        _log.warning("console_csrf_refused", route=route_template(request.scope),
                      origin_ok=same_origin(request))  # fmt: skip
         raise refuse(page, N_("The request was refused"), "csrf_refused", "csrf")
     return form

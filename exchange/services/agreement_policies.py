@@ -117,6 +117,6 @@ def move(
     entry = AuditEntry(
         time=acting.now, actor=acting.actor, action=MOVE, agreement=row.id,
         purpose=proposal.purpose, policy=policy_ref(target.identity),
-        request_id=acting.request_id, details=details,
+        request_id=acting.request_id, details={**acting.details, **details},
     )  # fmt: skip
     return audit_append(session, SqlAuditSink(), [entry])[0]

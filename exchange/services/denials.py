@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from audit.entry import Actor, AuditEntry, DetailValue, Outcome
 from exchange.db import models as m
-from exchange.identity import Acting
+from exchange.identity import CLIENT_REQUEST_DETAIL, Acting
 from exchange.services.audit_access import lookup_reference, record
 from exchange.services.auditing import SqlAuditSink
 from exchange.services.auditing import append as audit_append
@@ -77,6 +77,7 @@ def record_unauthenticated(
     reason: str,
     route: str,
     token: str | None,
+    client_request_id: str | None = None,
 ) -> bool:
     """Count a 401 and, within the bounds, audit it; True when an entry was appended. The
     caller commits (its own unit of work: the request itself fails)."""
@@ -93,6 +94,8 @@ def record_unauthenticated(
                                        "window.denials": total}  # fmt: skip
     if ref is not None:
         details["token.ref"] = ref
+    if client_request_id is not None:  # the caller's own X-Request-ID, beside ours
+        details[CLIENT_REQUEST_DETAIL] = client_request_id
     entry = AuditEntry(time=now, actor=UNAUTHENTICATED, action=AUTH_DENIED,
                        request_id=request_id, outcome=Outcome("denied", reason),
                        details=details)  # fmt: skip

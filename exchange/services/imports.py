@@ -209,7 +209,8 @@ def import_file(
         unusable = str(exc)
     entry = AuditEntry(
         time=acting.now, actor=acting.actor, action=ACTION, request_id=acting.request_id,
-        outcome=_outcome(report), details=_details(ledger.sha256, ledger.format, partial, report),
+        outcome=_outcome(report),
+        details={**acting.details, **_details(ledger.sha256, ledger.format, partial, report)},
     )  # fmt: skip
     index = audit_append(session, SqlAuditSink(), [entry])[0]
     return ImportOutcome(report, unusable, index)

@@ -147,7 +147,7 @@ def publish(
     if proposal.in_force is not None:
         details["policy.previous_version"] = proposal.in_force.version
     entry = _entry(acting.actor, acting.now, acting.request_id, policy.identity,
-                   policy.purpose.value, details)  # fmt: skip
+                   policy.purpose.value, {**acting.details, **details})  # fmt: skip
     return audit_append(session, SqlAuditSink(), [entry])[0]
 
 

@@ -207,6 +207,6 @@ def _audit(
         actor=acting.actor,
         action=ACTION_EXACT if request.exact else ACTION,
         request_id=acting.request_id,
-        details=details,  # type: ignore[arg-type]
+        details={**acting.details, **details},  # type: ignore[dict-item]
     )
     audit_append(session, sink or SqlAuditSink(), [entry])

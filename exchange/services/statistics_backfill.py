@@ -50,6 +50,7 @@ def backfill_due_months(session: Session, keyring: Keyring, acting: Acting) -> i
         written += len(rows)
         session.flush()
     entry = AuditEntry(time=acting.now, actor=acting.actor, action=ACTION,
-                       request_id=acting.request_id, details={"episodes": written})  # fmt: skip
+                       request_id=acting.request_id,
+                       details={**acting.details, "episodes": written})  # fmt: skip
     audit_append(session, SqlAuditSink(), [entry])
     return written

@@ -23,13 +23,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+METRICS_TOKEN = "metrics-" + "0" * 32
+METRICS = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+
+
 def environment(home: Path, database_url: str, **extra: str) -> dict[str, str]:
     """A clean EXCHANGE_* environment: production mode on `database_url`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXCHANGE_")}
     env.update({"EXCHANGE_HOME": str(home), "EXCHANGE_DATABASE_URL": database_url,
                 "EXCHANGE_MODE": "production", "EXCHANGE_ALLOW_SQLITE_IN_PRODUCTION": "true",
                 # production names its log (fixed at `admin init`; C2SP origin)
-                "EXCHANGE_AUDIT_ORIGIN": "chengyang.exchange/audit"})
+                "EXCHANGE_AUDIT_ORIGIN": "chengyang.exchange/audit",
+                "EXCHANGE_METRICS_TOKEN": METRICS_TOKEN})
     env.update(extra)
     return env
 

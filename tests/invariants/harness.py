@@ -44,6 +44,9 @@ def free_port() -> int:
         return port
 
 
+METRICS_TOKEN = "metrics-" + "0" * 32
+
+
 def base_env(home: Path, database_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXCHANGE_")}
     env.update(
@@ -51,6 +54,7 @@ def base_env(home: Path, database_url: str, **extra: str) -> dict[str, str]:
         EXCHANGE_DATABASE_URL=database_url,
         EXCHANGE_LOG_LEVEL="DEBUG",
         EXCHANGE_LOG_FORMAT="json",
+        EXCHANGE_METRICS_TOKEN=METRICS_TOKEN,  # /metrics is scraped (and scanned) too
         PYTHONUNBUFFERED="1",
         PYTHONPATH=str(REPO),
     )

@@ -23,6 +23,7 @@ import pytest
 from exchange.ledger.synthetic import HEADER, write_ledger
 from tests.invariants.harness import (
     EXCHANGE_CLI,
+    METRICS_TOKEN,
     REPO,
     Home,
     LiveServer,
@@ -140,7 +141,9 @@ def test_full_flow_leaks_nothing(private_home: Home, tmp_path: Path) -> None:
                     headers=h["auditor"])  # fmt: skip
             api.get("/v1/audit/proofs/consistency", params={"first": 1, "second": 2},
                     headers=h["auditor"])  # fmt: skip
-            metrics = api.get("/metrics").text
+            metrics = api.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+            assert metrics.status_code == 200
+            metrics = metrics.text
             ready = api.get("/readyz").text
         export, verdict, count = export_and_verify(server, tmp_path)
         assert verdict.ok, verdict

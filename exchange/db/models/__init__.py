@@ -3,6 +3,7 @@
 from exchange.db.models.agreement import Agreement, AgreementPurpose
 from exchange.db.models.api_token import ApiToken
 from exchange.db.models.assignment import Assignment, Booking
+from exchange.db.models.auth_limit import AuthFailureWindow
 from exchange.db.models.community import Community
 from exchange.db.models.consent import ConsentEvent
 from exchange.db.models.console import ConsoleAccount, ConsoleSession, LoginEvent
@@ -24,6 +25,7 @@ __all__ = [
     "ApiToken",
     "Assignment",
     "AuthDenialWindow",
+    "AuthFailureWindow",
     "BlindIndexMarker",
     "Booking",
     "Child",

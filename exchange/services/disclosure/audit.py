@@ -113,6 +113,7 @@ def _errors(
             purpose=purpose,
             request_id=acting.request_id,
             outcome=Outcome("error", reason),
+            details=acting.details,
         )
         for (agreement_id, reason), items in groups.items()
     ]

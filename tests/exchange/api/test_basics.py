@@ -9,6 +9,7 @@ import pytest
 from fastapi import APIRouter
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
+from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
 from exchange.api.context import Context, context_for
@@ -17,6 +18,7 @@ from tests.exchange.api.apptools import Harness, build
 
 PHONE = "13912345678"
 ID_NUMBER = "370214199001011232"
+METRICS_TOKEN = "metrics-" + "0" * 32
 
 probe = APIRouter(prefix="/probe")
 
@@ -51,6 +53,7 @@ def h(database_url: str, tmp_path: Path, migrated_sqlite_template: Path) -> Harn
         template=migrated_sqlite_template,
         extra_routers=(probe,),
         max_body_bytes=2048,
+        metrics_token=METRICS_TOKEN,
     )
 
 
@@ -115,14 +118,17 @@ def test_http_errors_are_problems(h: Harness) -> None:
 
 
 @pytest.mark.db
-def test_request_id_is_echoed_when_safe_and_generated_otherwise(h: Harness) -> None:
+def test_request_id_is_the_servers_own(h: Harness) -> None:
     mine = "req-0123456789abcdef"
-    assert h.client.get("/healthz", headers={"X-Request-ID": mine}).headers["x-request-id"] == mine
-    unsafe = h.client.get("/healthz", headers={"X-Request-ID": f"id {PHONE}\u0000"})
-    assert (
-        unsafe.headers["x-request-id"] != f"id {PHONE}"
-        and len(unsafe.headers["x-request-id"]) == 32
-    )
+    with capture_logs(processors=[merge_contextvars]) as logs:
+        answered = h.client.get("/healthz", headers={"X-Request-ID": mine}).headers["x-request-id"]
+    assert answered != mine and len(answered) == 36 and answered[14] == "7"  # a UUIDv7
+    line = [e for e in logs if e["event"] == "request"][-1]
+    assert line["request_id"] == answered and line["client_request_id"] == mine
+    with capture_logs(processors=[merge_contextvars]) as logs:
+        h.client.get("/healthz", headers={"X-Request-ID": f"id {PHONE}\u0000"})
+        h.client.get("/healthz", headers={"X-Request-ID": f"req-{ID_NUMBER}"})
+    assert all("client_request_id" not in e for e in logs)  # refused, not kept
     a = h.client.get("/healthz").headers["x-request-id"]
     b = h.client.get("/healthz").headers["x-request-id"]
     assert a != b
@@ -152,7 +158,7 @@ def test_metrics_use_route_templates_and_no_values(h: Harness) -> None:
     h.client.get(f"/v1/unknown/{PHONE}")
     h.client.get("/healthz")
     h.client.post(f"/v1/probe/echo?x={PHONE}", json={}, headers=_auth(h))
-    text = h.client.get("/metrics").text
+    text = h.client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).text
     assert 'route="/healthz"' in text and 'status="200"' in text
     assert 'route="/v1/probe/echo",status="422"' in text
     assert 'route="<unmatched>"' in text

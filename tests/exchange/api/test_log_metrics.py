@@ -16,6 +16,7 @@ from exchange.db.engine import unit_of_work
 from exchange.services.audit_access import log_signer
 from tests.exchange import factories as f
 from tests.exchange.api.apptools import build
+from tests.exchange.serving import METRICS, METRICS_TOKEN
 
 pytestmark = pytest.mark.db
 
@@ -29,7 +30,7 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def test_metrics_from_the_audit_log(database_url: str, tmp_path: Path) -> None:
-    h = build(database_url, tmp_path)
+    h = build(database_url, tmp_path, metrics_token=METRICS_TOKEN)
     when = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
     with unit_of_work(h.factory) as session:
         for i in range(3):
@@ -46,7 +47,7 @@ def test_metrics_from_the_audit_log(database_url: str, tmp_path: Path) -> None:
     h.clock.advance(timedelta(minutes=5))  # type: ignore[attr-defined]
 
     assert h.client.get("/v1/session", headers={"Authorization": "Bearer exq_x"}).status_code == 401
-    body = h.client.get("/metrics").text
+    body = h.client.get("/metrics", headers=METRICS).text
     got = _samples(body)
     assert got[("exchange_audit_entries", ())] == 6  # the 401 is audited too (issue 14)
     assert got[("exchange_audit_checkpoint_size", ())] == 4
@@ -65,7 +66,7 @@ def test_metrics_from_the_audit_log(database_url: str, tmp_path: Path) -> None:
 
 
 def test_scans_in_chunks_and_restarts_after_a_restore(database_url: str, tmp_path: Path) -> None:
-    h = build(database_url, tmp_path)
+    h = build(database_url, tmp_path, metrics_token=METRICS_TOKEN)
     when = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
     with unit_of_work(h.factory) as session:
         for _ in range(5):
@@ -86,7 +87,7 @@ def test_the_sample_dashboard_queries_metrics_that_exist(database_url: str,
     import json
     import re
 
-    h = build(database_url, tmp_path)
+    h = build(database_url, tmp_path, metrics_token=METRICS_TOKEN)
     when = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
     with unit_of_work(h.factory) as session:
         append(session, AuditEntry(time=when, actor=Actor("cli", "system"), action="key.rotate",
@@ -95,7 +96,7 @@ def test_the_sample_dashboard_queries_metrics_that_exist(database_url: str,
         AuditLog(session, signer=log_signer(f.keyring()), clock=lambda: when).issue_checkpoint()
     h.client.get("/v1/session", headers={"Authorization": "Bearer exq_x"})
     h.client.get("/healthz")
-    exposed = {name for name, _ in _samples(h.client.get("/metrics").text)}
+    exposed = {name for name, _ in _samples(h.client.get("/metrics", headers=METRICS).text)}
     dashboard = json.loads((Path(__file__).resolve().parents[3] / "docs" / "grafana" /
                             "exchange-dashboard.json").read_text(encoding="utf-8"))
     queried = {name for panel in dashboard["panels"] for target in panel["targets"]

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from exchange.db.engine import make_engine
-from tests.exchange.serving import cli, environment, start, token_of
+from tests.exchange.serving import METRICS, cli, environment, start, token_of
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 
@@ -89,7 +89,7 @@ def test_production_serve_restart_and_drain(database_url: str, tmp_path: Path) -
             assert httpx.get(f"{again.base}/v1/session", headers=auth).status_code == 200
         # /metrics sums every worker's counts, whichever worker answers the scrape
         for _ in range(3):
-            metrics = httpx.get(f"{again.base}/metrics").text
+            metrics = httpx.get(f"{again.base}/metrics", headers=METRICS).text
             line = next(x for x in metrics.splitlines() if x.startswith(
                 'exchange_http_requests_total{') and 'route="/v1/session"' in x)
             assert line.endswith(" 6.0"), line
