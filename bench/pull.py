@@ -511,6 +511,7 @@ class Setup:
     pid: int
     rates: dict[str, list[float]] = field(default_factory=lambda: {CORE: [], ORM: [], FULL: []})
     cpu: dict[str, list[float]] = field(default_factory=lambda: {CORE: [], ORM: [], FULL: []})
+    gc: dict[str, list[float]] = field(default_factory=lambda: {CORE: [], ORM: [], FULL: []})
     latencies: dict[str, list[float]] = field(default_factory=lambda: {FULL: [], CORE: []})
     refused: dict[str, int] = field(default_factory=lambda: {FULL: 0, CORE: 0})
 
@@ -532,12 +533,22 @@ def sequential(setup: Setup, run: int) -> None:
     starts = _starts(setup.residents, PAGES, run + 1)
     with _client(setup.base, setup.token) as client:
         for endpoint, out in setup.rates.items():
+            collected = _gc_seconds(client)
             cpu = cpu_seconds(setup.pid)
             begin = time.perf_counter()
             for after in starts:
                 _fetch(client, endpoint, after)
             out.append(len(starts) * PAGE / (time.perf_counter() - begin))
             setup.cpu[endpoint].append((cpu_seconds(setup.pid) - cpu) / (len(starts) * PAGE) * 1e6)
+            collected = _gc_seconds(client) - collected
+            setup.gc[endpoint].append(collected / (len(starts) * PAGE) * 1e6)
+
+
+def _gc_seconds(client: httpx.Client) -> float:
+    """The server's time in the cyclic garbage collector so far (all generations)."""
+    r = client.get("/v1/bench/gc")
+    r.raise_for_status()
+    return float(sum(orjson.loads(r.content)["seconds"]))
 
 
 def concurrent(setup: Setup, run: int, endpoint: str) -> None:
@@ -602,6 +613,9 @@ def http_rows(setups: list[Setup]) -> list[dict[str, Any]]:
             )  # fmt: skip
         cpu = setup.cpu
         rows.append(_row(f"{label}: {CORE}, server CPU per case", "µs/case", cpu[CORE]))
+        for endpoint in (CORE, FULL):
+            rows.append(_row(f"{label}: {endpoint}, server GC per case (part of its CPU)",
+                             "µs/case", setup.gc[endpoint]))  # fmt: skip
         rows.append(
             _row(f"{label}: {FULL}, server CPU per case", "µs/case", cpu[FULL],
                  f"{label}: {CORE}, server CPU per case (ratio: Core / full, as for cases/s)",
