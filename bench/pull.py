@@ -16,8 +16,11 @@ permission as the feed and doing no privacy work:
   work: SQLAlchemy Core selects of the same assignment, resident and booking rows, the stored
   columns as they are, serialised with orjson;
 - `GET /v1/bench/raw-cases`: the same rows through the ORM (the older baseline).
+- `GET /v1/bench/gc`: the server's time in the cyclic garbage collector so far, by generation
+  (to tell a full collection from the pipeline's own cost).
 Those routes are defined here and exist only in this factory; the service's app never mounts
-them.
+them. The factory settles the heap after start-up as the deployment's does
+(`exchange.bootstrap.settle_heap`; BENCH_PULL_SETTLE=0 leaves CPython's defaults, to compare).
 
 Load, per size: PAGES pages of PAGE cases per run and endpoint, their starting points spread
 over the whole feed (so 30,000 residents cost what 300 do to measure), one keep-alive client;
@@ -40,6 +43,7 @@ Run: .venv/bin/python bench/pull.py   (prints a markdown table; `main()` returns
 from __future__ import annotations
 
 import base64
+import gc
 import hashlib
 import os
 import random
@@ -221,10 +225,37 @@ def _core_router() -> APIRouter:
     return router
 
 
+class _GcClock:
+    """The server's time in the cyclic garbage collector, by generation (a gc callback)."""
+
+    def __init__(self) -> None:
+        self.seconds = [0.0, 0.0, 0.0]
+        self.count = [0, 0, 0]
+        self._start = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            generation = info["generation"]
+            self.seconds[generation] += time.perf_counter() - self._start
+            self.count[generation] += 1
+
+
+def _gc_router(clock: _GcClock) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/bench/gc")
+    def gc_stats() -> Response:
+        return Response(orjson.dumps({"seconds": clock.seconds, "count": clock.count}))
+
+    return router
+
+
 def bench_app() -> FastAPI:
     """uvicorn --factory bench.pull:bench_app (reads BENCH_PULL_HOME, EXCHANGE_DATABASE_URL)."""
     from exchange.api.app import create_app
-    from exchange.bootstrap import load_keyring
+    from exchange.bootstrap import load_keyring, settle_heap
     from exchange.db.engine import make_engine, make_session_factory
     from exchange.logs import configure_logging
     from exchange.settings import Settings
@@ -233,12 +264,17 @@ def bench_app() -> FastAPI:
     # as a deployment configures it, at WARNING: no per-request line for either endpoint
     configure_logging("json", "WARNING")
     engine = make_engine(settings.database_url)
-    return create_app(
+    clock = _GcClock()
+    gc.callbacks.append(clock)
+    app = create_app(
         settings,
         session_factory=make_session_factory(engine),
         keyring=load_keyring(settings),
-        extra_routers=(_core_router(), _orm_router()),
+        extra_routers=(_core_router(), _orm_router(), _gc_router(clock)),
     )
+    if os.environ.get("BENCH_PULL_SETTLE", "1") == "1":  # as exchange.bootstrap.app_factory
+        settle_heap()
+    return app
 
 
 # -- set-up ---------------------------------------------------------------------------------
@@ -475,6 +511,7 @@ class Setup:
     pid: int
     rates: dict[str, list[float]] = field(default_factory=lambda: {CORE: [], ORM: [], FULL: []})
     cpu: dict[str, list[float]] = field(default_factory=lambda: {CORE: [], ORM: [], FULL: []})
+    gc: dict[str, list[float]] = field(default_factory=lambda: {CORE: [], ORM: [], FULL: []})
     latencies: dict[str, list[float]] = field(default_factory=lambda: {FULL: [], CORE: []})
     refused: dict[str, int] = field(default_factory=lambda: {FULL: 0, CORE: 0})
 
@@ -496,12 +533,22 @@ def sequential(setup: Setup, run: int) -> None:
     starts = _starts(setup.residents, PAGES, run + 1)
     with _client(setup.base, setup.token) as client:
         for endpoint, out in setup.rates.items():
+            collected = _gc_seconds(client)
             cpu = cpu_seconds(setup.pid)
             begin = time.perf_counter()
             for after in starts:
                 _fetch(client, endpoint, after)
             out.append(len(starts) * PAGE / (time.perf_counter() - begin))
             setup.cpu[endpoint].append((cpu_seconds(setup.pid) - cpu) / (len(starts) * PAGE) * 1e6)
+            collected = _gc_seconds(client) - collected
+            setup.gc[endpoint].append(collected / (len(starts) * PAGE) * 1e6)
+
+
+def _gc_seconds(client: httpx.Client) -> float:
+    """The server's time in the cyclic garbage collector so far (all generations)."""
+    r = client.get("/v1/bench/gc")
+    r.raise_for_status()
+    return float(sum(orjson.loads(r.content)["seconds"]))
 
 
 def concurrent(setup: Setup, run: int, endpoint: str) -> None:
@@ -566,6 +613,9 @@ def http_rows(setups: list[Setup]) -> list[dict[str, Any]]:
             )  # fmt: skip
         cpu = setup.cpu
         rows.append(_row(f"{label}: {CORE}, server CPU per case", "µs/case", cpu[CORE]))
+        for endpoint in (CORE, FULL):
+            rows.append(_row(f"{label}: {endpoint}, server GC per case (part of its CPU)",
+                             "µs/case", setup.gc[endpoint]))  # fmt: skip
         rows.append(
             _row(f"{label}: {FULL}, server CPU per case", "µs/case", cpu[FULL],
                  f"{label}: {CORE}, server CPU per case (ratio: Core / full, as for cases/s)",

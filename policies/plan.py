@@ -15,7 +15,7 @@ source is granted, all its conditions hold and the transform yields a value.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -80,6 +80,7 @@ class FieldStep:
     get: Getter
     scope: ConsentScope | None
     predicates: tuple[tuple[Predicate, FieldDecision], ...]
+    condition_keys: tuple[tuple[str, object], ...]  # (key, argument): equal ones hold alike
     transform: Callable[[object], DisclosedValue | None]
     transform_name: str
     sealed: bool
@@ -102,6 +103,7 @@ class FieldStep:
                 (c.predicate(), FieldDecision(name, False, Reason.CONDITION_UNMET, c.describe()))
                 for c in rule.conditions
             ),
+            condition_keys=tuple((c.name, c.arg) for c in rule.conditions),
             transform=TRANSFORMS[rule.transform].fn,
             transform_name=rule.transform,
             sealed=rule.sealed,
@@ -125,10 +127,121 @@ class FieldStep:
         )
 
 
+# what a plan's fields step returns: the view and the decisions, with the consent events
+# relied on added to the set it was given
+FieldsStep = Callable[
+    [ResidentRecord, AssignmentTerms, dt.date, Mapping[ConsentScope, str], set[str]],
+    tuple[dict[str, Disclosed], list[FieldDecision]],
+]
+
+
+def _plain_source(source: str) -> bool:
+    return source not in ("case.reference", "assignment.services", "address") and (
+        source not in DERIVATIONS
+    )
+
+
+def compile_fields(
+    fields: tuple[FieldStep, ...],
+    sources: tuple[str, ...],
+    unused: tuple[tuple[str, FieldDecision], ...],
+) -> FieldsStep:
+    """The plan's field loop unrolled into one straight-line Python function, built once per
+    plan with `compile()`.
+
+    The generated source holds only names made here (`d3`, `p1`, ...) and the fixed shape of
+    the loop in `Plan.evaluate_loop`; every value of the policy (field names, scopes,
+    predicates, transforms, prebuilt decisions) reaches the function as a constant of its
+    namespace, never as text, so no part of a document is ever compiled. A condition shared by
+    several fields (the same key and argument) is evaluated once per case, on first need: the
+    predicates are pure functions of the case. Decisions come out in the loop's order, so the
+    decision record is the loop's (tests/policies/test_plan.py compares them)."""
+    namespace: dict[str, object] = {"_disclosed": _disclosed, "Disclosed": Disclosed}
+    lines = [
+        "def fields_step(record, assignment, today, granted, relied):",
+        "    values = record.values",
+        "    view = {}",
+        "    decisions = []",
+        "    append = decisions.append",
+    ]
+    keys: dict[object, str] = {}  # a condition's (key, argument) -> its memo variable
+    for i, (field, source) in enumerate(zip(fields, sources, strict=True)):
+        if field.dropped:
+            namespace[f"dropped{i}"] = field.dropped_decision
+            lines.append(f"    append(dropped{i})")
+            continue
+        branches: list[tuple[str, str]] = []
+        if field.scope is not None:
+            namespace[f"scope{i}"] = field.scope
+            namespace[f"no_consent{i}"] = field.no_consent
+            branches.append((f"scope{i} not in granted", f"append(no_consent{i})"))
+        for j, ((holds, failed), key) in enumerate(
+            zip(field.predicates, field.condition_keys, strict=True)
+        ):
+            var = keys.get(key)
+            if var is None:
+                var = keys[key] = f"c{len(keys)}"
+                namespace[f"holds_{var}"] = holds
+                lines.insert(5, f"    {var} = None")
+            namespace[f"unmet{i}_{j}"] = failed
+            test = (
+                f"not ({var} if {var} is not None else "
+                f"({var} := holds_{var}(values, assignment, today)))"
+            )
+            branches.append((test, f"append(unmet{i}_{j})"))
+        if source == "case.reference":
+            read = "record.case_reference"
+        elif source == "assignment.services":
+            read = "assignment.services"
+        elif _plain_source(source):
+            namespace[f"source{i}"] = source
+            read = f"values.get(source{i})"
+        else:
+            namespace[f"get{i}"] = field.get
+            read = f"get{i}(record, assignment, today)"
+        namespace[f"transform{i}"] = field.transform
+        namespace[f"name{i}"] = field.name
+        namespace[f"sealed{i}"] = field.sealed
+        namespace[f"how{i}"] = field.transform_name
+        namespace[f"no_value{i}"] = field.no_value
+        namespace[f"shared{i}"] = field.shared
+        share = [
+            f"value = transform{i}({read})",
+            "if value is None:",
+            f"    append(no_value{i})",
+            "else:",
+            f"    view[name{i}] = _disclosed(Disclosed, (value, sealed{i}, how{i}))",
+            f"    append(shared{i})",
+        ]
+        if field.scope is not None:
+            share.append(f"    relied.add(granted[scope{i}])")
+        if not branches:
+            lines += ["    " + line for line in share]
+            continue
+        for k, (test, action) in enumerate(branches):
+            lines.append(f"    {'if' if k == 0 else 'elif'} {test}:")
+            lines.append(f"        {action}")
+        lines.append("    else:")
+        lines += ["        " + line for line in share]
+    for m, (name, decision) in enumerate(unused):
+        namespace[f"unused_name{m}"] = name
+        namespace[f"unused{m}"] = decision
+        lines.append(f"    if values.get(unused_name{m}) is not None:")
+        lines.append(f"        append(unused{m})")
+    lines.append("    return view, decisions")
+    code = compile("\n".join(lines) + "\n", "<policy plan>", "exec")
+    exec(code, namespace)  # noqa: S102 - source built above from fixed fragments only
+    step = namespace["fields_step"]
+    return step  # type: ignore[return-value]
+
+
 class Plan:
     """A policy compiled for evaluation. Build one per policy version, once."""
 
-    __slots__ = ("policy", "purpose", "reads", "required", "fields", "unused", "_required_denials")
+    __slots__ = (
+        "policy", "purpose", "reads", "required", "fields", "unused", "_required_denials",
+        "_fields_step",
+    )  # fmt: skip
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
@@ -151,6 +264,9 @@ class Plan:
             for name in SOURCE_FIELDS
             if name in RECORD_FIELDS and name not in read
         )
+        self._fields_step = compile_fields(
+            self.fields, tuple(rule.source for rule in policy.fields), self.unused
+        )
 
     def evaluate(
         self,
@@ -162,6 +278,34 @@ class Plan:
     ) -> Evaluation:
         """One case, whose agreement maps the purpose to this plan's policy; `today` is the
         programme's calendar date (`policies.office_date`)."""
+        gate = _gate(agreement, assignment, today)
+        if gate is not None:
+            return self.deny_all(record, *gate)
+        granted = consents.granted
+        for needed, detail in self._required_denials:
+            if needed not in granted:
+                return self.deny_all(record, Reason.NO_CONSENT, detail)
+
+        relied = {granted[s] for s in self.required}
+        view, decisions = self._fields_step(record, assignment, today, granted, relied)
+        return Evaluation(
+            purpose=self.purpose,
+            policy=self.policy.identity,
+            view=MappingProxyType(view),
+            decisions=tuple(decisions),
+            consent_event_ids=tuple(sorted(relied)) if view else (),
+        )
+
+    def evaluate_loop(
+        self,
+        record: ResidentRecord,
+        consents: ConsentState,
+        agreement: AgreementTerms,
+        assignment: AssignmentTerms,
+        today: dt.date,
+    ) -> Evaluation:
+        """`evaluate` as the loop over the plan's steps that the compiled function unrolls
+        (kept as its specification: the tests compare the two)."""
         gate = _gate(agreement, assignment, today)
         if gate is not None:
             return self.deny_all(record, *gate)

@@ -114,3 +114,21 @@ def test_reads_name_the_sources_of_disclosing_rules_and_their_conditions() -> No
         "address.building", "address.unit", "address.room",
     }  # fmt: skip
     assert PolicySet([parse_policy(text)]).reads("online_guidance") == frozenset()
+
+
+@SETTINGS
+@given(policy_texts(), records(), consents, assignments(), nows, PERIODS)
+def test_the_compiled_fields_step_gives_the_loop_evaluation(
+    text, record, consent, assignment, now, period
+) -> None:
+    """`Plan.evaluate` runs the field loop unrolled by `compile_fields`, with shared
+    conditions evaluated once; `evaluate_loop` is the loop itself."""
+    plan = PolicySet([parse_policy(text)]).plan("prop.policy")
+    terms = agreement("active", "policy", period)
+    today = now.date()
+    compiled = plan.evaluate(record, consent, terms, assignment, today)
+    loop = plan.evaluate_loop(record, consent, terms, assignment, today)
+    assert compiled == loop
+    assert compiled.decisions == loop.decisions
+    assert dict(compiled.view) == dict(loop.view)
+    assert compiled.consent_event_ids == loop.consent_event_ids
