@@ -6,9 +6,9 @@ victim's address cannot lock her out). Tokens are 256 random bits, so the limit 
 stops guessing; it bounds the load and the log and audit noise one address can cause.
 
 The count is a sliding minute estimated from two fixed one-minute windows (the previous one
-weighted by how much of it still lies within the last 60 seconds), kept in
-`auth_failure_windows` so that every worker process and every instance on the database share
-it. Rows name the address's keyed reference (`client_key`: HMAC under the audit pseudonym key,
+weighted by how much of it still lies within the last 60 seconds), kept in `minute_counts`
+(counter `auth.failure`) so that every worker process and every instance on the database
+share it. Rows name the address's keyed reference (`client_key`: HMAC under the audit pseudonym key,
 so nobody holding only the database can test a guessed address, as they could with a bare
 hash of the few billion IPv4 addresses), never the address, and live about two minutes. The
 address itself is the direct peer, or the client a configured proxy names
@@ -21,15 +21,14 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from exchange.db.models import AuthFailureWindow
+from exchange.services import minute_counts
 from exchange.services.audit_access import lookup_reference
 from keys.keyring import Keyring
 
 WINDOW_SECONDS = 60
+COUNTER = "auth.failure"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,27 +42,6 @@ def client_key(keyring: Keyring, address: str) -> str:
     return lookup_reference(keyring, "auth.client", address)
 
 
-def _upsert(session: Session, key: str, window: int) -> None:
-    values = {"client": key, "window": window, "failures": 1}
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(AuthFailureWindow).values(values)
-    statement = statement.on_conflict_do_update(
-        index_elements=[AuthFailureWindow.client, AuthFailureWindow.window],
-        set_={"failures": AuthFailureWindow.failures + 1},
-    )
-    session.execute(statement)
-
-
-def _counts(session: Session, key: str, window: int) -> tuple[int, int]:
-    found = session.execute(
-        select(AuthFailureWindow.window, AuthFailureWindow.failures)
-        .where(AuthFailureWindow.client == key, AuthFailureWindow.window >= window - 1)
-    ).all()  # fmt: skip
-    rows = {int(w): int(n) for w, n in found}
-    return rows.get(window, 0), rows.get(window - 1, 0)
-
-
 def record_failure(session: Session, client: str, now: datetime, per_minute: int) -> Verdict:
     """Count one failed authentication from `client` (an address's `client_key`) and say
     whether it is over the limit (more than `per_minute` failures in the last minute, this one
@@ -73,12 +51,12 @@ def record_failure(session: Session, client: str, now: datetime, per_minute: int
     seconds = now.timestamp()
     window = math.floor(seconds / WINDOW_SECONDS)
     into = (seconds - window * WINDOW_SECONDS) / WINDOW_SECONDS  # 0 <= into < 1
-    current, previous = _counts(session, key, window)
+    current, previous = minute_counts.recent(session, COUNTER, key, window)
     weight = previous * (1.0 - into)
     if current + weight + 1 > per_minute:
         # the previous window's weight falls to zero at the end of this one
         return Verdict(True, max(1, math.ceil((1.0 - into) * WINDOW_SECONDS)))
-    _upsert(session, key, window)
+    minute_counts.bump(session, COUNTER, key, window)
     if current == 0:  # this client's first failure of the minute: forget minutes gone by
-        session.execute(delete(AuthFailureWindow).where(AuthFailureWindow.window < window - 1))
+        minute_counts.forget_before(session, COUNTER, window - 1)
     return Verdict(False, 0)

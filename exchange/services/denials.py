@@ -5,10 +5,10 @@ own transaction, so it commits although the request fails.
   details name the reason (`auth.reason`: missing, malformed, unknown, expired, revoked,
   certificate_mismatch, ...), the route template and, when a token was presented, its keyed
   reference (`token.ref`: the audit pseudonym key over the token, never the token or its
-  hash). Rate-limited through `auth_denial_windows`, shared by every process: at most one
-  entry per presented token (or per reason, without one) per minute, and at most
-  `AUDITED_PER_MINUTE` in all per minute; each entry counts the refusals of its minute so
-  far (`window.denials`), and the metric `auth_failures` counts every one.
+  hash). Rate-limited through `minute_counts` (counter `auth.denied`), shared by every
+  process: at most one entry per presented token (or per reason, without one) per minute,
+  and at most `AUDITED_PER_MINUTE` in all per minute; each entry counts the refusals of its
+  minute so far (`window.denials`), and the metric `auth_failures` counts every one.
 - `access.denied` (403): an authenticated principal refused; the actor is the principal, the
   details the route template and the reason code (`role_not_permitted`, `not_permitted`,
   ...). Not rate-limited: a principal's refusals are few and each one is worth reading.
@@ -22,13 +22,11 @@ import re
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import delete
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from audit.entry import Actor, AuditEntry, DetailValue, Outcome
-from exchange.db import models as m
 from exchange.identity import CLIENT_REQUEST_DETAIL, Acting
+from exchange.services import minute_counts
 from exchange.services.audit_access import lookup_reference, record
 from exchange.services.auditing import SqlAuditSink
 from exchange.services.auditing import append as audit_append
@@ -57,16 +55,7 @@ def token_reference(keyring: Keyring, token: str) -> str:
 
 def _bump(session: Session, key: str, window: int) -> int:
     """Count one refusal for `key` in `window`; the count so far (atomic across processes)."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    row = m.AuthDenialWindow
-    statement = (
-        insert(row)
-        .values(key=key, window=window, count=1)
-        .on_conflict_do_update(index_elements=["key", "window"], set_={"count": row.count + 1})
-        .returning(row.count)
-    )  # fmt: skip
-    return int(session.execute(statement).scalar_one())
+    return minute_counts.bump(session, AUTH_DENIED, key, window)
 
 
 def record_unauthenticated(
@@ -85,8 +74,7 @@ def record_unauthenticated(
     ref = token_reference(keyring, token) if token else None
     total = _bump(session, _ALL, window)
     if total == 1:  # the first refusal of a minute clears counts nobody reads any more
-        session.execute(delete(m.AuthDenialWindow).where(
-            m.AuthDenialWindow.window < window - _KEEP_WINDOWS))  # fmt: skip
+        minute_counts.forget_before(session, AUTH_DENIED, window - _KEEP_WINDOWS)
     mine = _bump(session, f"token:{ref}" if ref else f"reason:{reason}", window)
     if mine > 1 or total > AUDITED_PER_MINUTE:
         return False

@@ -67,7 +67,7 @@ def _forget_failures(h: Harness) -> None:
     """The failed-authentication limiter would answer 429 after a few refusals from the test
     client's one address; that limiter has its own tests (test_auth_limiter)."""
     with unit_of_work(h.factory) as session:
-        session.execute(delete(m.AuthFailureWindow))
+        session.execute(delete(m.MinuteCount).where(m.MinuteCount.counter == "auth.failure"))
 
 
 def _denied_entries(h: Harness) -> int:

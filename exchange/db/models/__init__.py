@@ -3,14 +3,13 @@
 from exchange.db.models.agreement import Agreement, AgreementPurpose
 from exchange.db.models.api_token import ApiToken
 from exchange.db.models.assignment import Assignment, Booking
-from exchange.db.models.auth_limit import AuthFailureWindow
 from exchange.db.models.community import Community
 from exchange.db.models.consent import ConsentEvent
 from exchange.db.models.console import ConsoleAccount, ConsoleSession, LoginEvent
 from exchange.db.models.contractor import Contractor, ContractorKey
-from exchange.db.models.denial import AuthDenialWindow
 from exchange.db.models.feed import FeedCounter, Tombstone
 from exchange.db.models.key_ops import BlindIndexMarker, KeyJob, PseudonymRemap
+from exchange.db.models.minute_counts import MinuteCount
 from exchange.db.models.office import FixedSetting
 from exchange.db.models.policy import PublishedPolicy
 from exchange.db.models.principal import Principal, principal_communities
@@ -24,8 +23,6 @@ __all__ = [
     "AgreementPurpose",
     "ApiToken",
     "Assignment",
-    "AuthDenialWindow",
-    "AuthFailureWindow",
     "BlindIndexMarker",
     "Booking",
     "Child",
@@ -40,6 +37,7 @@ __all__ = [
     "KeyJob",
     "LoginEvent",
     "MaternalEpisode",
+    "MinuteCount",
     "Principal",
     "PseudonymRemap",
     "PublishedPolicy",

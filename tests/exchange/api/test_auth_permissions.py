@@ -190,5 +190,5 @@ def test_failure_limit_is_a_sliding_minute(session_factory: sessionmaker[Session
         assert record_failure(session, "192.0.2.1", half, 2).limited
         later = start + timedelta(seconds=185)  # two minutes on, nothing weighs
         assert not record_failure(session, "192.0.2.1", later, 2).limited
-        assert session.scalar(select(func.min(m.AuthFailureWindow.window))) >= (
+        assert session.scalar(select(func.min(m.MinuteCount.window))) >= (
             int(later.timestamp()) // 60 - 1)  # minutes gone by are deleted

@@ -1,6 +1,6 @@
-"""Counts of refused authentications per minute (issue 14, finding 9): every 401 is audited,
-at most once per presented token per minute and a bounded number per minute in all, counted
-in the database so several processes share the bound.
+"""Counts per minute shared by every process (issue 14, findings 3 and 9): the
+failed-authentication limiter (per client address, keyed) and the bound on audited 401s (per
+presented token, keyed, and in all).
 
 Revision ID: 0010
 Revises: 0009
@@ -22,13 +22,14 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.create_table(
-        "auth_denial_windows",
+        "minute_counts",
+        sa.Column("counter", sa.String(length=32), nullable=False),
         sa.Column("key", sa.String(length=96), nullable=False),
         sa.Column("window", sa.BigInteger(), nullable=False),
         sa.Column("count", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint("key", "window", name=op.f("pk_auth_denial_windows")),
+        sa.PrimaryKeyConstraint("counter", "key", "window", name=op.f("pk_minute_counts")),
     )
 
 
 def downgrade() -> None:
-    op.drop_table("auth_denial_windows")
+    op.drop_table("minute_counts")
