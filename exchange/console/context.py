@@ -25,6 +25,7 @@ from exchange.console.i18n import N_
 from exchange.console.security import cookie_name, secure_cookies
 from exchange.db.engine import CommitThenRaise, unit_of_work
 from exchange.identity import OFFICE_ROLES, Acting, Identity
+from exchange.routes import route_template
 from exchange.services.accounts import LoginPolicy
 from exchange.services.web_sessions import ActiveSession, SessionPolicy, resolve
 from exchange.settings import Settings
@@ -49,10 +50,9 @@ def refuse(page: Page, title: str, reason: str = "role_not_permitted",
            detail: str = "") -> AuditedPageError:  # fmt: skip
     """Audit a signed-in user's 403 (principal, route template, reason code) in the page's
     unit of work, which commits it although the page fails; raise what this returns."""
-    from exchange.api.denials import route_of  # noqa: PLC0415  (the one reading of a route)
     from exchange.services.denials import record_forbidden  # noqa: PLC0415
 
-    record_forbidden(page.db, page.acting, route_of(page.request), reason)
+    record_forbidden(page.db, page.acting, route_template(page.request.scope), reason)
     return AuditedPageError(403, title, detail)
 
 
