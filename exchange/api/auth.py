@@ -66,18 +66,20 @@ def client_address(request: Request) -> str:
 
 def _deny(request: Request, reason: str, token: str | None = None) -> Problem:
     state = request.app.state
-    audit_unauthenticated(request, reason, token)  # rate-limited; never the token
     verdict = state.failure_limiter.record_failure(request)
     state.metrics.auth_failures.labels(reason).inc()
     _log.warning("auth_denied", reason=reason, client=client_address(request),
                  route=route_template(request.scope), limited=verdict.limited)
     if verdict.limited:
+        # answered 429, not 401, and without a write: a flood of bad tokens from one
+        # address costs the database reads only (its first failures were audited)
         return Problem(
             429,
             "too-many-requests",
             "too many failed authentications; retry later",
             headers={"Retry-After": str(verdict.retry_after)},
         )
+    audit_unauthenticated(request, reason, token)  # rate-limited; never the token
     if reason == "certificate_mismatch":  # RFC 6750 error code for a token used out of bounds
         return Problem(401, "invalid-token", "this token is bound to another client certificate",
                        headers={"WWW-Authenticate": 'Bearer realm="exchange", '

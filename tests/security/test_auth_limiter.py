@@ -108,3 +108,26 @@ def test_the_count_keeps_no_address_in_clear(h: Harness) -> None:
     for prefix in (b"", b"exchange/auth-failure-client/v1\x00"):
         bare = hashlib.sha256(prefix + OUTSIDER.encode()).hexdigest()
         assert bare not in stored and bare[:20] not in stored
+
+
+def test_a_flood_past_the_limit_writes_nothing(h: Harness) -> None:
+    """Answered 429 (not 401), an over-the-limit failure neither counts nor audits: the flood
+    costs the database reads only."""
+    from sqlalchemy import text
+
+    outsider = _client(h, OUTSIDER)
+    for _ in range(LIMIT):
+        assert outsider.get("/v1/session", headers=BAD).status_code == 401
+
+    def written() -> list[tuple[object, ...]]:
+        with h.factory() as session:
+            counts = session.execute(text(
+                "SELECT * FROM minute_counts ORDER BY 1, 2, 3")).all()
+            size = session.execute(text("SELECT size FROM audit_head")).scalar_one()
+        return [*map(tuple, counts), ("audit", size)]
+
+    before = written()
+    for i in range(10):
+        flood = {"Authorization": f"Bearer exq_flood-{i}"}
+        assert outsider.get("/v1/session", headers=flood).status_code == 429
+    assert written() == before
